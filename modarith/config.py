@@ -1,0 +1,169 @@
+"""Run configuration: one training run of one model on one modular-arithmetic task.
+
+A :class:`RunConfig` is the *identity* of a run: the results store keys every record by
+:func:`run_id`, a stable hash of all fields. Fields that do not change the numbers (the
+device, progress bars) are deliberately not part of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+MODELS = ("gpt", "lstm")
+OPERATORS = ("+", "-", "*", "/")
+ORDERS = (2, 3)
+PRECISIONS = ("fp32", "bf16")
+NON_LINEARITIES = ("gelu", "relu", "tanh", "sigmoid", "leaky_relu")
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % k for k in range(2, math.isqrt(n) + 1))
+
+
+def _bad(field: str, value, accepted: str) -> ValueError:
+    return ValueError(f"RunConfig.{field} = {value!r} is invalid: expected {accepted}")
+
+
+def n_equations(p: int, operator: str, order: int) -> int:
+    """Number of distinct equations of one order (p^order; p·(p-1)^(order-1) for '/')."""
+    if operator == "/":
+        return p * (p - 1) ** (order - 1)
+    return p**order
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines the numbers of one run (SPEC defaults)."""
+
+    model: str = "gpt"  # architecture: "gpt" (post-norm decoder) or "lstm" (LSTMLM)
+    p: int = 31  # modulus of Z/pZ; the vocabulary has p + 5 tokens
+    operator: str = "+"  # one of + - * / ('/' means a = b·c mod p, needs p prime)
+    orders: tuple[int, ...] = (2,)  # equation orders: (2,) binary, (3,) ternary, (2, 3) mixed
+    r_train: float = 0.5  # fraction of equations used for training, in (0, 1)
+    seed: int = 0  # seeds the data split, the initialisation and the batch shuffles
+    num_layers: int = 2  # L: LSTM layers or decoder blocks
+    d_model: int = 128  # d: embedding size = hidden size (LSTM) = model width (GPT)
+    num_heads: int = 4  # attention heads (GPT only); d_model must be divisible by it
+    multiplier: int = 4  # FFN width multiplier m (GPT only): d -> m·d -> d
+    dropout: float = 0.0  # dropout probability in [0, 1)
+    non_linearity: str = "gelu"  # FFN activation (GPT only)
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 1.0  # AdamW decoupled weight decay, applied to every parameter
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.999  # AdamW second-moment decay
+    eps: float = 1e-8  # AdamW denominator epsilon
+    clip_norm: float = 1.0  # gradient clipping: max global ℓ2 norm per run
+    batch_size: int = 512  # B: training batch; the whole training set when N_train <= B
+    steps: int = 10_001  # T: optimizer updates, rounded up to whole epochs
+    eval_dense: int = 100  # evaluate at every step t <= eval_dense ...
+    eval_every: int = 100  # ... then every eval_every steps, and at the last step
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast mixed precision; off by default)
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise _bad("model", self.model, f"one of {MODELS}")
+        if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
+            raise _bad("p", self.p, "an integer >= 2")
+        if self.operator not in OPERATORS:
+            raise _bad("operator", self.operator, f"one of {OPERATORS}")
+        orders = self.orders
+        if isinstance(orders, int):
+            orders = (orders,)
+        try:
+            orders = tuple(sorted(set(int(o) for o in orders)))
+        except (TypeError, ValueError):
+            raise _bad("orders", self.orders, "a non-empty subset of (2, 3)") from None
+        if not orders or any(o not in ORDERS for o in orders):
+            raise _bad("orders", self.orders, "a non-empty subset of (2, 3)")
+        object.__setattr__(self, "orders", orders)
+        if self.operator == "/" and not _is_prime(self.p):
+            raise _bad("p", self.p, "a prime number when operator is '/' (division needs a field)")
+        if not (isinstance(self.r_train, (int, float)) and 0.0 < self.r_train < 1.0):
+            raise _bad("r_train", self.r_train, "a number strictly between 0 and 1")
+        object.__setattr__(self, "r_train", float(self.r_train))
+        for name, low in (("seed", 0), ("num_layers", 1), ("d_model", 1), ("num_heads", 1),
+                          ("multiplier", 1), ("batch_size", 1), ("steps", 1), ("eval_dense", 0),
+                          ("eval_every", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise _bad(name, v, f"an integer >= {low}")
+        if self.model == "gpt" and self.d_model % self.num_heads:
+            raise _bad("d_model", self.d_model,
+                       f"a multiple of num_heads = {self.num_heads} (d_model % num_heads == 0)")
+        if self.non_linearity not in NON_LINEARITIES:
+            raise _bad("non_linearity", self.non_linearity, f"one of {NON_LINEARITIES}")
+        for name, lo, hi, closed_hi in (("dropout", 0.0, 1.0, False), ("beta1", 0.0, 1.0, False),
+                                        ("beta2", 0.0, 1.0, False)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not (lo <= v < hi):
+                raise _bad(name, v, f"a number in [{lo}, {hi})")
+            object.__setattr__(self, name, float(v))
+        for name in ("lr", "eps", "clip_norm"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+                raise _bad(name, v, "a finite number > 0")
+            object.__setattr__(self, name, float(v))
+        wd = self.weight_decay
+        if not isinstance(wd, (int, float)) or not (wd >= 0 and math.isfinite(wd)):
+            raise _bad("weight_decay", wd, "a finite number >= 0")
+        object.__setattr__(self, "weight_decay", float(wd))
+        if self.precision not in PRECISIONS:
+            raise _bad("precision", self.precision, f"one of {PRECISIONS}")
+
+    # ---- derived quantities -------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        """V = p numbers + operator + '=' + BOS + EOS + PAD."""
+        return self.p + 5
+
+    @property
+    def seq_len(self) -> int:
+        """S: source/target length (6 binary only, 8 with ternary equations)."""
+        return 6 if self.orders == (2,) else 8
+
+    @property
+    def n_train(self) -> int:
+        """N_train = round(r_train · N), stratified per order."""
+        return sum(round(self.r_train * n_equations(self.p, self.operator, o)) for o in self.orders)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(self.n_train / self.batch_size))
+
+    @property
+    def total_steps(self) -> int:
+        """T rounded up to whole epochs."""
+        spe = self.steps_per_epoch
+        return math.ceil(self.steps / spe) * spe
+
+    def eval_steps(self) -> list[int]:
+        """Evaluation schedule: 0..eval_dense, every eval_every, and the last step."""
+        T = self.total_steps
+        s = set(range(0, min(self.eval_dense, T) + 1)) | set(range(0, T + 1, self.eval_every))
+        s.add(T)
+        return sorted(s)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["orders"] = list(self.orders)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown RunConfig field(s) {sorted(unknown)}; accepted: {sorted(known)}")
+        d = dict(d)
+        if "orders" in d:
+            d["orders"] = tuple(d["orders"])
+        return cls(**d)
+
+
+def run_id(config: RunConfig) -> str:
+    """Stable identity of a run: sha256 of the canonical JSON of every field."""
+    blob = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -1,0 +1,442 @@
+"""Training engine: a list of run configs in, a list of records out.
+
+Runs that share an architecture, batch size and schedule train together as one *group*:
+their parameters are stacked into one flat tensor ``(K, P)``, the forward/backward pass is
+``torch.vmap`` over ``torch.func.grad`` of a functional call of one template module, and
+AdamW + gradient clipping are applied per run with per-run learning rate and weight decay.
+Data, splits, batch indices and the metrics history stay on the device; the host only reads
+the history at the end (and at checkpoints / progress-bar updates, every ``eval_every`` steps).
+
+A group of one is the simple case; a group of K gives the same numbers as K groups of one
+(up to float rounding of batched matmuls) — ``tests/test_engine.py`` checks it.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad_and_value
+
+from . import __version__
+from .config import RunConfig, run_id
+from .data import make_dataset, split_indices
+from .metrics import get_loss_and_accuracy, summarize
+from .store import Record, Store, atomic_torch_save
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# devices, models, grouping
+# ---------------------------------------------------------------------------------------------
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> cuda, then mps, then cpu. Unknown or unavailable devices raise ValueError."""
+    if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
+        raise ValueError(f"device = {device!r} is invalid: expected one of {DEVICES}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device = {device!r} is not available on this machine: use 'cpu' or 'auto'")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device = 'mps' is not available on this machine: use 'cpu' or 'auto'")
+    return device
+
+
+def build_model(config: RunConfig) -> nn.Module:
+    """The model a config describes, freshly initialised from the global RNG."""
+    from .models import GPT, LSTMLM
+
+    pad = config.p + 4  # PAD is the last token of the vocabulary
+    if config.model == "gpt":
+        return GPT(num_heads=config.num_heads, num_layers=config.num_layers,
+                   embedding_size=config.d_model, vocabulary_size=config.vocab_size,
+                   sequence_length=config.seq_len, multiplier=config.multiplier,
+                   dropout=config.dropout, non_linearity=config.non_linearity, padding_index=pad)
+    return LSTMLM(vocabulary_size=config.vocab_size, embedding_size=config.d_model,
+                  hidden_size=config.d_model, num_layers=config.num_layers,
+                  dropout=config.dropout, padding_index=pad)
+
+
+def init_model(config: RunConfig) -> nn.Module:
+    """``build_model`` with the initialisation seeded by ``config.seed`` (device independent)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return build_model(config)
+
+
+# Fields that may differ between runs of one vectorised group; everything else must match.
+PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps")
+
+
+def group_key(config: RunConfig) -> tuple:
+    """Runs with equal keys train together (same architecture, batch size and schedule)."""
+    d = config.to_dict()
+    for f in PER_RUN_FIELDS:
+        d.pop(f)
+    d["orders"] = tuple(d["orders"])
+    return tuple(sorted(d.items())) + (("total_steps", config.total_steps),)
+
+
+def group_configs(configs: list[RunConfig], max_group_size: int | None = None) -> list[list[RunConfig]]:
+    """Partition configs into vectorised groups (order preserved, chunks of max_group_size)."""
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in configs:
+        groups.setdefault(group_key(c), []).append(c)
+    out = []
+    for g in groups.values():
+        n = max_group_size or len(g)
+        out.extend(g[i:i + n] for i in range(0, len(g), n))
+    return out
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Library version plus the git commit of the source tree when available."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except Exception:
+        sha = ""
+    return f"{__version__}+g{sha}" if sha else __version__
+
+
+# ---------------------------------------------------------------------------------------------
+# one vectorised group
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class _Flat:
+    """Layout of a model's parameters inside one flat vector."""
+
+    names: list[str]
+    shapes: list[torch.Size]
+    sizes: list[int]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> _Flat:
+        named = list(model.named_parameters())
+        return cls([n for n, _ in named], [p.shape for _, p in named], [p.numel() for _, p in named])
+
+    def flatten(self, model: nn.Module) -> torch.Tensor:
+        params = dict(model.named_parameters())
+        return torch.cat([params[n].detach().reshape(-1) for n in self.names])
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        # split (one cat in backward), then view each chunk in its shape
+        chunks = torch.split(flat, self.sizes, dim=-1)
+        return {n: c.view(*c.shape[:-1], *s) for n, c, s in zip(self.names, chunks, self.shapes)}
+
+
+def _shuffle_perm(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """Permutation of the training set for (run seed, epoch): a pure function, so resumed or
+    regrouped runs draw exactly the same batches."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63 - 1))
+    return torch.randperm(n, generator=g)
+
+
+class GroupTrainer:
+    """Trains K configs that share a :func:`group_key` as one vectorised computation."""
+
+    def __init__(self, configs: list[RunConfig], device: str = "cpu"):
+        keys = {group_key(c) for c in configs}
+        if len(keys) != 1:
+            raise ValueError("GroupTrainer needs configs with one group_key; use group_configs()")
+        self.configs = configs
+        self.device = device = torch.device(device)
+        c0 = configs[0]
+        self.K = K = len(configs)
+        self.T = c0.total_steps
+        self.eval_steps = c0.eval_steps()
+        self.run_ids = [run_id(c) for c in configs]
+
+        # ---- data: one dataset, K splits, everything resident on the device ----------------
+        ds = make_dataset(c0.p, c0.operator, c0.orders)
+        self.X = ds.source.to(device)  # (N, S)
+        self.Y = ds.target.to(device)  # (N, S)
+        self.EQ = ds.eq_positions.to(device)  # (N,)
+        self.M = ds.mask.to(device)  # (N, S)
+        N = len(ds)
+        self.train_idx = []
+        train_mask = torch.zeros(K, N)
+        for k, c in enumerate(configs):
+            tr, _ = split_indices(ds, c.r_train, c.seed)
+            assert len(tr) == c.n_train, (len(tr), c.n_train)
+            self.train_idx.append(tr)
+            train_mask[k, tr] = 1.0
+        self.train_mask = train_mask.to(device)  # (K, N)
+        self.val_mask = (1.0 - train_mask).to(device)  # (K, N)
+        self.metric_names = ["train_loss", "train_acc", "val_loss", "val_acc"]
+        order_masks = []
+        if len(c0.orders) > 1:
+            for o in c0.orders:
+                om = (ds.orders == o).float().to(device)
+                order_masks.append(om)
+                self.metric_names += [f"train_loss_o{o}", f"train_acc_o{o}",
+                                      f"val_loss_o{o}", f"val_acc_o{o}"]
+        self.order_masks = order_masks
+        self.metric_names.append("param_norm")
+
+        # ---- batches: full batch when N_train <= B (static), else per-epoch reshuffles ------
+        B = c0.batch_size
+        self.spe = [c.steps_per_epoch for c in configs]
+        self.full_batch = all(s == 1 for s in self.spe)
+        self.Bmax = min(B, max(c.n_train for c in configs))
+        if self.full_batch:
+            idx = torch.zeros(K, self.Bmax, dtype=torch.long)
+            w = torch.zeros(K, self.Bmax)
+            for k, tr in enumerate(self.train_idx):
+                idx[k, : len(tr)] = tr
+                w[k, : len(tr)] = 1.0
+            self._static_batch = self._gather(idx.to(device), w.to(device))
+        self._perm_cache: dict[int, tuple[int, torch.Tensor]] = {}
+
+        # ---- parameters: K models (seeded init on the CPU), stacked into (K, P) -------------
+        models = [init_model(c) for c in configs]
+        self.template = models[0].to(device)
+        self.layout = _Flat.of(self.template)
+        self.flat = torch.stack([self.layout.flatten(m) for m in models]).to(device)  # (K, P)
+        self.buffers = {n: b for n, b in self.template.named_buffers()}
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
+        self.step = 0
+        col = lambda f: torch.tensor([float(getattr(c, f)) for c in configs], device=device)[:, None]  # noqa: E731
+        self.lr, self.wd, self.clip = col("lr"), col("weight_decay"), col("clip_norm")
+        self.beta1, self.beta2, self.eps = c0.beta1, c0.beta2, c0.eps
+        self.hist = torch.full((K, len(self.eval_steps), len(self.metric_names)), float("nan"),
+                               device=device)
+        self.n_evals_done = 0
+        self.autocast = c0.precision == "bf16"
+        randomness = "different" if c0.dropout > 0 else "error"
+        self._vgrad = torch.vmap(grad_and_value(self._loss, has_aux=True), randomness=randomness)
+        self._veval = torch.vmap(self._eval_one, in_dims=(0, 0, 0))
+
+    # ---- functional pieces (per run; vmapped over K) ------------------------------------------
+    def _forward(self, flat_k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        params = self.layout.unflatten(flat_k)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = functional_call(self.template, (params, self.buffers), (x,))[0]
+        return logits.float()  # (B, S, V)
+
+    def _loss(self, flat_k, x, y, eq, m, w):
+        logits = self._forward(flat_k, x)
+        loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="mean", sample_weight=w)
+        return loss, acc
+
+    def _eval_one(self, flat_k, train_mask, val_mask):
+        logits = self._forward(flat_k, self.X)  # (N, S, V)
+        loss, acc = get_loss_and_accuracy(logits, self.Y, self.EQ, self.M, reduction="none")
+        out = []
+        masks = [(train_mask, val_mask)] + [(train_mask * om, val_mask * om) for om in self.order_masks]
+        for tm, vm in masks:
+            for mask in (tm, vm):
+                n = mask.sum().clamp(min=1.0)
+                out += [(loss * mask).sum() / n, (acc * mask).sum() / n]
+        out.append(torch.linalg.vector_norm(flat_k))
+        return torch.stack(out)
+
+    def _gather(self, idx: torch.Tensor, w: torch.Tensor):
+        return self.X[idx], self.Y[idx], self.EQ[idx], self.M[idx], w
+
+    def _batch(self, t: int):
+        """Batch for update number t (0-based): (x, y, eq, mask, weight), each (K, Bmax, ...)."""
+        if self.full_batch:
+            return self._static_batch
+        K, B = self.K, self.configs[0].batch_size
+        idx = torch.zeros(K, self.Bmax, dtype=torch.long)
+        w = torch.zeros(K, self.Bmax)
+        for k, c in enumerate(self.configs):
+            epoch, j = divmod(t, self.spe[k])
+            cached = self._perm_cache.get(k)
+            if cached is None or cached[0] != epoch:
+                perm = self.train_idx[k][_shuffle_perm(c.seed, epoch, c.n_train)]
+                self._perm_cache[k] = cached = (epoch, perm)
+            chunk = cached[1][j * B:(j + 1) * B]
+            idx[k, : len(chunk)] = chunk
+            w[k, : len(chunk)] = 1.0
+        return self._gather(idx.to(self.device, non_blocking=True), w.to(self.device, non_blocking=True))
+
+    # ---- training ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> None:
+        """Evaluate every run on its full train and validation sets; store in the history."""
+        self.hist[:, self.n_evals_done] = self._veval(self.flat, self.train_mask, self.val_mask)
+        self.n_evals_done += 1
+
+    def update(self) -> None:
+        """One AdamW update of every run (per-run clipping, lr and weight decay)."""
+        x, y, eq, m, w = self._batch(self.step)
+        g, _ = self._vgrad(self.flat, x, y, eq, m, w)  # (K, P)
+        with torch.no_grad():
+            gnorm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # (K, 1)
+            g.mul_((self.clip / (gnorm + 1e-6)).clamp(max=1.0))
+            self.step += 1
+            b1, b2 = self.beta1, self.beta2
+            self.flat.mul_(1.0 - self.lr * self.wd)
+            self.exp_avg.lerp_(g, 1.0 - b1)
+            self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+            bc1 = 1.0 - b1**self.step
+            bc2_sqrt = math.sqrt(1.0 - b2**self.step)
+            denom = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(self.eps)
+            self.flat.sub_(self.exp_avg / denom * (self.lr / bc1))
+
+    def run(self, progress: bool = True, checkpoint: Path | None = None,
+            checkpoint_every: int | None = None, checkpoint_interval_s: float = 60.0,
+            desc: str | None = None) -> None:
+        """Train to the last step, evaluating on schedule; checkpoint and resume if asked."""
+        from tqdm.auto import tqdm
+
+        if checkpoint is not None and checkpoint.exists():
+            self.load_state(checkpoint)
+        eval_set = self.eval_steps
+        next_eval = self.n_evals_done
+        c0 = self.configs[0]
+        desc = desc or f"{c0.model} L={c0.num_layers} d={c0.d_model} ×{self.K}"
+        bar = tqdm(total=self.T, initial=self.step, desc=desc, disable=not progress,
+                   mininterval=1.0, dynamic_ncols=True)
+        last_ckpt = time.monotonic()
+        try:
+            while True:
+                if next_eval < len(eval_set) and eval_set[next_eval] == self.step:
+                    self.evaluate()
+                    next_eval += 1
+                    if self.step % c0.eval_every == 0 and self.step > 0:
+                        if progress:
+                            va = self.hist[:, next_eval - 1, self.metric_names.index("val_acc")]
+                            bar.set_postfix(val_acc=f"{va.mean().item():.3f}", refresh=False)
+                        due = (checkpoint_every is not None and self.step % checkpoint_every == 0) or (
+                            checkpoint_every is None
+                            and time.monotonic() - last_ckpt >= checkpoint_interval_s)
+                        if checkpoint is not None and due and self.step < self.T:
+                            self.save_state(checkpoint)
+                            last_ckpt = time.monotonic()
+                if self.step >= self.T:
+                    break
+                self.update()
+                bar.update(1)
+        finally:
+            bar.close()
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "run_ids": self.run_ids, "step": self.step,
+                "n_evals_done": self.n_evals_done, "flat": self.flat.cpu(),
+                "exp_avg": self.exp_avg.cpu(), "exp_avg_sq": self.exp_avg_sq.cpu(),
+                "hist": self.hist.cpu(), "torch_rng": torch.get_rng_state()}
+
+    def save_state(self, path: Path) -> None:
+        atomic_torch_save(self.state(), path)
+
+    def load_state(self, path: Path) -> None:
+        s = torch.load(path, map_location="cpu", weights_only=True)
+        if s.get("format") != CHECKPOINT_FORMAT or s.get("run_ids") != self.run_ids:
+            raise ValueError(f"checkpoint {path} belongs to another group or format")
+        dev = self.device
+        self.step, self.n_evals_done = int(s["step"]), int(s["n_evals_done"])
+        self.flat = s["flat"].to(dev)
+        self.exp_avg, self.exp_avg_sq = s["exp_avg"].to(dev), s["exp_avg_sq"].to(dev)
+        self.hist = s["hist"].to(dev)
+        torch.set_rng_state(s["torch_rng"])
+
+    # ---- results -----------------------------------------------------------------------------
+    def state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        """Final weights of run k, as a plain state_dict of the model class."""
+        sd = {n: t.detach().clone().cpu() for n, t in self.layout.unflatten(self.flat[k]).items()}
+        sd.update({n: b.detach().clone().cpu() for n, b in self.buffers.items()})
+        return sd
+
+    def records(self, wall_time_s: float) -> list[Record]:
+        hist = self.hist.cpu()
+        out = []
+        for k, c in enumerate(self.configs):
+            h = {"step": list(self.eval_steps)}
+            for j, name in enumerate(self.metric_names):
+                h[name] = [float(v) for v in hist[k, :, j]]
+            meta = {"version": code_version(), "torch": torch.__version__, "device": str(self.device),
+                    "wall_time_s": wall_time_s / self.K, "group_wall_time_s": wall_time_s,
+                    "group_size": self.K, "created": datetime.now(timezone.utc).isoformat()}
+            out.append(Record(self.run_ids[k], c, h, summarize(h), meta))
+        return out
+
+
+def group_id(configs: list[RunConfig]) -> str:
+    import hashlib
+
+    return hashlib.sha256("|".join(run_id(c) for c in configs).encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------------------------------------
+# public entry points
+# ---------------------------------------------------------------------------------------------
+def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "results",
+          device: str = "auto", force: bool = False, progress: bool = True,
+          max_group_size: int | None = None, checkpoint_every: int | None = None,
+          checkpoint_interval_s: float = 60.0) -> list[Record]:
+    """Train what is missing from the store, load the rest; return records in input order.
+
+    ``results=None`` trains in memory without storing anything.
+    """
+    if isinstance(configs, RunConfig):
+        configs = [configs]
+    configs = list(configs)
+    bad = [c for c in configs if not isinstance(c, RunConfig)]
+    if bad:
+        raise ValueError(f"configs must be RunConfig instances, got {type(bad[0]).__name__}")
+    device = resolve_device(device)
+    store = Store(results) if results is not None else None
+    found: dict[str, Record] = {}
+    todo: list[RunConfig] = []
+    for c in configs:
+        rid = run_id(c)
+        if rid in found or any(run_id(t) == rid for t in todo):
+            continue
+        rec = None if (force or store is None) else store.get(c)
+        if rec is not None:
+            found[rid] = rec
+        else:
+            todo.append(c)
+    for group in group_configs(todo, max_group_size):
+        for rec, sd in train_group(group, device, progress, store, checkpoint_every,
+                                   checkpoint_interval_s):
+            found[rec.run_id] = rec
+    return [found[run_id(c)] for c in configs]
+
+
+def train_group(configs: list[RunConfig], device: str = "cpu", progress: bool = True,
+                store: Store | None = None, checkpoint_every: int | None = None,
+                checkpoint_interval_s: float = 60.0) -> list[tuple[Record, dict]]:
+    """Train one vectorised group; store each record (and weights) when a store is given."""
+    t0 = time.perf_counter()
+    trainer = GroupTrainer(configs, device)
+    ckpt = store.checkpoints / f"{group_id(configs)}.pt" if store is not None else None
+    trainer.run(progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every,
+                checkpoint_interval_s=checkpoint_interval_s)
+    wall = time.perf_counter() - t0
+    out = []
+    for k, rec in enumerate(trainer.records(wall)):
+        sd = trainer.state_dict(k)
+        if store is not None:
+            store.put(rec, sd)
+        out.append((rec, sd))
+    if ckpt is not None and ckpt.exists():
+        ckpt.unlink()
+    return out
+
+
+def load_model(config_or_record, results: str | Path = "results", device: str = "cpu") -> nn.Module:
+    """A stored run's final model, in eval mode, weights loaded with weights_only=True."""
+    cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
+    model = build_model(cfg)
+    model.load_state_dict(Store(results).load_weights(cfg))
+    return model.to(resolve_device(device)).eval()

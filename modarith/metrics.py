@@ -1,0 +1,181 @@
+"""Right-hand-side loss and accuracy, and summary statistics of training histories.
+
+SPEC "Loss and accuracy": RHS(y) = target positions strictly after ``=`` that are not ``PAD``
+(the result token and ``EOS``). Loss = mean over samples of the mean NLL over that sample's RHS
+tokens; a sample is correct only if every RHS token is the argmax.
+
+SPEC "Summary statistics": best values over t ≤ T_max (min loss, max accuracy), t_f = first
+step reaching the best value, Δt = t_f(val) − t_f(train).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REDUCTIONS = ("mean", "sum", "none")
+_PER_ORDER = re.compile(r"^(train|val)_(loss|acc)_o(\d+)$")
+
+
+def get_loss_and_accuracy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    eq_positions: torch.Tensor,
+    mask: torch.Tensor,
+    reduction: str = "mean",
+    sample_weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and accuracy on the right-hand side of each equation.
+
+    logits (B, S, V), targets (B, S) int64, eq_positions (B,) int64, mask (B, S) (1 real, 0 PAD).
+    reduction: ``"mean"`` (over samples), ``"sum"`` (over samples) or ``"none"`` (per-sample
+    tensors of shape (B,)). ``sample_weight`` (B,) float in {0, 1} (e.g. 0 on padding rows of a
+    padded batch) turns ``mean`` into the weighted mean and ``sum`` into the weighted sum;
+    ``none`` returns the unweighted per-sample values. A sample without RHS tokens has loss 0
+    and accuracy 1. Half-precision logits are upcast to float32. Pure tensor ops, so it works
+    under ``torch.vmap``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if logits.dim() != 3:
+        raise ValueError(f"logits must have shape (B, S, V), got {tuple(logits.shape)}")
+    if tuple(targets.shape) != tuple(logits.shape[:2]) or tuple(mask.shape) != tuple(targets.shape):
+        raise ValueError(
+            f"targets and mask must have shape {tuple(logits.shape[:2])} (B, S), got "
+            f"{tuple(targets.shape)} and {tuple(mask.shape)}"
+        )
+    if tuple(eq_positions.shape) != tuple(logits.shape[:1]):
+        raise ValueError(
+            f"eq_positions must have shape ({logits.shape[0]},), got {tuple(eq_positions.shape)}"
+        )
+    if sample_weight is not None and tuple(sample_weight.shape) != tuple(logits.shape[:1]):
+        raise ValueError(
+            f"sample_weight must have shape ({logits.shape[0]},), got {tuple(sample_weight.shape)}"
+        )
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+
+    S = logits.shape[1]
+    positions = torch.arange(S, device=logits.device)  # (S,)
+    after_eq = positions.unsqueeze(0) > eq_positions.unsqueeze(1)  # (B, S)
+    rhs = after_eq.to(logits.dtype) * (mask > 0).to(logits.dtype)  # (B, S)
+    n_rhs = rhs.sum(dim=1)  # (B,)
+
+    log_probs = F.log_softmax(logits, dim=-1)  # (B, S, V)
+    nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, S)
+    loss = (nll * rhs).sum(dim=1) / n_rhs.clamp_min(1.0)  # (B,)
+
+    wrong = (logits.argmax(dim=-1) != targets).to(logits.dtype) * rhs  # (B, S)
+    acc = (wrong.sum(dim=1) == 0).to(logits.dtype)  # (B,)
+
+    if reduction == "none":
+        return loss, acc
+    if sample_weight is None:
+        if reduction == "mean":
+            return loss.mean(), acc.mean()
+        return loss.sum(), acc.sum()
+    w = sample_weight.to(logits.dtype)  # (B,)
+    loss_sum, acc_sum = (loss * w).sum(), (acc * w).sum()
+    if reduction == "sum":
+        return loss_sum, acc_sum
+    denom = w.sum().clamp_min(torch.finfo(logits.dtype).tiny)
+    return loss_sum / denom, acc_sum / denom
+
+
+def best_and_tf(steps, values, mode: str, t_max: float | None = None) -> tuple[float, int | None]:
+    """Best value over entries with step ≤ ``t_max`` and the first step reaching it.
+
+    mode ``"min"`` (losses) or ``"max"`` (accuracies); ``t_max=None`` uses every entry.
+    NaN values are ignored; if all are NaN the result is ``(nan, None)``.
+    Returns plain Python ``(float, int)``.
+    """
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be one of ('min', 'max'), got {mode!r}")
+    steps_a = np.asarray(steps)
+    values_a = np.asarray(values, dtype=float)
+    if steps_a.shape != values_a.shape or steps_a.ndim != 1:
+        raise ValueError(
+            f"steps and values must be 1-D of equal length, got shapes {steps_a.shape} "
+            f"and {values_a.shape}"
+        )
+    keep = np.ones(steps_a.shape, dtype=bool) if t_max is None else steps_a <= t_max
+    if not keep.any():
+        first = steps_a.min() if steps_a.size else "none"
+        raise ValueError(f"t_max must be >= the first step ({first}), got {t_max!r}")
+    s, v = steps_a[keep], values_a[keep]
+    finite = ~np.isnan(v)
+    if not finite.any():
+        return float("nan"), None
+    best = float(np.min(v[finite]) if mode == "min" else np.max(v[finite]))
+    t_f = int(s[np.flatnonzero(v == best)[0]])
+    return best, t_f
+
+
+def _dt(t_val, t_train):
+    return None if t_val is None or t_train is None else int(t_val - t_train)
+
+
+def summarize(history: dict[str, list], t_max: float | None = None) -> dict:
+    """Summary of one run's history over steps ≤ ``t_max`` (all if None).
+
+    Keys: ``L_train, L_val`` (min loss), ``A_train, A_val`` (max accuracy), ``tf_*`` (first
+    step reaching each), ``dt_L = tf_L_val − tf_L_train``, ``dt_A = tf_A_val − tf_A_train``,
+    ``final_train_loss, final_val_loss, final_train_acc, final_val_acc`` (and
+    ``final_param_norm`` if logged) at the last step ≤ t_max, ``last_step``. Per-order keys such
+    as ``train_loss_o2`` add ``L_train_o2``, ``tf_L_train_o2``, ``A_val_o3``, ``final_val_acc_o3``
+    …, and ``dt_L_o2``/``dt_A_o2`` when both train and val are present. Plain Python values.
+    """
+    if "step" not in history:
+        raise ValueError(f"history must have a 'step' key, got keys {sorted(history)}")
+    steps = np.asarray(history["step"])
+    keep = np.ones(steps.shape, dtype=bool) if t_max is None else steps <= t_max
+    if not keep.any():
+        first = steps.min() if steps.size else "none"
+        raise ValueError(f"t_max must be >= the first step ({first}), got {t_max!r}")
+    last = int(np.flatnonzero(keep)[-1])
+
+    out: dict = {}
+    suffixes = [""]
+    for key in history:
+        m = _PER_ORDER.match(key)
+        if m and f"_o{m.group(3)}" not in suffixes:
+            suffixes.append(f"_o{m.group(3)}")
+
+    for suf in suffixes:
+        for split in ("train", "val"):
+            for metric, letter, mode in (("loss", "L", "min"), ("acc", "A", "max")):
+                key = f"{split}_{metric}{suf}"
+                if key not in history:
+                    continue
+                best, tf = best_and_tf(steps, history[key], mode, t_max)
+                out[f"{letter}_{split}{suf}"] = best
+                out[f"tf_{letter}_{split}{suf}"] = tf
+                out[f"final_{key}"] = float(history[key][last])
+        for letter in ("L", "A"):
+            tv, tt = f"tf_{letter}_val{suf}", f"tf_{letter}_train{suf}"
+            if tv in out and tt in out:
+                out[f"dt_{letter}{suf}"] = _dt(out[tv], out[tt])
+    if "param_norm" in history:
+        out["final_param_norm"] = float(history["param_norm"][last])
+    out["last_step"] = int(steps[last])
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof = 0) over seeds; one value -> std 0.0.
+
+    ``None`` entries (e.g. an undefined t_f) are dropped; all-None -> ``(nan, nan)``.
+    """
+    items = list(values)
+    if not items:
+        raise ValueError("values must hold at least one number, got an empty sequence")
+    vals = [float(v) for v in items if v is not None]
+    if not vals:
+        return math.nan, math.nan
+    arr = np.asarray(vals, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=0))

@@ -1,0 +1,79 @@
+"""The seed's closed-form parameter counts equal the modules' counts."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from torch import nn
+
+from modarith.models import GPT, LSTM, LSTMLM, Block, Decoder, MultiHeadedAttention
+from modarith.params import (
+    embedding_params,
+    non_embedding_params,
+    p_block,
+    p_decoder,
+    p_lstm,
+    p_mha,
+)
+
+
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_p_lstm_matches_module(bias):
+    for d_x, d_h, L in itertools.product([3, 16, 64], [4, 32, 128], [1, 2, 3]):
+        assert p_lstm(d_x, d_h, L, bias) == count(LSTM(d_x, d_h, L, bias=bias)), (d_x, d_h, L)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_p_mha_matches_module(bias):
+    for d, h in [(8, 1), (8, 2), (32, 4), (64, 4), (128, 8), (256, 4)]:
+        assert p_mha(d, bias) == count(MultiHeadedAttention(d, h, bias=bias)), (d, h)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_p_block_and_decoder_match_modules(bias):
+    for d, L, m in itertools.product([8, 32, 64], [1, 2, 3], [1, 2, 4]):
+        assert p_block(d, m, bias) == count(Block(d, 4, m, 0.0, bias=bias)), (d, m)
+        assert p_decoder(d, L, m, bias) == count(Decoder(d, 4, L, m, 0.0, bias=bias)), (d, L, m)
+        # the seed's expanded form
+        assert p_decoder(d, L, m, bias) == L * (d * d * (4 + 2 * m) + d * (4 * bias + 4))
+
+
+def test_seed_summary_cases():
+    d_x, d_h, L, d, m = 128, 128, 2, 128, 4
+    assert p_lstm(d_x, d_h, L, True) == 4 * d_h * (d_x + d_h + 1 + (L - 1) * (2 * d_h + 1))
+    assert p_lstm(d_x, d_h, L, False) == 4 * d_h * (d_x + d_h + (L - 1) * 2 * d_h)
+    assert p_mha(d, True) == 4 * (d * d + d) and p_mha(d, False) == 4 * d * d
+    assert p_decoder(d, L, m, True) == L * (d * d * (4 + 2 * m) + 8 * d)
+    assert p_decoder(d, L, m, False) == L * (d * d * (4 + 2 * m) + 4 * d)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_non_embedding_params_gpt(bias):
+    V, d, L = 36, 64, 2
+    model = GPT(4, L, d, V, 8, bias_attention=bias, bias_classifier=bias, padding_index=V - 1)
+    assert embedding_params(model) == V * d  # positions are a buffer, not parameters
+    assert non_embedding_params(model) == count(model) - V * d
+    assert non_embedding_params(model) == p_decoder(d, L, 4, bias) + d * V + bias * V
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_non_embedding_params_lstm(bias):
+    V, d, L = 36, 64, 3
+    model = LSTMLM(V, d, d, L, bias_lstm=bias, bias_classifier=bias)
+    assert embedding_params(model) == V * d
+    assert non_embedding_params(model) == count(model) - V * d
+    assert non_embedding_params(model) == p_lstm(d, d, L, bias) + d * V + bias * V
+
+
+def test_bad_sizes_raise():
+    with pytest.raises(ValueError, match="num_layers"):
+        p_lstm(4, 4, 0, True)
+    with pytest.raises(ValueError, match="d_model"):
+        p_mha(0, True)
+    with pytest.raises(ValueError, match="multiplier"):
+        p_decoder(8, 1, 0, True)
