@@ -1,0 +1,141 @@
+"""Command line: ``python -m modarith {train,run,list,runs}``.
+
+Every flag is validated like the config it feeds: a bad value prints a message naming the
+flag and the accepted values and exits with code 2, before anything is trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+
+from .config import RunConfig
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse already exits 2; keep its format, add help hint
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _orders(text: str) -> tuple[int, ...]:
+    return tuple(_int_list(text))
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field (``--d-model`` or ``--d_model``), plus ``--seeds``."""
+    comments = _field_comments()
+    for f in fields(RunConfig):
+        if f.name == "seed":
+            continue
+        default = f.default if f.default is not MISSING else None
+        kind = {"orders": _orders}.get(f.name, type(default))
+        flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})
+        p.add_argument(*flags, dest=f.name, type=kind, default=None,
+                       help=f"{comments.get(f.name, '')} (default {default!r})")
+    p.add_argument("--seeds", type=_int_list, default=[0, 42], help="comma-separated seeds (default 0,42)")
+
+
+def _field_comments() -> dict[str, str]:
+    import inspect
+    import re
+
+    src = inspect.getsource(RunConfig)
+    return {m.group(1): m.group(2).strip() for m in re.finditer(r"^\s+(\w+): [^=]+=.*?#(.*)$", src, re.M)}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    p.add_argument("--force", action="store_true", help="retrain even if stored")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m modarith",
+                     description="modarith: grokking in modular arithmetic (LSTM and GPT).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    t = sub.add_parser("train", help="train runs from config flags and print a summary table")
+    _add_config_flags(t)
+    _common(t)
+    r = sub.add_parser("run", help="train/load one experiment of the report and write its figures")
+    r.add_argument("experiment", help="experiment name (see `list`)")
+    r.add_argument("--profile", default="auto", help="auto|smoke|quick|full (default auto)")
+    r.add_argument("--figures", default="figures", help="figures folder (default figures/)")
+    _common(r)
+    sub.add_parser("list", help="list experiments and the runs each profile needs")
+    s = sub.add_parser("runs", help="table of all stored runs in a results folder")
+    s.add_argument("--results", default="results")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"python -m modarith: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from .engine import resolve_device
+
+    if args.command in ("train", "run"):
+        try:
+            resolve_device(args.device)
+        except ValueError as e:
+            return _fail(f"--device: {e}")
+    if args.command == "train":
+        overrides = {f.name: getattr(args, f.name) for f in fields(RunConfig)
+                     if f.name != "seed" and getattr(args, f.name) is not None}
+        try:
+            configs = [RunConfig(seed=s, **overrides) for s in args.seeds]
+        except ValueError as e:
+            flag = str(e).split("RunConfig.")[-1].split(" ")[0]
+            return _fail(f"--{flag.replace('_', '-')}: {e}")
+        from .engine import train
+
+        records = train(configs, results=args.results, device=args.device, force=args.force,
+                        progress=not args.no_progress)
+        import pandas as pd
+
+        rows = [{"run_id": r.run_id, "model": r.config.model, "seed": r.config.seed,
+                 **{k: r.summary[k] for k in ("A_train", "A_val", "tf_A_train", "tf_A_val",
+                                              "L_train", "L_val", "dt_A")}} for r in records]
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(pd.DataFrame(rows).to_string(index=False))
+        return 0
+    if args.command == "run":
+        from . import experiments
+
+        try:
+            return experiments.main_run(args.experiment, profile=args.profile, results=args.results,
+                                        device=args.device, figures=args.figures, force=args.force,
+                                        progress=not args.no_progress) or 0
+        except ValueError as e:
+            return _fail(str(e))
+    if args.command == "list":
+        from . import experiments
+
+        return experiments.main_list() or 0
+    if args.command == "runs":
+        from .store import Store
+
+        df = Store(args.results).summaries()
+        print(df.to_string(index=False) if len(df) else f"no runs stored in {args.results}")
+        return 0
+    return _fail(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
