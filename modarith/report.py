@@ -200,14 +200,31 @@ def resolve(profile: str = "auto", device: str = "auto") -> tuple[str, str]:
     return resolved_profile, resolved_device
 
 
-def notebook_settings(profile: str = "auto", device: str = "auto", results_dir: str = "../results",
-                      figures_dir: str = "../figures", force: bool = False,
+def project_root(start: Path | None = None) -> Path | None:
+    """The checkout holding the notebooks: the first folder, from ``start`` (default: the
+    working directory) upwards, with both ``notebooks/`` and ``modarith/``; None if there is none."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "notebooks").is_dir() and (folder / "modarith").is_dir():
+            return folder
+    return None
+
+
+def default_dir(name: str) -> Path:
+    """``auto`` folders: ``<checkout>/<name>`` when run inside a checkout (Jupyter opens the
+    notebooks in ``notebooks/``, papermill runs from anywhere), else ``./<name>`` (Colab)."""
+    return (project_root() or Path.cwd()) / name
+
+
+def notebook_settings(profile: str = "auto", device: str = "auto", results_dir: str = "auto",
+                      figures_dir: str = "auto", force: bool = False,
                       interactive: bool = True) -> Settings:
     """Validate and resolve a notebook's parameters; errors name the parameter.
 
     ``profile`` in auto|smoke|quick|full, ``device`` in auto|cpu|cuda|mps; folders must be
-    non-empty strings and are made absolute (the figures folder is created); ``force`` and
-    ``interactive`` must be booleans.
+    non-empty strings and are made absolute (``auto``: ``results/`` and ``figures/`` at the
+    root of the checkout, see :func:`default_dir`; the figures folder is created); ``force``
+    and ``interactive`` must be booleans.
     """
     for name, value in (("results_dir", results_dir), ("figures_dir", figures_dir)):
         if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
@@ -216,10 +233,10 @@ def notebook_settings(profile: str = "auto", device: str = "auto", results_dir: 
         if not isinstance(value, bool):
             raise ValueError(f"{name}={value!r} is not accepted; choose True or False")
     resolved_profile, resolved_device = resolve(profile, device)
-    figures = Path(figures_dir).expanduser().resolve()
+    results = default_dir("results") if results_dir == "auto" else Path(results_dir).expanduser().resolve()
+    figures = default_dir("figures") if figures_dir == "auto" else Path(figures_dir).expanduser().resolve()
     figures.mkdir(parents=True, exist_ok=True)
-    return Settings(resolved_profile, resolved_device, Path(results_dir).expanduser().resolve(),
-                    figures, force, interactive, profile, device)
+    return Settings(resolved_profile, resolved_device, results, figures, force, interactive, profile, device)
 
 
 # --------------------------------------------------------------------------------------

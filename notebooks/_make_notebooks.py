@@ -58,8 +58,8 @@ otherwise. Runs already stored under `results_dir` are reused, so re-running onl
 COMMON_PARAMETERS = [
     'profile: str = "auto"  # experiment protocol: auto | smoke | quick | full (auto: full on CUDA, quick otherwise)',
     'device: str = "auto"  # training device: auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)',
-    'results_dir: str = "../results"  # results store; runs already stored there are reused',
-    'figures_dir: str = "../figures"  # figures (PNG and SVG) are written under this folder',
+    'results_dir: str = "auto"  # results store, reused when runs are already there (auto: results/ of the checkout)',
+    'figures_dir: str = "auto"  # figures (PNG and SVG) are written here (auto: figures/ of the checkout)',
     "force: bool = False  # True retrains runs that are already stored",
 ]
 
