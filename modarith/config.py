@@ -95,7 +95,7 @@ class RunConfig:
                        f"a multiple of num_heads = {self.num_heads} (d_model % num_heads == 0)")
         if self.non_linearity not in NON_LINEARITIES:
             raise _bad("non_linearity", self.non_linearity, f"one of {NON_LINEARITIES}")
-        for name, lo, hi, closed_hi in (("dropout", 0.0, 1.0, False), ("beta1", 0.0, 1.0, False),
+        for name, lo, hi, _closed_hi in (("dropout", 0.0, 1.0, False), ("beta1", 0.0, 1.0, False),
                                         ("beta2", 0.0, 1.0, False)):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not (lo <= v < hi):

@@ -407,7 +407,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
         else:
             todo.append(c)
     for group in group_configs(todo, max_group_size):
-        for rec, sd in train_group(group, device, progress, store, checkpoint_every,
+        for rec, _sd in train_group(group, device, progress, store, checkpoint_every,
                                    checkpoint_interval_s):
             found[rec.run_id] = rec
     return [found[run_id(c)] for c in configs]
