@@ -653,3 +653,55 @@ def conclude_regularization(best: pd.DataFrame, records: Iterable | None = None)
                        f"settings")
             out.append(f"{_name(m)}: {verdict} (" + "; ".join(parts) + ").")
     return out
+
+
+def attention_focus(weights, tokens: Sequence[str]) -> dict:
+    """Where the ``=`` position (the one that predicts the result) looks, over all heads.
+
+    ``weights`` (L, H, S, S), ``tokens`` the S source tokens. Returns ``argmax``: counts of
+    heads whose largest weight falls on an operand / the operator / ``=`` / ``BOS`` / ``PAD``,
+    ``mean``: the mean weight (over heads) on each of those token kinds, and ``heads`` = L·H.
+    """
+    w = np.asarray(weights, dtype=float)
+    tokens = list(tokens)
+    if "=" not in tokens:
+        raise ValueError(f"tokens = {tokens!r} has no '=' position")
+    q = tokens.index("=")
+    row = w[:, :, q, :]  # (L, H, S)
+
+    def kind(t: str) -> str:
+        if t.isdigit():
+            return "operand"
+        if t in ("=", "BOS", "PAD", "EOS"):
+            return t
+        return "operator"
+
+    kinds = [kind(t) for t in tokens]
+    names = ("operand", "operator", "=", "BOS", "PAD")
+    arg = row.argmax(axis=-1).ravel()
+    counts = {k: int(sum(kinds[i] == k for i in arg)) for k in names}
+    mean = {k: float(row[..., [i for i, x in enumerate(kinds) if x == k]].sum(-1).mean())
+            if k in kinds else 0.0 for k in names}
+    return {"argmax": counts, "mean": mean, "heads": int(row.shape[0] * row.shape[1])}
+
+
+def conclude_attention(results: dict) -> list[str]:
+    """Problem 4.8.b: which tokens the ``=`` position attends to, per model and equation.
+
+    ``results``: (model name, equation) -> :class:`modarith.attention.AttentionResult` (or any
+    object with ``weights``, ``tokens``, ``predicted``, ``correct``, ``expected``).
+    """
+    out = []
+    for (label, _), r in results.items():
+        f = attention_focus(r.weights, r.tokens)
+        a, m = f["argmax"], f["mean"]
+        verdict = "correct" if r.correct else f"wrong, the true result is {r.expected}"
+        others = ", ".join(f"{a[k]} on {k!r}" for k in ("operator", "=", "BOS", "PAD") if a[k])
+        out.append(
+            f"{label}, '{' '.join(r.tokens)}' (predicts {r.predicted}, {verdict}): at the '=' "
+            f"position {a['operand']} of {f['heads']} heads (layers × heads) put their largest "
+            f"weight on an operand" + (f" ({others})" if others else "")
+            + f"; mean weight on the operands {m['operand']:.2f}, on the operator "
+              f"{m['operator']:.2f}, on '=' {m['=']:.2f}, on BOS {m['BOS']:.2f}"
+            + (f", on PAD {m['PAD']:.2f}" if "PAD" in r.tokens else "") + ".")
+    return out

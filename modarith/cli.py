@@ -30,6 +30,33 @@ def _orders(text: str) -> tuple[int, ...]:
     return tuple(_int_list(text))
 
 
+def _seeds(text: str) -> list[int]:
+    seeds = _int_list(text)
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return seeds
+
+
+def _folder(text: str) -> str:
+    import os
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a folder")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return v
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field (``--d-model`` or ``--d_model``), plus ``--seeds``."""
     comments = _field_comments()
@@ -41,7 +68,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})
         p.add_argument(*flags, dest=f.name, type=kind, default=None,
                        help=f"{comments.get(f.name, '')} (default {default!r})")
-    p.add_argument("--seeds", type=_int_list, default=[0, 42], help="comma-separated seeds (default 0,42)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 42], help="comma-separated seeds (default 0,42)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+                   help="save a resumable checkpoint every N updates (default: time-based, < 2 %% cost)")
 
 
 def _field_comments() -> dict[str, str]:
@@ -53,7 +82,7 @@ def _field_comments() -> dict[str, str]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", default="results", help="results folder (default results/)")
+    p.add_argument("--results", default="results", type=_folder, help="results folder (default results/)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
     p.add_argument("--force", action="store_true", help="retrain even if stored")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -68,12 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(t)
     r = sub.add_parser("run", help="train/load one experiment of the report and write its figures")
     r.add_argument("experiment", help="experiment name (see `list`)")
-    r.add_argument("--profile", default="auto", help="auto|smoke|quick|full (default auto)")
-    r.add_argument("--figures", default="figures", help="figures folder (default figures/)")
+    r.add_argument("--profile", default="auto", choices=("auto", "smoke", "quick", "full"),
+                   help="auto|smoke|quick|full (default auto)")
+    r.add_argument("--figures", default="figures", type=_folder, help="figures folder (default figures/)")
     _common(r)
     sub.add_parser("list", help="list experiments and the runs each profile needs")
     s = sub.add_parser("runs", help="table of all stored runs in a results folder")
-    s.add_argument("--results", default="results")
+    s.add_argument("--results", default="results", type=_folder)
     return parser
 
 
@@ -102,11 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             configs = [RunConfig(seed=s, **overrides) for s in args.seeds]
         except ValueError as e:
             flag = str(e).split("RunConfig.")[-1].split(" ")[0]
+            flag = "seeds" if flag == "seed" else flag
             return _fail(f"--{flag.replace('_', '-')}: {e}")
         from .engine import train
 
         records = train(configs, results=args.results, device=args.device, force=args.force,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, checkpoint_every=args.checkpoint_every)
         import pandas as pd
 
         rows = [{"run_id": r.run_id, "model": r.config.model, "seed": r.config.seed,

@@ -16,7 +16,6 @@ MODELS = ("gpt", "lstm")
 OPERATORS = ("+", "-", "*", "/")
 ORDERS = (2, 3)
 PRECISIONS = ("fp32", "bf16")
-NON_LINEARITIES = ("gelu", "relu", "tanh", "sigmoid", "leaky_relu")
 
 
 def _is_prime(n: int) -> bool:
@@ -93,8 +92,10 @@ class RunConfig:
         if self.model == "gpt" and self.d_model % self.num_heads:
             raise _bad("d_model", self.d_model,
                        f"a multiple of num_heads = {self.num_heads} (d_model % num_heads == 0)")
+        from .models import NON_LINEARITIES
+
         if self.non_linearity not in NON_LINEARITIES:
-            raise _bad("non_linearity", self.non_linearity, f"one of {NON_LINEARITIES}")
+            raise _bad("non_linearity", self.non_linearity, f"one of {tuple(NON_LINEARITIES)}")
         for name, lo, hi, _closed_hi in (("dropout", 0.0, 1.0, False), ("beta1", 0.0, 1.0, False),
                                         ("beta2", 0.0, 1.0, False)):
             v = getattr(self, name)

@@ -13,9 +13,13 @@ A group of one is the simple case; a group of K gives the same numbers as K grou
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import math
 import subprocess
+import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -29,10 +33,13 @@ from . import __version__
 from .config import RunConfig, run_id
 from .data import make_dataset, split_indices
 from .metrics import get_loss_and_accuracy, summarize
-from .store import Record, Store, atomic_torch_save
+from .store import CorruptRecord, Record, Store, atomic_torch_save, safe_torch_load
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # layout of GroupTrainer.state(); older checkpoints are moved aside
+# Time-based checkpoint cadence (s). Each save also pushes the next one to >= 50x its own
+# duration, so checkpoints cost < 2 % of the run time whatever the model and disk.
+CHECKPOINT_INTERVAL_S = 60.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,6 +193,14 @@ class GroupTrainer:
                 self.metric_names += [f"train_loss_o{o}", f"train_acc_o{o}",
                                       f"val_loss_o{o}", f"val_acc_o{o}"]
         self.order_masks = order_masks
+        # the loss reads only the RHS: R positions right after '=' (2: the result and EOS);
+        # the models compute their last block / classifier only there (rhs_only=False: all S)
+        S = self.Y.shape[1]
+        after_eq = torch.arange(S, device=device) > self.EQ[:, None]  # (N, S)
+        R = int((after_eq & (self.M > 0)).sum(1).max())
+        self._rhs_offsets = torch.arange(1, R + 1, device=device)  # (R,)
+        self.rhs_only = True
+        self._eval_rhs = self._rhs(self.EQ, self.Y, self.M)
         self.metric_names.append("param_norm")
 
         # ---- batches: full batch when N_train <= B (static), else per-epoch reshuffles ------
@@ -223,20 +238,40 @@ class GroupTrainer:
         self._veval = torch.vmap(self._eval_one, in_dims=(0, 0, 0))
 
     # ---- functional pieces (per run; vmapped over K) ------------------------------------------
-    def _forward(self, flat_k: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _rhs(self, eq: torch.Tensor, y: torch.Tensor, m: torch.Tensor):
+        """RHS positions eq+1 … eq+R (B, R), the targets and mask there, and eq = -1, so that
+        ``get_loss_and_accuracy`` on the gathered (B, R) tensors equals it on the full ones."""
+        S = y.shape[-1]
+        idx = eq.unsqueeze(-1) + self._rhs_offsets  # (B, R)
+        valid = (idx < S).to(m.dtype)
+        idx = idx.clamp(max=S - 1)
+        return idx, y.gather(-1, idx), m.gather(-1, idx) * valid, torch.full_like(eq, -1)
+
+    def _forward(self, flat_k: torch.Tensor, x: torch.Tensor,
+                 positions: torch.Tensor | None = None) -> torch.Tensor:
         params = self.layout.unflatten(flat_k)
+        kwargs = {} if positions is None else {"positions": positions}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = functional_call(self.template, (params, self.buffers), (x,))[0]
-        return logits.float()  # (B, S, V)
+            logits = functional_call(self.template, (params, self.buffers), (x,), kwargs)[0]
+        return logits.float()  # (B, S, V), or (B, R, V) at ``positions``
 
     def _loss(self, flat_k, x, y, eq, m, w):
-        logits = self._forward(flat_k, x)
+        if self.rhs_only:
+            pos, y, m, eq = self._rhs(eq, y, m)
+            logits = self._forward(flat_k, x, pos)  # (B, R, V)
+        else:
+            logits = self._forward(flat_k, x)  # (B, S, V)
         loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="mean", sample_weight=w)
         return loss, acc
 
     def _eval_one(self, flat_k, train_mask, val_mask):
-        logits = self._forward(flat_k, self.X)  # (N, S, V)
-        loss, acc = get_loss_and_accuracy(logits, self.Y, self.EQ, self.M, reduction="none")
+        if self.rhs_only:
+            pos, y, m, eq = self._eval_rhs
+            logits = self._forward(flat_k, self.X, pos)  # (N, R, V)
+        else:
+            y, m, eq = self.Y, self.M, self.EQ
+            logits = self._forward(flat_k, self.X)  # (N, S, V)
+        loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="none")
         out = []
         masks = [(train_mask, val_mask)] + [(train_mask * om, val_mask * om) for om in self.order_masks]
         for tm, vm in masks:
@@ -292,62 +327,121 @@ class GroupTrainer:
             self.flat.sub_(self.exp_avg / denom * (self.lr / bc1))
 
     def run(self, progress: bool = True, checkpoint: Path | None = None,
-            checkpoint_every: int | None = None, checkpoint_interval_s: float = 60.0,
-            desc: str | None = None) -> None:
-        """Train to the last step, evaluating on schedule; checkpoint and resume if asked."""
+            checkpoint_every: int | None = None,
+            checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S, desc: str | None = None) -> None:
+        """Train to the last step, evaluating on schedule; save checkpoints if asked.
+
+        ``checkpoint``: where to save the full state (see :meth:`state`), every
+        ``checkpoint_every`` updates, or when that is None at the first ``eval_every`` multiple
+        after ``max(checkpoint_interval_s, 50 × the last save's duration)`` seconds, which
+        keeps saving under 2 % of the run time. Resuming is :meth:`load_state` before ``run``
+        (``train_group`` does both). The run's random stream (dropout) is seeded from the
+        group's run ids and restored from a checkpoint, without touching the global RNG.
+        """
         from tqdm.auto import tqdm
 
-        if checkpoint is not None and checkpoint.exists():
-            self.load_state(checkpoint)
-        eval_set = self.eval_steps
-        next_eval = self.n_evals_done
-        c0 = self.configs[0]
-        desc = desc or f"{c0.model} L={c0.num_layers} d={c0.d_model} ×{self.K}"
-        bar = tqdm(total=self.T, initial=self.step, desc=desc, disable=not progress,
-                   mininterval=1.0, dynamic_ncols=True)
-        last_ckpt = time.monotonic()
-        try:
-            while True:
-                if next_eval < len(eval_set) and eval_set[next_eval] == self.step:
-                    self.evaluate()
-                    next_eval += 1
-                    if self.step % c0.eval_every == 0 and self.step > 0:
-                        if progress:
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            rng = getattr(self, "_rng", None)
+            if rng is None:
+                torch.manual_seed(int(hashlib.sha256("|".join(self.run_ids).encode()).hexdigest()[:15], 16))
+            else:
+                torch.set_rng_state(rng["cpu"])
+                if devices and rng.get("cuda") is not None:
+                    torch.cuda.set_rng_state(rng["cuda"], self.device)
+            eval_set = self.eval_steps
+            next_eval = self.n_evals_done
+            c0 = self.configs[0]
+            every = c0.eval_every
+            desc = desc or f"{c0.model} L={c0.num_layers} d={c0.d_model} ×{self.K}"
+            bar = tqdm(total=self.T, initial=self.step, desc=desc, disable=not progress,
+                       mininterval=1.0, dynamic_ncols=True)
+            self.checkpoint_seconds: list[float] = []  # duration of each save (cost accounting)
+            self._run_t0 = time.monotonic()
+            interval, last_ckpt = checkpoint_interval_s, time.monotonic()
+            try:
+                while True:
+                    if next_eval < len(eval_set) and eval_set[next_eval] == self.step:
+                        self.evaluate()
+                        next_eval += 1
+                        if progress and self.step % every == 0 and self.step > 0:
                             va = self.hist[:, next_eval - 1, self.metric_names.index("val_acc")]
                             bar.set_postfix(val_acc=f"{va.mean().item():.3f}", refresh=False)
-                        due = (checkpoint_every is not None and self.step % checkpoint_every == 0) or (
-                            checkpoint_every is None
-                            and time.monotonic() - last_ckpt >= checkpoint_interval_s)
-                        if checkpoint is not None and due and self.step < self.T:
-                            self.save_state(checkpoint)
-                            last_ckpt = time.monotonic()
-                if self.step >= self.T:
-                    break
-                self.update()
-                bar.update(1)
-        finally:
-            bar.close()
+                    if self.step >= self.T:
+                        break
+                    if checkpoint is not None and self.step > 0 and (
+                            self.step % checkpoint_every == 0 if checkpoint_every is not None else
+                            self.step % every == 0 and time.monotonic() - last_ckpt >= interval):
+                        t = time.monotonic()
+                        self.save_state(checkpoint)
+                        last_ckpt = time.monotonic()
+                        self.checkpoint_seconds.append(last_ckpt - t)
+                        interval = max(checkpoint_interval_s, 50.0 * (last_ckpt - t))
+                    self.update()
+                    bar.update(1)
+            finally:
+                bar.close()
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "run_ids": self.run_ids, "step": self.step,
+        """Everything that determines the rest of the run, on the CPU (plain tensors/numbers).
+
+        Batch shuffles are a pure function of (seed, epoch), the data and splits of the configs,
+        so parameters, AdamW moments, step, history and the RNG states are the whole state.
+        """
+        rng = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        elapsed = getattr(self, "elapsed_before", 0.0) + time.monotonic() - getattr(
+            self, "_run_t0", time.monotonic())
+        return {"format": CHECKPOINT_FORMAT, "run_ids": list(self.run_ids), "step": self.step,
                 "n_evals_done": self.n_evals_done, "flat": self.flat.cpu(),
                 "exp_avg": self.exp_avg.cpu(), "exp_avg_sq": self.exp_avg_sq.cpu(),
-                "hist": self.hist.cpu(), "torch_rng": torch.get_rng_state()}
+                "hist": self.hist.cpu(), "rng": rng, "wall_time_s": float(elapsed)}
 
     def save_state(self, path: Path) -> None:
+        """Write :meth:`state` atomically (temporary file + rename): complete or absent."""
         atomic_torch_save(self.state(), path)
 
-    def load_state(self, path: Path) -> None:
-        s = torch.load(path, map_location="cpu", weights_only=True)
-        if s.get("format") != CHECKPOINT_FORMAT or s.get("run_ids") != self.run_ids:
-            raise ValueError(f"checkpoint {path} belongs to another group or format")
+    def load_state(self, source: Path | dict) -> None:
+        """Restore a :meth:`state` (a dict, or a file loaded with ``weights_only=True``).
+
+        Everything is validated before anything is assigned; a checkpoint of another group,
+        format or shape raises :class:`~modarith.store.CorruptRecord` naming the reason.
+        """
+        import bisect
+
+        s = source if isinstance(source, dict) else safe_torch_load(source)
+        if not isinstance(s, dict):
+            raise CorruptRecord(f"checkpoint is a {type(s).__name__}, not a dict")
+        if s.get("format") != CHECKPOINT_FORMAT:
+            raise CorruptRecord(f"checkpoint format {s.get('format')!r} is not {CHECKPOINT_FORMAT} "
+                                "(written by another modarith version)")
+        if s.get("run_ids") != self.run_ids:
+            raise CorruptRecord("checkpoint belongs to another group of runs")
+        step, n_evals = s.get("step"), s.get("n_evals_done")
+        if not (isinstance(step, int) and 0 <= step <= self.T):
+            raise CorruptRecord(f"checkpoint step {step!r} is outside [0, {self.T}]")
+        if n_evals != bisect.bisect_right(self.eval_steps, step):
+            raise CorruptRecord(f"checkpoint has {n_evals!r} evaluations done at step {step}")
+        for name, ref in (("flat", self.flat), ("exp_avg", self.exp_avg),
+                          ("exp_avg_sq", self.exp_avg_sq), ("hist", self.hist)):
+            t = s.get(name)
+            if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
+                raise CorruptRecord(f"checkpoint tensor {name!r} does not have shape "
+                                    f"{tuple(ref.shape)} and dtype {ref.dtype}")
+        rng = s.get("rng")
+        if not (isinstance(rng, dict) and isinstance(rng.get("cpu"), torch.Tensor)
+                and rng["cpu"].dtype == torch.uint8):
+            raise CorruptRecord("checkpoint has no valid RNG state")
         dev = self.device
-        self.step, self.n_evals_done = int(s["step"]), int(s["n_evals_done"])
-        self.flat = s["flat"].to(dev)
-        self.exp_avg, self.exp_avg_sq = s["exp_avg"].to(dev), s["exp_avg_sq"].to(dev)
-        self.hist = s["hist"].to(dev)
-        torch.set_rng_state(s["torch_rng"])
+        self.step, self.n_evals_done = step, n_evals
+        self.flat = s["flat"].to(dev).contiguous()
+        self.exp_avg = s["exp_avg"].to(dev).contiguous()
+        self.exp_avg_sq = s["exp_avg_sq"].to(dev).contiguous()
+        self.hist = s["hist"].to(dev).contiguous()
+        self._rng = rng
+        self.elapsed_before = float(s.get("wall_time_s", 0.0))
 
     # ---- results -----------------------------------------------------------------------------
     def state_dict(self, k: int) -> dict[str, torch.Tensor]:
@@ -371,9 +465,33 @@ class GroupTrainer:
 
 
 def group_id(configs: list[RunConfig]) -> str:
-    import hashlib
-
+    """Identity of a vectorised group (its run ids, in order): names its checkpoint file."""
     return hashlib.sha256("|".join(run_id(c) for c in configs).encode()).hexdigest()[:20]
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for a CUDA/MPS out-of-memory error (``torch.cuda.OutOfMemoryError`` or the
+    RuntimeError text "out of memory")."""
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return (bool(oom) and isinstance(error, oom)) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def _check_train_args(results, force, progress, max_group_size, checkpoint_every,
+                      checkpoint_interval_s) -> None:
+    import os
+
+    if results is not None and (not isinstance(results, (str, os.PathLike)) or not str(results).strip()):
+        raise ValueError(f"results = {results!r} is invalid: expected a folder path (str or Path) or None")
+    for name, v in (("force", force), ("progress", progress)):
+        if not isinstance(v, bool):
+            raise ValueError(f"{name} = {v!r} is invalid: expected True or False")
+    for name, v in (("max_group_size", max_group_size), ("checkpoint_every", checkpoint_every)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} = {v!r} is invalid: expected None or an integer >= 1")
+    v = checkpoint_interval_s
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"checkpoint_interval_s = {v!r} is invalid: expected a finite number of seconds > 0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,55 +500,128 @@ def group_id(configs: list[RunConfig]) -> str:
 def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "results",
           device: str = "auto", force: bool = False, progress: bool = True,
           max_group_size: int | None = None, checkpoint_every: int | None = None,
-          checkpoint_interval_s: float = 60.0) -> list[Record]:
+          checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S) -> list[Record]:
     """Train what is missing from the store, load the rest; return records in input order.
 
-    ``results=None`` trains in memory without storing anything.
+    ``results=None`` trains in memory without storing anything. With a store:
+
+    - each group checkpoints to ``results/checkpoints/<group_id>.pt`` (every
+      ``checkpoint_every`` updates, else time-based, see :meth:`GroupTrainer.run`) and a rerun
+      resumes from it bit-exactly (``force=True`` ignores stored records and checkpoints);
+    - a process holds ``results/locks/<run_id>.lock`` for the runs it trains; another process
+      wanting the same runs waits, then loads what the first one stored;
+    - corrupt or foreign files are moved to ``results/corrupt/`` with a warning and retrained.
+
+    A CUDA out-of-memory error in a group splits it in halves and retries (with a warning).
     """
     if isinstance(configs, RunConfig):
         configs = [configs]
-    configs = list(configs)
+    try:
+        configs = list(configs)
+    except TypeError:
+        raise ValueError(f"configs must be a RunConfig or a list of them, got {type(configs).__name__}") from None
     bad = [c for c in configs if not isinstance(c, RunConfig)]
     if bad:
         raise ValueError(f"configs must be RunConfig instances, got {type(bad[0]).__name__}")
+    _check_train_args(results, force, progress, max_group_size, checkpoint_every, checkpoint_interval_s)
     device = resolve_device(device)
     store = Store(results) if results is not None else None
+    if store is not None:
+        store.clean_tmp()
     found: dict[str, Record] = {}
-    todo: list[RunConfig] = []
+    todo: dict[str, RunConfig] = {}
     for c in configs:
         rid = run_id(c)
-        if rid in found or any(run_id(t) == rid for t in todo):
+        if rid in found or rid in todo:
             continue
         rec = None if (force or store is None) else store.get(c)
         if rec is not None:
             found[rid] = rec
         else:
-            todo.append(c)
-    for group in group_configs(todo, max_group_size):
-        for rec, _sd in train_group(group, device, progress, store, checkpoint_every,
-                                   checkpoint_interval_s):
-            found[rec.run_id] = rec
+            todo[rid] = c
+    # sorted by run id: group membership (hence checkpoint names) does not depend on input order
+    queue = group_configs([todo[r] for r in sorted(todo)], max_group_size)
+    opts = dict(device=device, progress=progress, checkpoint_every=checkpoint_every,
+                checkpoint_interval_s=checkpoint_interval_s)
+    while queue:
+        group = queue.pop(0)
+        try:
+            found.update(_train_or_load(group, store, force, **opts))
+            continue
+        except Exception as e:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            if not is_out_of_memory(e):
+                raise
+            if len(group) == 1:
+                e.add_note(f"modarith: a single run ({run_id(group[0])}) does not fit in {device} "
+                           "memory; use a smaller model or batch, or device='cpu'")
+                raise
+        half = (len(group) + 1) // 2
+        msg = (f"modarith: out of memory on {device} training a group of {len(group)} runs; "
+               f"retrying as groups of {half} and {len(group) - half}")
+        print(msg, file=sys.stderr, flush=True)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        gc.collect()
+        if str(device).startswith("cuda"):
+            torch.cuda.empty_cache()
+        queue[:0] = [group[:half], group[half:]]
     return [found[run_id(c)] for c in configs]
+
+
+def _train_or_load(group: list[RunConfig], store: Store | None, force: bool, **opts) -> dict[str, Record]:
+    """Train one group under its runs' locks; runs another process stored meanwhile are loaded."""
+    if store is None:
+        return {rec.run_id: rec for rec, _ in train_group(group, store=None, **opts)}
+    with store.lock([run_id(c) for c in group]):
+        out, rest = {}, []
+        for c in group:  # re-check under the lock: another process may have finished them
+            rec = None if force else store.get(c)
+            if rec is not None:
+                out[rec.run_id] = rec
+            else:
+                rest.append(c)
+        if rest:
+            for rec, _ in train_group(rest, store=store, resume=not force, **opts):
+                out[rec.run_id] = rec
+        return out
 
 
 def train_group(configs: list[RunConfig], device: str = "cpu", progress: bool = True,
                 store: Store | None = None, checkpoint_every: int | None = None,
-                checkpoint_interval_s: float = 60.0) -> list[tuple[Record, dict]]:
-    """Train one vectorised group; store each record (and weights) when a store is given."""
+                checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+                resume: bool = True) -> list[tuple[Record, dict]]:
+    """Train one vectorised group; store each record (and weights) when a store is given.
+
+    With a store the group checkpoints to ``store.checkpoint_path(group_id(configs))`` and,
+    when ``resume``, continues from a checkpoint found there (one that cannot be loaded or
+    does not match the group is moved to ``corrupt/`` and training starts from scratch).
+    The caller holds the runs' locks (see :func:`train`).
+    """
     t0 = time.perf_counter()
     trainer = GroupTrainer(configs, device)
-    ckpt = store.checkpoints / f"{group_id(configs)}.pt" if store is not None else None
+    ckpt = store.checkpoint_path(group_id(configs)) if store is not None else None
+    resumed_from = None
+    if ckpt is not None and resume:
+        state = store.load_checkpoint(ckpt)  # weights_only=True; unusable files moved aside
+        if state is not None:
+            try:
+                trainer.load_state(state)
+                resumed_from = trainer.step
+            except CorruptRecord as e:
+                store.quarantine(ckpt, f"checkpoint {e}")
+        del state
     trainer.run(progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every,
                 checkpoint_interval_s=checkpoint_interval_s)
-    wall = time.perf_counter() - t0
+    wall = getattr(trainer, "elapsed_before", 0.0) + time.perf_counter() - t0
     out = []
     for k, rec in enumerate(trainer.records(wall)):
+        rec.meta["resumed_from_step"] = resumed_from
+        rec.meta["checkpoint_s"] = sum(trainer.checkpoint_seconds) / trainer.K
         sd = trainer.state_dict(k)
         if store is not None:
             store.put(rec, sd)
         out.append((rec, sd))
-    if ckpt is not None and ckpt.exists():
-        ckpt.unlink()
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)
     return out
 
 

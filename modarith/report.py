@@ -431,11 +431,13 @@ section.notebook { break-before: page; border-top: 1px solid var(--rule); margin
 pre { white-space: pre-wrap; word-wrap: break-word; font-size: .82rem; background: #f7f8fa;
       border-left: 3px solid var(--rule); padding: .5rem .7rem; }
 .output-html, .output-markdown { overflow-x: auto; }
+.output-html table { width: 100%; }
 .output-markdown { border-left: 3px solid var(--accent); padding-left: .8rem; }
 .error { border: 2px solid #b3261e; background: #fdf0ef; padding: .5rem .8rem; }
 .display-math { overflow-x: auto; margin: .7rem 0; }
 math { font-family: "Latin Modern Math", "STIX Two Math", "DejaVu Math TeX Gyre", math; }
 math[display="block"] { margin: .6rem 0; }
+mtd[columnalign="left"] { text-align: left; } mtd { padding: .15rem .5rem; }
 a.colab { font-family: sans-serif; font-size: .85rem; }
 .note { color: var(--muted); font-size: .9rem; }
 @media print { body { max-width: none; padding: 0; } a { color: inherit; text-decoration: none; }

@@ -499,7 +499,7 @@ def notebook_cells(info) -> list:
         info, **text,
         extra_parameters=[
             "interactive: bool = True  # ipywidgets explorer; False draws static figures (headless runs)",
-            'equations: list = ["0 + 3", "7 + 24", "2 + 5 + 9"]  # left-hand sides to draw; the equals sign is appended',
+            'equations: list = ["1 + 4", "3 + 2"]  # explorer: left-hand sides to draw, binary (operands below p); the equals sign is appended',
         ],
         settings_extra=", interactive=interactive",
         settings_more=EQUATIONS,

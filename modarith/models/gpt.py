@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 NON_LINEARITIES: dict[str, type[nn.Module]] = {
@@ -38,7 +39,17 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(hidden_size))  # (d,)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``x`` (..., d) -> normalised (..., d)."""
+        """``x`` (..., d) -> normalised (..., d).
+
+        Computed by the fused kernel ``F.layer_norm``, which evaluates exactly the formula
+        above (biased variance); :meth:`reference_forward` spells it out op by op. The fused
+        form is one kernel forward and one backward instead of ~9 and ~15 elementwise passes
+        (benchmarks/NOTES.md: it took the GPT training step from ... to ...).
+        """
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+    def reference_forward(self, x: Tensor) -> Tensor:
+        """The same normalisation written out op by op (the course's formulation)."""
         mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
         var = (x - mean).pow(2).mean(dim=-1, keepdim=True)  # (..., 1), biased
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
@@ -79,18 +90,28 @@ class MultiHeadedAttention(nn.Module):
         B, _, S, _ = x.shape
         return x.transpose(1, 2).reshape(B, S, self.d_model)
 
-    def forward(self, queries: Tensor, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, queries: Tensor, keys: Tensor, values: Tensor,
+                query_positions: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Causal attention of ``queries`` over ``keys``/``values``, each (B, S, d).
 
         Returns ``outputs`` (B, S, d) and ``attention_weights`` (B, H, S, S), whose rows sum
         to 1 and are 0 above the diagonal.
+
+        ``query_positions`` (B, R) int64, optional: ``queries`` is then (B, R, d), holding
+        only the queries at those positions of the sequence; each attends causally to keys
+        ``j <= position``. Outputs are (B, R, d), weights (B, H, R, S). (The training engine
+        uses it to skip the rows the loss does not read.)
         """
-        q = self.split_heads(self.W_Q(queries))  # (B, H, S, d_k)
+        q = self.split_heads(self.W_Q(queries))  # (B, H, S or R, d_k)
         k = self.split_heads(self.W_K(keys))  # (B, H, S, d_k)
         v = self.split_heads(self.W_V(values))  # (B, H, S, d_k)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, H, S, S)
-        mask = causal_mask(scores.shape[-1], device=scores.device)  # (S, S)
-        scores = scores.masked_fill(~mask, float("-inf"))  # (B, H, S, S)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, H, S or R, S)
+        if query_positions is None:
+            mask = causal_mask(scores.shape[-1], device=scores.device)  # (S, S)
+        else:
+            key_pos = torch.arange(scores.shape[-1], device=scores.device)  # (S,)
+            mask = (key_pos <= query_positions.unsqueeze(-1)).unsqueeze(1)  # (B, 1, R, S)
+        scores = scores.masked_fill(~mask, float("-inf"))  # (B, H, S or R, S)
         attention_weights = torch.softmax(scores, dim=-1)  # (B, H, S, S)
         outputs = self.merge_heads(attention_weights @ v)  # (B, S, d)
         return self.W_O(outputs), attention_weights
@@ -127,9 +148,18 @@ class Block(nn.Module):
         self.ffn_drop = nn.Dropout(p=dropout)
         self.ffn_norm = LayerNorm(d_model)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``x`` (B, S, d) -> ``(outputs (B, S, d), attention_weights (B, H, S, S))``."""
-        attn, attention_weights = self.self_attn(x, x, x)  # (B, S, d), (B, H, S, S)
+    def forward(self, x: Tensor, positions: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``x`` (B, S, d) -> ``(outputs (B, S, d), attention_weights (B, H, S, S))``.
+
+        ``positions`` (B, R), optional: compute the block's output only at those positions
+        (keys and values still see the whole prefix): outputs (B, R, d), weights (B, H, R, S).
+        """
+        if positions is not None:
+            q = x.gather(1, positions.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, R, d)
+            attn, attention_weights = self.self_attn(q, x, x, query_positions=positions)
+            x = q  # the residual stream at the kept positions
+        else:
+            attn, attention_weights = self.self_attn(x, x, x)  # (B, S, d), (B, H, S, S)
         h = self.self_attn_norm(x + self.self_attn_drop(attn))  # (B, S, d)
         out = self.ffn_norm(h + self.ffn_drop(self.ffn(h)))  # (B, S, d)
         return out, attention_weights
@@ -245,12 +275,24 @@ class GPT(nn.Module):
         )
         self.classifier = nn.Linear(embedding_size, vocabulary_size, bias=bias_classifier)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, positions: Tensor | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """``x`` (B, S) token ids -> ``(logits (B, S, V), (hidden_states, attentions))``.
 
         ``hidden_states`` (B, L+1, S, d), ``attentions`` (B, L, H, S, S).
+
+        ``positions`` (B, R) int64, optional (training fast path): logits only at those
+        positions, (B, R, V), equal to ``logits.gather`` of the full forward; the last block
+        computes its queries, FFN and classifier only there. The second element is then
+        ``None`` (no hidden states or attention maps are assembled).
         """
         embeddings = self.embedding(x)  # (B, S, d)
-        hidden, (hidden_states, attentions) = self.decoder(embeddings)  # (B, S, d)
-        logits = self.classifier(hidden)  # (B, S, V)
-        return logits, (hidden_states, attentions)
+        if positions is None:
+            hidden, (hidden_states, attentions) = self.decoder(embeddings)  # (B, S, d)
+            logits = self.classifier(hidden)  # (B, S, V)
+            return logits, (hidden_states, attentions)
+        h = embeddings
+        blocks = self.decoder.blocks
+        for block in blocks[:-1]:
+            h, _ = block(h)  # (B, S, d)
+        h, _ = blocks[-1](h, positions=positions)  # (B, R, d)
+        return self.classifier(h), None  # (B, R, V)

@@ -166,9 +166,17 @@ class LSTMLM(nn.Module):
         self.lstm = LSTM(embedding_size, hidden_size, num_layers, bias=bias_lstm, dropout=dropout)
         self.classifier = nn.Linear(hidden_size, vocabulary_size, bias=bias_classifier)
 
-    def forward(self, x: Tensor, hx: State | None = None) -> tuple[Tensor, State]:
-        """``x`` (B, S) token ids -> ``(logits (B, S, V), (h_n, c_n) each (L, B, H))``."""
+    def forward(self, x: Tensor, hx: State | None = None,
+                positions: Tensor | None = None) -> tuple[Tensor, State]:
+        """``x`` (B, S) token ids -> ``(logits (B, S, V), (h_n, c_n) each (L, B, H))``.
+
+        ``positions`` (B, R) int64, optional (training fast path): the classifier runs only
+        at those positions and logits are (B, R, V), equal to ``logits.gather`` of the full
+        forward.
+        """
         embeddings = self.embedding(x)  # (B, S, d_x)
         hidden, (h_n, c_n) = self.lstm(embeddings, hx)  # (B, S, H), (L, B, H) x 2
-        logits = self.classifier(hidden)  # (B, S, V)
+        if positions is not None:
+            hidden = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))  # (B, R, H)
+        logits = self.classifier(hidden)  # (B, S or R, V)
         return logits, (h_n, c_n)

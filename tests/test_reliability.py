@@ -1,0 +1,234 @@
+"""Reliability with real processes: kill -9 at arbitrary moments then resume bit-exactly, two
+processes training into one results folder, and the out-of-memory fallback."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from modarith import engine
+from modarith.config import RunConfig
+from modarith.engine import GroupTrainer, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A child process: trains two groups (GPT with reshuffled mini-batches, LSTM full batch) into
+# argv[1], checkpointing every 7 updates (not a multiple of eval_every: exercises the
+# evaluation bookkeeping at arbitrary steps). Hooks, chosen by environment variables:
+#   SIGNAL_AT_STEP=n   print "AT n" when a group reaches update n (the parent then kills it)
+#   STALL_WRITE=kind   for the first write into checkpoints/ (kind=checkpoints) or runs/
+#                      (kind=runs): write half the bytes into the temporary file, print
+#                      "WRITING", stall (the parent kills it mid-write)
+#   PAUSE_AT_STEP=n    sleep 4 s at update n (two-writer test: the other process must wait)
+CHILD = r'''
+import os, sys, time
+import torch
+torch.set_num_threads(1)
+from pathlib import Path
+import modarith.store as store_mod
+from modarith import engine
+from modarith.config import RunConfig
+from modarith.engine import GroupTrainer, train
+
+results = sys.argv[1]
+at = int(os.environ.get("SIGNAL_AT_STEP", "-1"))
+pause = int(os.environ.get("PAUSE_AT_STEP", "-1"))
+stall = os.environ.get("STALL_WRITE", "")
+orig_update = GroupTrainer.update
+def update(self):
+    if self.step == at:
+        print(f"AT {self.step}", flush=True)
+    if self.step == pause:
+        time.sleep(4)
+    orig_update(self)
+GroupTrainer.update = update
+if stall:
+    orig_write = store_mod.atomic_write_bytes
+    def write(path, data):
+        path = Path(path)
+        if path.parent.name != stall:
+            return orig_write(path, data)
+        fd, tmp = store_mod._mkstemp(path)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            print("WRITING", tmp, flush=True)
+            time.sleep(60)
+    store_mod.atomic_write_bytes = write
+orig_train_group = engine.train_group
+def train_group(configs, *a, **k):
+    print("TRAINING", len(configs), flush=True)
+    return orig_train_group(configs, *a, **k)
+engine.train_group = train_group
+common = dict(p=11, num_layers=1, d_model=16, eval_dense=5, eval_every=10)
+configs = [RunConfig(model="gpt", num_heads=2, batch_size=16, steps=100, seed=s, lr=3e-3, **common)
+           for s in (0, 1)]
+configs += [RunConfig(model="lstm", steps=60, seed=s, **common) for s in (0, 1)]
+train(configs, results=results, device="cpu", progress=False, checkpoint_every=7)
+print("DONE", flush=True)
+'''
+
+
+def _child(results: Path, script: Path, **env_vars) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           **{k: str(v) for k, v in env_vars.items()}}
+    return subprocess.Popen([sys.executable, str(script), str(results)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run_until(proc: subprocess.Popen, marker: str | None, delay: float = 0.0) -> str:
+    """Read the child's output; SIGKILL it `delay` s after a line starting with `marker`."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if marker and line.startswith(marker):
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=120)
+    err = proc.stderr.read()
+    if proc.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(f"child failed ({proc.returncode}):\n{''.join(lines)}\n{err}")
+    return "".join(lines)
+
+
+def _stored(results: Path) -> dict:
+    out = {}
+    for path in sorted((results / "runs").glob("[!.]*.json")):
+        data = json.loads(path.read_text())
+        sd = torch.load(path.with_suffix(".pt"), weights_only=True)
+        out[path.stem] = (data["history"], sd, data["meta"])
+    return out
+
+
+def _assert_same(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b) and len(a) == 4
+    for rid in a:
+        assert a[rid][0] == b[rid][0], f"history of {rid} differs"
+        assert a[rid][1].keys() == b[rid][1].keys()
+        for name in a[rid][1]:
+            assert torch.equal(a[rid][1][name], b[rid][1][name]), f"{rid} weights {name} differ"
+
+
+def test_kill9_at_random_moments_resumes_bit_exactly(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    ref_dir, dir_ = tmp_path / "reference", tmp_path / "killed"
+    out = _run_until(_child(ref_dir, script), None)
+    assert "DONE" in out
+    reference = _stored(ref_dir)
+
+    seed = int(time.time())
+    rng = random.Random(seed)
+    log = []
+    # kill at random updates (+ a random delay), mid checkpoint write, mid record write
+    plan = [("SIGNAL_AT_STEP", rng.randint(8, 40)), ("STALL_WRITE", "checkpoints"),
+            ("SIGNAL_AT_STEP", rng.randint(20, 90)), ("SIGNAL_AT_STEP", rng.randint(1, 55)),
+            ("STALL_WRITE", "runs")]
+    for var, value in plan:
+        marker = "AT" if var == "SIGNAL_AT_STEP" else "WRITING"
+        delay = rng.uniform(0.0, 0.4) if marker == "AT" else 0.0
+        proc = _child(dir_, script, **{var: value})
+        out = _run_until(proc, marker, delay)
+        log.append((var, value, round(delay, 2), proc.returncode, out.split()))
+    assert sum(rc == -signal.SIGKILL for *_, rc, _ in log) >= 3, log
+    tmps = list(dir_.glob("*/.*.tmp"))
+    assert tmps, f"the mid-write kills left no temporary file: {log}"  # readers must ignore them
+    for tmp in tmps:  # pretend the crash was long ago: the next run cleans them
+        os.utime(tmp, (time.time() - 7200, time.time() - 7200))
+    assert "DONE" in _run_until(_child(dir_, script), None)
+
+    resumed = _stored(dir_)
+    _assert_same(resumed, reference)
+    assert any(m["resumed_from_step"] for *_, m in resumed.values()), (seed, log)
+    assert not list(dir_.glob("*/.*.tmp")) and not list((dir_ / "checkpoints").glob("*"))
+    assert not (dir_ / "corrupt").exists(), "a clean kill must not produce corrupt files"
+
+
+def test_two_processes_same_results_folder(tmp_path):
+    """The second process waits on the runs' locks, then loads what the first one stored."""
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    results = tmp_path / "shared"
+    first = _child(results, script, SIGNAL_AT_STEP=1, PAUSE_AT_STEP=2)
+    assert first.stdout.readline().startswith("TRAINING")
+    assert first.stdout.readline().startswith("AT 1")  # first is training, and pauses 4 s
+    second = _child(results, script)
+    out2, err2 = second.communicate(timeout=300)
+    out1 = first.stdout.read()
+    first.wait(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, (out1, out2, err2)
+    assert "TRAINING" not in out2, out2  # nothing trained twice
+    assert "being trained by another process" in err2 and "waiting" in err2
+    runs = sorted(p.name for p in (results / "runs").iterdir())
+    assert len(runs) == 8 and sum(n.endswith(".json") for n in runs) == 4, runs
+    assert not (results / "corrupt").exists()
+    # a third, in-process, reader sees four valid records
+    configs = [RunConfig.from_dict(json.loads(p.read_text())["config"])
+               for p in (results / "runs").glob("*.json")]
+    assert len(train(configs, results=results, device="cpu", progress=False)) == 4
+
+
+# ---- out of memory -------------------------------------------------------------------------
+TINY = dict(p=7, d_model=8, num_layers=1, num_heads=2, steps=12, eval_dense=3, eval_every=5)
+
+
+@pytest.mark.parametrize("where", ["init", "run"])
+def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
+    configs = [RunConfig(model="gpt", seed=s, lr=lr, **TINY) for s in (0, 1) for lr in (1e-3, 3e-3)]
+    expected = train(configs, results=None, progress=False, max_group_size=2)
+    sizes = []
+    orig_init, orig_run = GroupTrainer.__init__, GroupTrainer.run
+
+    def init(self, cfgs, device="cpu"):
+        sizes.append(len(cfgs))
+        if where == "init" and len(cfgs) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        orig_init(self, cfgs, device)
+
+    def run(self, *a, **k):
+        if where == "run" and self.K > 2:
+            for _ in range(3):
+                self.update()
+            raise RuntimeError("CUDA error: out of memory")
+        return orig_run(self, *a, **k)
+
+    monkeypatch.setattr(GroupTrainer, "__init__", init)
+    monkeypatch.setattr(GroupTrainer, "run", run)
+    with pytest.warns(RuntimeWarning, match="out of memory .* group of 4 runs; retrying as groups of 2 and 2"):
+        got = train(configs, results=tmp_path, progress=False)
+    assert sizes == [4, 2, 2]
+    for a, b in zip(got, expected):
+        assert a.run_id == b.run_id and a.history == b.history
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 4
+
+
+def test_out_of_memory_single_run_is_reraised(monkeypatch):
+    def init(self, cfgs, device="cpu"):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(GroupTrainer, "__init__", init)
+    with pytest.raises(torch.cuda.OutOfMemoryError) as e:
+        train([RunConfig(**TINY)], results=None, progress=False)
+    assert "does not fit" in "".join(getattr(e.value, "__notes__", []))
+
+
+def test_other_errors_are_not_retried(monkeypatch):
+    calls = []
+
+    def init(self, cfgs, device="cpu"):
+        calls.append(len(cfgs))
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(GroupTrainer, "__init__", init)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train([RunConfig(seed=s, **TINY) for s in (0, 1)], results=None, progress=False)
+    assert calls == [2]
+    assert engine.is_out_of_memory(RuntimeError("MPS backend out of memory"))
