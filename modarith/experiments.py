@@ -295,6 +295,14 @@ def quick_reductions() -> pd.DataFrame:
         if fa != qa:
             rows.append({"experiment": e.name, "model": "both", "field": "alpha",
                          "full": _values_text(fa), "quick": _values_text(qa)})
+    merged: dict[tuple, dict] = {}  # one row "both" when LSTM and GPT changed alike
+    for row in rows:
+        key = (row["experiment"], row["field"], row["full"], row["quick"])
+        if key in merged:
+            merged[key]["model"] = "both"
+        else:
+            merged[key] = row
+    rows = list(merged.values())
     for row in rows:
         row["why"] = _WHY.get((row["experiment"], row["field"]), _WHY.get(("*", row["field"]), ""))
     return pd.DataFrame(rows, columns=["experiment", "model", "field", "full", "quick", "why"])

@@ -423,7 +423,7 @@ th, td { border: 1px solid var(--rule); padding: .25rem .5rem; text-align: right
 th { background: #f1f3f7; } td:first-child, th:first-child { text-align: left; }
 .meta td { text-align: left; }
 .status-ok { color: #1b7a35; } .status-failed { color: #b3261e; font-weight: bold; }
-nav.toc ol { padding-left: 1.4rem; } nav.toc li { margin: .15rem 0; }
+nav.toc { break-before: page; } nav.toc ol { padding-left: 1.4rem; } nav.toc li { margin: .15rem 0; }
 nav.toc ol ol { font-size: .92rem; list-style: lower-alpha; }
 section.notebook { break-before: page; border-top: 1px solid var(--rule); margin-top: 2.5rem; }
 .output-figure { margin: 1rem 0; text-align: center; break-inside: avoid; }
@@ -440,6 +440,7 @@ math[display="block"] { margin: .6rem 0; }
 mtd[columnalign="left"] { text-align: left; } mtd { padding: .15rem .5rem; }
 a.colab { font-family: sans-serif; font-size: .85rem; }
 .note { color: var(--muted); font-size: .9rem; }
+.reduced { border: 1px solid #e0b252; background: #fff8e6; padding: .5rem .8rem; }
 @media print { body { max-width: none; padding: 0; } a { color: inherit; text-decoration: none; }
                .title-page { min-height: auto; } }
 """
@@ -474,12 +475,17 @@ def _reductions_html(profile: str) -> str:
         frame = quick_reductions()
     except Exception as error:  # noqa: BLE001 - the table is informative, not essential
         return f'<p class="note">(reductions table unavailable: {html.escape(str(error))})</p>'
-    return ("<h2>Reduced protocol</h2><p>The quick profile changes the seed's protocol as follows "
-            "(smoke shrinks it further, for CI only):</p>" + math_to_mathml(frame.to_html(index=False)))
+    return ('<section class="notebook appendix" id="reductions"><h1>Appendix — the quick profile\'s '
+            "reductions of the protocol</h1><p>How the <code>quick</code> profile departs from the "
+            "seed's protocol (<code>full</code>), per experiment and model, with the reason of each "
+            "change (<code>modarith.experiments.quick_reductions()</code>). The <code>smoke</code> "
+            "profile shrinks everything further, for CI only: its numbers carry no meaning.</p>"
+            + '<div class="output-html">' + math_to_mathml(frame.to_html(index=False)) + "</div></section>")
 
 
-def assemble_html(runs: list[NotebookRun], profile: str, device: str, total_seconds: float) -> str:
-    """The whole report page from executed notebooks."""
+def assemble_html(runs: list[NotebookRun], profile: str, device: str, total_seconds: float,
+                  requested_profile: str = "auto", requested_device: str = "auto") -> str:
+    """The whole report page from executed notebooks (``profile``/``device`` resolved)."""
     import nbformat
 
     used: set[str] = {"title", "contents"}
@@ -511,13 +517,21 @@ def assemble_html(runs: list[NotebookRun], profile: str, device: str, total_seco
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     commit = _git_commit()
     meta = [
-        ("Profile", html.escape(describe_profile(profile, device))),
+        ("Profile", html.escape(describe_profile(profile, device, requested_profile, requested_device))),
         ("Device", html.escape(device)),
         ("modarith version", html.escape(modarith.__version__) + (f" (git {commit})" if commit else "")),
         ("Date", html.escape(now)),
         ("Total wall time", f"{total_seconds:.1f} s"),
     ]
     meta_rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in meta)
+    appendix = _reductions_html(profile)
+    reduced_note = ""
+    if appendix:
+        toc.append('<li><a href="#reductions">Appendix — the quick profile\'s reductions of the protocol</a></li>')
+        reduced_note = (f'<p class="reduced"><strong>Reduced protocol.</strong> This report was built with '
+                        f"the <code>{html.escape(profile)}</code> profile, not the seed's protocol: fewer "
+                        'grid points, steps and seeds (see the <a href="#reductions">appendix</a>). '
+                        "Numbers and step counts are not comparable one to one with the seed's.</p>")
     title_page = f"""
 <section class="title-page" id="title">
 <h1>Grokking modular arithmetic with an LSTM and a small GPT</h1>
@@ -526,9 +540,9 @@ of IFT6135 (Université de Montréal, winter 2025) homework 2: two hand-written 
 trained on <em>a</em> ∘ <em>b</em> = <em>r</em> mod <em>p</em>. Every number, figure and
 conclusion below was computed by this build; nothing is copied from the seed report.</p>
 <table class="meta">{meta_rows}</table>
+{reduced_note}
 <h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>wall time</th><th>status</th></tr>{rows}</table>
-{_reductions_html(profile)}
 </section>
 <nav class="toc" id="contents"><h1>Contents</h1><ol>{"".join(toc)}</ol></nav>
 """
@@ -538,7 +552,7 @@ conclusion below was computed by this build; nothing is copied from the seed rep
 <meta name="generator" content="modarith {html.escape(modarith.__version__)} build_report.py">
 <title>modarith report — profile {html.escape(profile)}</title>
 <style>{CSS}</style></head>
-<body>{title_page}{"".join(sections)}</body></html>
+<body>{title_page}{"".join(sections)}{appendix}</body></html>
 """
 
 
@@ -684,7 +698,8 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     total = time.perf_counter() - start
 
     html_path = out / "report.html"
-    html_path.write_text(assemble_html(runs, profile, device, total), encoding="utf-8")
+    html_path.write_text(assemble_html(runs, profile, device, total, args.profile, args.device),
+                         encoding="utf-8")
     print(f"wrote {html_path} ({html_path.stat().st_size / 1e6:.1f} MB)", flush=True)
 
     if not args.no_pdf:

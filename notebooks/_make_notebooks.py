@@ -76,6 +76,11 @@ result = run_experiment("{name}", profile=settings.profile, results=settings.res
 
 SHOW = "result.show(settings.figures)"
 
+RESULTS = """## Results
+
+The figures, tables and conclusions below are computed from the runs above (the first line
+of the run's output names the profile: `quick` and `smoke` are reduced protocols)."""
+
 
 def experiment_cells(info, intro: str, problem: str, discussion: str, extra_parameters=(),
                      settings_extra: str = "", settings_more: str = "", after_show=()) -> list:
@@ -88,6 +93,7 @@ def experiment_cells(info, intro: str, problem: str, discussion: str, extra_para
         new_code_cell(SETTINGS.format(extra=settings_extra, more=settings_more), metadata=HIDE),
         new_markdown_cell(problem),
         new_code_cell(RUN.format(name=info.experiment)),
+        new_markdown_cell(RESULTS),
         new_code_cell(SHOW),
         *after_show,
         new_markdown_cell(discussion),

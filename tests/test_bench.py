@@ -42,7 +42,7 @@ def test_flop_counts_match_hand_count():
     from benchmarks.bench import forward_flops, train_flops
 
     gpt = RunConfig()  # d 128, L 2, m 4, S 6, V 36, full batch of 480
-    per_token = 2 * (12 * 128 * 128 + 4 * 6 * 128) + 2 * 128 * 36
+    per_token = 2 * (24 * 128 * 128 + 4 * 6 * 128) + 2 * 128 * 36  # L = 2 blocks + classifier
     assert forward_flops(gpt, 1) == per_token * 6
     assert train_flops(gpt) == 3 * per_token * 6 * 480
     lstm = RunConfig(model="lstm")
