@@ -188,16 +188,9 @@ def resolve(profile: str = "auto", device: str = "auto") -> tuple[str, str]:
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"device={device!r} cannot be used here: {error}") from error
     resolved_device = resolved_device.split(":")[0]
-    if profile == "auto":
-        try:
-            from modarith.experiments import resolve_profile
-        except ImportError:  # experiments not installed: same rule, written here
-            resolved_profile = "full" if resolved_device == "cuda" else "quick"
-        else:
-            resolved_profile = resolve_profile(profile, resolved_device)
-    else:
-        resolved_profile = profile
-    return resolved_profile, resolved_device
+    from modarith.experiments import resolve_profile
+
+    return resolve_profile(profile, resolved_device), resolved_device
 
 
 def project_root(start: Path | None = None) -> Path | None:
@@ -415,7 +408,6 @@ h1, h2, h3 { font-family: "DejaVu Sans", "Helvetica", sans-serif; line-height: 1
 h1 { font-size: 1.7rem; border-bottom: 2px solid var(--accent); padding-bottom: .3rem; }
 h2 { font-size: 1.3rem; margin-top: 2rem; } h3 { font-size: 1.1rem; }
 a { color: var(--accent); }
-.title-page { min-height: 80vh; }
 .title-page h1 { font-size: 2.1rem; border: none; margin-top: 3rem; }
 .subtitle { color: var(--muted); font-size: 1.1rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
@@ -442,7 +434,7 @@ a.colab { font-family: sans-serif; font-size: .85rem; }
 .note { color: var(--muted); font-size: .9rem; }
 .reduced { border: 1px solid #e0b252; background: #fff8e6; padding: .5rem .8rem; }
 @media print { body { max-width: none; padding: 0; } a { color: inherit; text-decoration: none; }
-               .title-page { min-height: auto; } }
+}
 """
 
 
@@ -685,8 +677,6 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     runs: list[NotebookRun] = []
     for i, info in enumerate(chosen, 1):
         print(f"[{i}/{len(chosen)}] {info.file}: running …", flush=True)
-        import papermill  # noqa: F401 - fail here, clearly, if papermill is missing
-
         wanted = _notebook_parameters(source_dir / info.file)
         run = execute_notebook(info, source_dir, executed, {k: v for k, v in parameters.items() if k in wanted})
         runs.append(run)

@@ -186,27 +186,24 @@ def smoke_results(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_smoke_end_to_end_writes_figures(smoke_results, name, capsys):
-    import matplotlib.pyplot as plt
-
     root, results = smoke_results
     res = results[name]
     assert res.profile == "smoke" and res.device == "cpu"
     assert len(res.records) == len(E.configs(name, "smoke"))
-    figs = res.figures(root / "figures")
+    res.show(root / "figures")  # draws, saves and prints every figure, tables, conclusions
+    printed = capsys.readouterr().out
     expected = {"sanity": 1, "data_size": 4, "orders": 3, "model_size": 2 * 2 + 4,
                 "compute": 4, "regularization": 2, "interpretability": 4}[name]
-    assert len(figs) == expected
-    for key, fig, caption in figs:
-        assert isinstance(caption, str) and "seed: Figure" in caption
-        png = root / "figures" / name / f"{key}.png"
-        assert png.exists() and png.stat().st_size > 1000
-        assert png.with_suffix(".svg").exists()
-        plt.close(fig)
+    assert len(res.figure_paths) == 2 * expected  # PNG + SVG each
+    for path in res.figure_paths:
+        assert path.parent == root / "figures" / name
+        assert path.exists() and path.stat().st_size > 1000
+    assert {p.suffix for p in res.figure_paths} == {".png", ".svg"}
+    assert f"Figure {expected}." in printed and f"Figure {expected + 1}." not in printed
+    assert printed.count("(seed: Figure") == expected
+    assert "Conclusions computed from the data" in printed
     sentences = res.conclusions()
     assert sentences and all(isinstance(s, str) and s.endswith(".") for s in sentences)
-    res.show(root / "figures")
-    printed = capsys.readouterr().out
-    assert "Figure 1." in printed and "Conclusions computed from the data" in printed
     if name == "sanity":
         assert "Table 1" in printed and "9100" in printed  # seed's Δt(A) beside ours
         assert res.table_frame().shape == (6, 6)
