@@ -147,7 +147,7 @@ def _engine_variant(cfg: RunConfig, K: int, device: str, compile_mode: str | Non
     g = GroupTrainer(configs, device)
     label = "engine"
     if compile_mode:
-        g._vgrad = torch.compile(g._vgrad, mode=compile_mode, dynamic=False)
+        g._vloss = torch.compile(g._vloss, mode=compile_mode, dynamic=False)
         g._veval = torch.compile(g._veval, mode=compile_mode, dynamic=False)
         label = "compile" if compile_mode == "default" else f"compile:{compile_mode}"
     return _Variant(f"{label} K={K}", K, g.update, g.evaluate)

@@ -68,12 +68,12 @@ _QUICK = {
 }
 
 _SMOKE = {
-    "base": {"p": 7, "lr": 1e-2, "num_layers": 1, "eval_dense": 10, "eval_every": 10},
+    "base": {"p": 7, "lr": 1e-2, "num_layers": 1, "eval_dense": 5, "eval_every": 5},
     "model_base": {"lstm": {"d_model": 16}, "gpt": {"d_model": 16}},
     "seeds": (0,),
-    "steps": 30,
-    "steps_compute": 40,
-    "steps_regularization": 40,
+    "steps": 20,
+    "steps_compute": 24,
+    "steps_regularization": 24,
     "r_grid": (0.3, 0.7),
     "orders_p": 5,
     "L_grid": (1, 2),
@@ -289,6 +289,8 @@ def quick_reductions() -> pd.DataFrame:
                     rows.append({"experiment": e.name, "model": m, "field": f,
                                  "full": _values_text(fv), "quick": _values_text(qv)})
             for f, fn in (("runs", len), ("run-steps", lambda cs: sum(c.total_steps for c in cs))):
+                if len(fm) == len(qm) and f == "runs":
+                    continue
                 rows.append({"experiment": e.name, "model": m, "field": f,
                              "full": str(fn(fm)), "quick": str(fn(qm))})
         fa, qa = e.alphas("full"), e.alphas("quick")
@@ -303,6 +305,20 @@ def quick_reductions() -> pd.DataFrame:
         else:
             merged[key] = row
     rows = list(merged.values())
+    # a change shared by every experiment (e.g. the learning rate) is stated once, as "all"
+    n_exp = len(EXPERIMENTS)
+    shared: dict[tuple, list] = {}
+    for row in rows:
+        if row["field"] not in ("runs", "run-steps"):
+            shared.setdefault((row["field"], row["full"], row["quick"]), []).append(row)
+    collapsed = []
+    for (f, fv, qv), group in shared.items():
+        if len({r["experiment"] for r in group}) == n_exp:
+            collapsed.append({"experiment": "all", "model": "both", "field": f, "full": fv,
+                              "quick": qv})
+            for r in group:
+                r["drop"] = True
+    rows = collapsed + [r for r in rows if not r.pop("drop", False)]
     for row in rows:
         row["why"] = _WHY.get((row["experiment"], row["field"]), _WHY.get(("*", row["field"]), ""))
     return pd.DataFrame(rows, columns=["experiment", "model", "field", "full", "quick", "why"])

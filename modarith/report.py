@@ -171,7 +171,8 @@ def describe_profile(profile: str, device: str, requested_profile: str = "auto",
     if profile == "full":
         note = "the seed's protocol"
     elif profile == "quick":
-        note = "a REDUCED protocol (fewer grid points/steps, smaller models — see the reductions table)"
+        note = ("a REDUCED protocol (fewer grid points, steps and seeds, smaller models; the report's "
+                "appendix lists every reduction)")
     else:
         note = "a REDUCED smoke protocol for CI (seconds per experiment; numbers are not meaningful)"
     return f"profile {profile}{how_p} on device {device}{how_d}: {note}"
@@ -608,7 +609,8 @@ def execute_notebook(info: NotebookInfo, source_dir: Path, out_dir: Path, parame
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(source_dir),
-                                   progress_bar=False, log_output=False, kernel_name="python3")
+                                   progress_bar=sys.stderr.isatty(), log_output=False,
+                                   kernel_name="python3")
     except papermill.PapermillExecutionError as error:
         first = next((line for line in error.source.splitlines() if line.strip()), "")
         message = (f"cell {error.cell_index + 1} of the executed copy (In [{error.exec_count}]: "

@@ -160,3 +160,10 @@ def test_settings_resolve(tmp_path):
     auto = report.notebook_settings(profile="auto", device="cpu", results_dir=str(tmp_path),
                                     figures_dir=str(tmp_path))
     assert auto.profile == "quick"
+
+
+def test_auto_folders_follow_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.chdir(NB_DIR)  # Jupyter opens the notebooks here
+    assert report.default_dir("results") == ROOT / "results"
+    monkeypatch.chdir(tmp_path)  # outside a checkout (Colab): the working directory
+    assert report.default_dir("results") == tmp_path.resolve() / "results"

@@ -143,6 +143,7 @@ def test_smoke_report_html_is_self_contained(smoke_build):
     assert not re.search(r"""\bsrc\s*=\s*(?!["']?data:)""", page), "every src must be a data: URI"
     assert not re.search(r"<link\b|<script\b|@import|url\(\s*['\"]?(?:https?:)?//", page, re.I)
     assert "<math" in page and "$" not in _visible_text(page)
+    assert 'class="math-error"' not in page, "a formula latex2mathml could not convert"
     assert "Problem 2.10" in page and "nav class=\"toc\"" in page
     assert "import " not in _visible_text(page), "code cells must be hidden"
     for field in ("Profile", "Device", "modarith version", "Date", "wall time"):
