@@ -418,6 +418,10 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def _rho(rho: float) -> str:
+    return "n/a (a constant series)" if math.isnan(rho) else f"{rho:+.2f}"
+
+
 def _series(rows: pd.DataFrame, field: str, q: str, col: str = "best_mean") -> str:
     return ", ".join(f"{_fmt_value(x)}: {_fmt(v, q)}" for x, v in zip(rows[field], rows[col]))
 
@@ -432,11 +436,12 @@ def conclude_sanity(best: pd.DataFrame) -> list[str]:
         head = (f"{_name(m)}: best train accuracy {_fmt(at['best_mean'])} first reached at "
                 f"t_f = {_fmt(at['tf_mean'], 'tf')}, best validation accuracy "
                 f"{_fmt(av['best_mean'])} at t_f = {_fmt(av['tf_mean'], 'tf')}")
-        if av["best_mean"] < GENERALISED:
+        if at["best_mean"] < GENERALISED:
+            tail = (f"; it does not even fit the training set within T (A_train < "
+                    f"{GENERALISED}).")
+        elif av["best_mean"] < GENERALISED:
             tail = (f"; it memorises the training set but does not generalise within "
                     f"T (A_val < {GENERALISED}).")
-        elif at["best_mean"] < GENERALISED:
-            tail = "; it does not fit the training set."
         elif dt > 0:
             tail = (f": it memorises first and generalises Δt(A) = {_fmt(dt, 'dt')} steps later "
                     "(grokking).")
@@ -542,8 +547,8 @@ def conclude_model_size(best: pd.DataFrame) -> list[str]:
             rho_a = _spearman(rows["P"], _rows(best, m, "A_val")["best_mean"])
             trend = ("falls" if rho < 0 else "rises") if not math.isnan(rho) else "does not vary"
             out.append(f"{_name(m)}: over all (L, d), best L_val {trend} with the number of "
-                       f"non-embedding parameters P (Spearman ρ = {rho:+.2f}; for A_val "
-                       f"ρ = {rho_a:+.2f}), P from {int(rows['P'].min()):,} to "
+                       f"non-embedding parameters P (Spearman ρ = {_rho(rho)}; for A_val "
+                       f"ρ = {_rho(rho_a)}), P from {int(rows['P'].min()):,} to "
                        f"{int(rows['P'].max()):,}.")
     return out
 
@@ -625,7 +630,7 @@ def conclude_regularization(best: pd.DataFrame, records: Iterable | None = None)
                    "increases": "no: t_f(A_val) increases monotonically",
                    "is unchanged": "no: t_f(A_val) does not change",
                    }.get(direction, "not monotonically: t_f(A_val) is non-monotone")
-        sign = "n/a" if math.isnan(rho) else f"{rho:+.2f}"
+        sign = _rho(rho)
         never = [_fmt_value(w) for w, a in zip(wd, av["best_mean"]) if a < GENERALISED]
         note = (f"; weight decay {', '.join(never)} never reaches A_val ≥ {GENERALISED}, so its "
                 "t_f marks the best of a run that did not generalise" if never else "")

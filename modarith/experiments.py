@@ -456,9 +456,11 @@ class ExperimentResult:
         return out
 
     # ---- figures -----------------------------------------------------------------------
-    def figures(self, out_dir: str | Path | None = "figures") -> list[tuple[str, object, str]]:
-        """Every seed figure type of this experiment as ``(key, fig, caption)``; saved as PNG and
-        SVG under ``<out_dir>/<experiment>/<key>`` unless ``out_dir`` is None."""
+    def figures(self, out_dir: str | Path | None = "figures", dpi: int = 120
+                ) -> list[tuple[str, object, str]]:
+        """Every seed figure type of this experiment as ``(key, fig, caption)``; saved as PNG
+        (``dpi``) and SVG under ``<out_dir>/<experiment>/<key>`` unless ``out_dir`` is None;
+        the paths written are in ``self.figure_paths``."""
         from modarith import plots
 
         figs = []
@@ -514,7 +516,7 @@ class ExperimentResult:
         if out_dir is not None:
             self.figure_paths = []
             for key, fig, _ in figs:
-                self.figure_paths += plots.save_figure(fig, Path(out_dir) / n / key)
+                self.figure_paths += plots.save_figure(fig, Path(out_dir) / n / key, dpi=dpi)
         return figs
 
     # ---- conclusions --------------------------------------------------------------------
@@ -545,13 +547,13 @@ class ExperimentResult:
                 "experiments.quick_reductions() for every change.")
 
     # ---- notebook display ----------------------------------------------------------------
-    def show(self, figures_dir: str | Path | None = "figures") -> None:
+    def show(self, figures_dir: str | Path | None = "figures", dpi: int = 120) -> None:
         """Display every figure followed by its caption ("**Figure k.** …"), then the tables
         and the conclusions as a bulleted list (Markdown in IPython, plain text otherwise)."""
         import matplotlib.pyplot as plt
 
         ip = _ipython()
-        figs = self.figures(figures_dir)
+        figs = self.figures(figures_dir, dpi=dpi)
         for k, (_, fig, caption) in enumerate(figs, 1):
             if ip:
                 from IPython.display import Markdown, display

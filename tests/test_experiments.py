@@ -190,7 +190,7 @@ def test_smoke_end_to_end_writes_figures(smoke_results, name, capsys):
     res = results[name]
     assert res.profile == "smoke" and res.device == "cpu"
     assert len(res.records) == len(E.configs(name, "smoke"))
-    res.show(root / "figures")  # draws, saves and prints every figure, tables, conclusions
+    res.show(root / "figures", dpi=40)  # draws, saves and prints every figure, tables, conclusions
     printed = capsys.readouterr().out
     expected = {"sanity": 1, "data_size": 4, "orders": 3, "model_size": 2 * 2 + 4,
                 "compute": 4, "regularization": 2, "interpretability": 4}[name]
@@ -220,7 +220,8 @@ def test_smoke_end_to_end_writes_figures(smoke_results, name, capsys):
 @pytest.mark.slow
 def test_smoke_rerun_loads_from_store_and_cli_helpers(smoke_results, capsys):
     root, _ = smoke_results
-    res = E.main_run("sanity", "smoke", root / "results", "cpu", root / "figs2", progress=False)
+    res = E.main_run("sanity", "smoke", root / "results", "cpu", root / "figs2",
+                     progress=False)
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("sanity (Problem 4.1–4.2): profile = smoke, device = cpu")
     assert "Table 1" in out and "Figures:" in out

@@ -116,6 +116,7 @@ def smoke_build(tmp_path_factory):
     return out, work, proc.stdout, seconds
 
 
+@pytest.mark.slow
 def test_smoke_build_outputs(smoke_build):
     out, work, stdout, seconds = smoke_build
     first = stdout.splitlines()[0]
@@ -135,6 +136,7 @@ def _visible_text(page: str) -> str:
     return html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
+@pytest.mark.slow
 def test_smoke_report_html_is_self_contained(smoke_build):
     out = smoke_build[0]
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -151,6 +153,7 @@ def test_smoke_report_html_is_self_contained(smoke_build):
     assert page.count("<img") >= 10, "figures and attention heatmaps embedded"
 
 
+@pytest.mark.slow
 def test_smoke_report_pdf(smoke_build):
     if report.find_chromium() is None:
         pytest.skip(f"no Chromium: {report.INSTALL_HINT}")
@@ -278,6 +281,7 @@ Promise.all(Array.from(document.images).map(i => i.decode().catch(() => null))).
 """
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(smoke_build):
     chromium = report.find_chromium()
     if chromium is None:
