@@ -49,16 +49,24 @@ _FULL = {
     "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
 }
 
-# Quick profile (2-core CPU). Measured wall times per experiment are in QUICK_SECONDS.
+# Quick profile (2-core CPU): p = 23 instead of 31 (a step costs ~0.55×, and the GPT groks in
+# 1.8k steps instead of 4.1k), d = 64, per-model learning rates (the LSTM barely moves at 3e-3
+# within 4k steps at p = 23; at 1e-2 it reaches A_val ≥ 0.9 by 3.4k), one seed except the
+# sanity check. Calibration runs (this CPU, r = 0.5, first step with A_val ≥ 0.9 / 0.99):
+#   GPT  p=23 d=64 lr 3e-3: 1.6k / 1.8k   GPT  p=23 d=64 lr 1e-2: 1.1k / 1.4k (then unstable)
+#   LSTM p=23 d=64 lr 1e-2: 3.4k / –      LSTM p=23 d=64 lr 3e-3: – (A_val 0.19 at 2.5k)
+#   LSTM p=31 d=64 lr 1e-2: – (0.83 at 3k) LSTM p=31 d=32 lr 1e-2: 2.4k / – (0.99 at 4k)
+#   GPT  p=17 d=64 lr 3e-3: – (0.80 at 2.5k)   GPT p=7 orders (2,3): – (0.81 at 2.5k)
 _QUICK = {
-    "base": {"lr": 3e-3},
-    "model_base": {"lstm": {"d_model": 64}, "gpt": {"d_model": 64}},
+    "base": {"p": 23},
+    "model_base": {"lstm": {"d_model": 64, "lr": 1e-2}, "gpt": {"d_model": 64, "lr": 3e-3}},
     "seeds": (0,),
     "seeds_sanity": SEEDS,
-    "steps": 3_001,
-    "steps_compute": 3_001,
-    "steps_regularization": 4_001,
-    "r_grid": (0.2, 0.3, 0.4, 0.5, 0.7),
+    "steps": {"gpt": 2_501, "lstm": 4_001},
+    "steps_orders": {"gpt": 1_501, "lstm": 2_001},
+    "steps_compute": {"gpt": 2_501, "lstm": 4_001},
+    "steps_regularization": {"lstm": 4_001},
+    "r_grid": (0.3, 0.4, 0.5),
     "orders_p": 11,
     "L_grid": (1, 2),
     "d_grid": (32, 64),
@@ -85,24 +93,36 @@ _SMOKE = {
 
 _KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
 
-# Why each quick reduction was made: (experiment or "*", field) -> reason.
+# Why each quick reduction was made: (experiment or "*", field[, model]) -> reason.
 _WHY = {
-    ("*", "seed"): "one seed where the curves are smooth enough; the sanity check keeps both "
-                   "seeds for Table 1's ± std",
-    ("*", "lr"): "lr 3e-3 groks ~3× sooner than 1e-3 (SPEC measurements); same AdamW otherwise",
-    ("*", "d_model"): "d = 64 costs half of d = 128 per step on a CPU and still groks at lr 3e-3",
-    ("*", "steps"): "both models generalise well before this T at lr 3e-3 (measured)",
-    ("*", "runs"): "fewer grid points and seeds (see the rows above)",
-    ("*", "run-steps"): "total optimizer updates of the experiment",
-    ("data_size", "r_train"): "fewer fractions, kept around the generalisation threshold",
-    ("model_size", "num_layers"): "L = 3 dropped: the depth trend is already visible with L = 1, 2",
-    ("model_size", "d_model"): "d = 256 is too slow on a CPU; the width trend is read on {32, 64}",
-    ("compute", "batch_size"): "three batch sizes spanning 2⁶–2⁹ (small B costs many steps/epoch)",
-    ("compute", "steps"): "α slices still cover memorisation and generalisation",
+    ("*", "p"): "a step costs ~0.55× of p = 31 (fewer equations) and the GPT groks in 1.8k "
+                "steps instead of 4.1k (measured on this CPU)",
+    ("orders", "p"): "SPEC's p = 11 for binary + ternary is kept",
+    ("*", "seed"): "one seed; the sanity check keeps both seeds for Table 1's ± std",
+    ("*", "lr", "gpt"): "lr 3e-3 groks ~2.5× sooner than 1e-3 (SPEC's CPU measurements)",
+    ("*", "lr", "lstm"): "at p = 23 the LSTM does not generalise within 4k steps at 3e-3; "
+                         "at 1e-2 it reaches A_val ≥ 0.9 by 3.4k (measured)",
+    ("*", "d_model"): "d = 64 costs about half of d = 128 per step on a CPU and still groks",
+    ("*", "steps", "gpt"): "the GPT reaches A_val ≥ 0.99 by 1.8k steps at p = 23 (measured)",
+    ("*", "steps", "lstm"): "the LSTM reaches A_val ≥ 0.9 by 3.4k steps at p = 23, lr 1e-2 "
+                            "(measured)",
+    ("*", "steps"): "shortened to fit the CPU budget",
+    ("orders", "steps"): "a p = 11 mixed-order step is ~2.5× a p = 23 step; the per-order "
+                         "timing is read within this T",
+    ("*", "runs"): "runs of the experiment (shared runs counted in each) and Σ T",
+    ("data_size", "r_train"): "three fractions around the generalisation threshold (the runs "
+                              "below 0.3 only memorise, above 0.5 cost more per step)",
+    ("model_size", "num_layers"): "L = 3 dropped: the depth trend is read on L = 1, 2",
+    ("model_size", "d_model"): "d = 128, 256 are too slow on a CPU; the width trend is read on "
+                               "d = 32, 64",
+    ("compute", "batch_size"): "three batch sizes spanning 2⁶–2⁹",
+    ("compute", "steps"): "the same T as the other experiments (shares the B = 512 run); the "
+                          "α slices still span memorisation and generalisation",
     ("regularization", "weight_decay"): "three weight decays keep the monotonicity question",
-    ("regularization", "steps"): "the smallest weight decay needs longer to generalise",
-    ("interpretability", "d_model"): "the biggest GPT of the quick model-size grid",
-    ("interpretability", "num_layers"): "the biggest GPT of the quick model-size grid",
+    ("regularization", "steps"): "the same T as the sanity LSTM (shares the weight decay 1 run)",
+    ("interpretability", "num_layers"): "the biggest quick model-size GPT other than the "
+                                        "sanity GPT",
+    ("interpretability", "d_model"): "the biggest quick model-size GPT other than the sanity GPT",
 }
 
 # Measured wall time (s) of each experiment's quick profile on the 2-core CI-class CPU
@@ -126,47 +146,51 @@ def _seeds(k: dict, name: str) -> tuple[int, ...]:
     return k.get(f"seeds_{name}", k["seeds"])
 
 
+def _T(k: dict, key: str, model: str) -> int:
+    """Steps T of one kind (``steps``, ``steps_compute`` …), per model when given as a dict."""
+    v = k.get(key, k["steps"])
+    return v[model] if isinstance(v, dict) else v
+
+
 def _sanity(k: dict) -> list[RunConfig]:
-    return [_cfg(k, m, seed=s, steps=k["steps"]) for m in MODELS for s in _seeds(k, "sanity")]
+    return [_cfg(k, m, seed=s, steps=_T(k, "steps", m)) for m in MODELS for s in _seeds(k, "sanity")]
 
 
 def _data_size(k: dict) -> list[RunConfig]:
-    return [_cfg(k, m, r_train=r, seed=s, steps=k["steps"])
+    return [_cfg(k, m, r_train=r, seed=s, steps=_T(k, "steps", m))
             for m in MODELS for r in k["r_grid"] for s in _seeds(k, "data_size")]
 
 
 def _orders(k: dict) -> list[RunConfig]:
-    return [_cfg(k, m, p=k["orders_p"], orders=(2, 3), seed=s, steps=k["steps"])
+    return [_cfg(k, m, p=k["orders_p"], orders=(2, 3), seed=s, steps=_T(k, "steps_orders", m))
             for m in MODELS for s in _seeds(k, "orders")]
 
 
 def _model_size(k: dict) -> list[RunConfig]:
-    return [_cfg(k, m, num_layers=L, d_model=d, seed=s, steps=k["steps"])
+    return [_cfg(k, m, num_layers=L, d_model=d, seed=s, steps=_T(k, "steps", m))
             for m in MODELS for L in k["L_grid"] for d in k["d_grid"]
             for s in _seeds(k, "model_size")]
 
 
 def _compute(k: dict) -> list[RunConfig]:
-    return [_cfg(k, m, batch_size=B, seed=s, steps=k["steps_compute"])
+    return [_cfg(k, m, batch_size=B, seed=s, steps=_T(k, "steps_compute", m))
             for m in MODELS for B in k["B_grid"] for s in _seeds(k, "compute")]
 
 
 def _regularization(k: dict) -> list[RunConfig]:
-    return [_cfg(k, "lstm", weight_decay=w, seed=s, steps=k["steps_regularization"])
+    return [_cfg(k, "lstm", weight_decay=w, seed=s, steps=_T(k, "steps_regularization", "lstm"))
             for w in k["wd_grid"] for s in _seeds(k, "regularization")]
 
 
 def _interpretability(k: dict) -> list[RunConfig]:
-    """The sanity GPT, the orders GPT and the biggest model-size GPT (seed 0): no runs of its
-    own; they are shared with (and usually already trained by) those experiments."""
-    seed = _seeds(k, "sanity")[0]
-    return [
-        _cfg(k, "gpt", seed=seed, steps=k["steps"]),
-        _cfg(k, "gpt", p=k["orders_p"], orders=(2, 3), seed=_seeds(k, "orders")[0],
-             steps=k["steps"]),
-        _cfg(k, "gpt", num_layers=max(k["L_grid"]), d_model=max(k["d_grid"]),
-             seed=_seeds(k, "model_size")[0], steps=k["steps"]),
-    ]
+    """The sanity GPT, the orders GPT and the biggest model-size GPT (largest L·d², seed 0)
+    that is not the sanity GPT itself: no runs of its own; they are shared with (and usually
+    already trained by) those experiments."""
+    sanity = _sanity(k)[len(_seeds(k, "sanity"))]  # first GPT run
+    orders = [c for c in _orders(k) if c.model == "gpt"][0]
+    sizes = [c for c in _model_size(k) if c.model == "gpt" and c != sanity]
+    biggest = max(sizes, key=lambda c: (c.num_layers * c.d_model**2, c.num_layers))
+    return [sanity, orders, biggest]
 
 
 # --------------------------------------------------------------------------- registry
@@ -267,61 +291,52 @@ def _values_text(values) -> str:
 
 
 def quick_reductions() -> pd.DataFrame:
-    """How the quick profile departs from SPEC's protocol, per experiment and model.
+    """How the quick profile departs from SPEC's protocol.
 
-    Columns ``experiment, model, field, full, quick, why``. Derived from the configs the two
-    profiles actually expand to (plus run counts and Σ steps), so it cannot drift from them.
+    Columns ``experiment, model, field, full, quick, why``: one row per distinct change of a
+    RunConfig field (``experiment`` lists where it applies, ``all`` = every experiment that runs
+    that model; ``model`` is ``both`` when LSTM and GPT changed alike), then one ``runs`` row per
+    experiment (runs / Σ steps). Derived from the configs the two profiles actually expand to,
+    so it cannot drift from them.
     """
-    names = [f.name for f in fields(RunConfig)]
-    rows = []
+    names = [f.name for f in fields(RunConfig) if f.name != "model"]
+    changes: dict[tuple, list[str]] = {}
+    totals = []
     for e in EXPERIMENTS.values():
         full, quick = e.configs("full"), e.configs("quick")
         for m in MODELS:
             fm = [c for c in full if c.model == m]
             qm = [c for c in quick if c.model == m]
-            if not fm and not qm:
-                continue
             for f in names:
-                if f == "model":
-                    continue
                 fv, qv = {getattr(c, f) for c in fm}, {getattr(c, f) for c in qm}
                 if fv != qv:
-                    rows.append({"experiment": e.name, "model": m, "field": f,
-                                 "full": _values_text(fv), "quick": _values_text(qv)})
-            for f, fn in (("runs", len), ("run-steps", lambda cs: sum(c.total_steps for c in cs))):
-                if len(fm) == len(qm) and f == "runs":
-                    continue
-                rows.append({"experiment": e.name, "model": m, "field": f,
-                             "full": str(fn(fm)), "quick": str(fn(qm))})
+                    key = (m, f, _values_text(fv), _values_text(qv))
+                    changes.setdefault(key, []).append(e.name)
         fa, qa = e.alphas("full"), e.alphas("quick")
         if fa != qa:
-            rows.append({"experiment": e.name, "model": "both", "field": "alpha",
-                         "full": _values_text(fa), "quick": _values_text(qa)})
-    merged: dict[tuple, dict] = {}  # one row "both" when LSTM and GPT changed alike
-    for row in rows:
-        key = (row["experiment"], row["field"], row["full"], row["quick"])
-        if key in merged:
-            merged[key]["model"] = "both"
+            changes.setdefault(("both", "alpha", _values_text(fa), _values_text(qa)), []).append(e.name)
+        totals.append({"experiment": e.name, "model": "both", "field": "runs",
+                       "full": f"{len(full)} runs, {sum(c.total_steps for c in full):,} steps",
+                       "quick": f"{len(quick)} runs, {sum(c.total_steps for c in quick):,} steps"})
+    has_model = {m: [e.name for e in EXPERIMENTS.values()
+                     if any(c.model == m for c in e.configs("full"))] for m in MODELS}
+    rows: dict[tuple, dict] = {}
+    for (m, f, fv, qv), exps in changes.items():
+        where = "all" if m in has_model and exps == has_model[m] else ", ".join(exps)
+        key = (where, f, fv, qv)
+        if key in rows:  # LSTM and GPT changed alike
+            rows[key]["model"] = "both"
         else:
-            merged[key] = row
-    rows = list(merged.values())
-    # a change shared by every experiment (e.g. the learning rate) is stated once, as "all"
-    n_exp = len(EXPERIMENTS)
-    shared: dict[tuple, list] = {}
-    for row in rows:
-        if row["field"] not in ("runs", "run-steps"):
-            shared.setdefault((row["field"], row["full"], row["quick"]), []).append(row)
-    collapsed = []
-    for (f, fv, qv), group in shared.items():
-        if len({r["experiment"] for r in group}) == n_exp:
-            collapsed.append({"experiment": "all", "model": "both", "field": f, "full": fv,
-                              "quick": qv})
-            for r in group:
-                r["drop"] = True
-    rows = collapsed + [r for r in rows if not r.pop("drop", False)]
-    for row in rows:
-        row["why"] = _WHY.get((row["experiment"], row["field"]), _WHY.get(("*", row["field"]), ""))
-    return pd.DataFrame(rows, columns=["experiment", "model", "field", "full", "quick", "why"])
+            rows[key] = {"experiment": where, "model": m, "field": f, "full": fv, "quick": qv}
+    out = sorted(rows.values(), key=lambda r: (r["experiment"] != "all", names.index(r["field"])
+                                               if r["field"] in names else len(names)))
+    out += totals
+    for row in out:
+        e, f, m = row["experiment"], row["field"], row["model"]
+        e1 = e.split(", ")[0]
+        row["why"] = _WHY.get((e1, f, m), _WHY.get((e1, f), _WHY.get(("*", f, m),
+                                                                     _WHY.get(("*", f), ""))))
+    return pd.DataFrame(out, columns=["experiment", "model", "field", "full", "quick", "why"])
 
 
 # --------------------------------------------------------------------------- results
@@ -475,7 +490,7 @@ class ExperimentResult:
                 for eq in equations[label]:
                     fig, caption, _ = attention_figure(model, tok, eq, seq_len)
                     fig.suptitle(f"{label}: {fig.get_suptitle()}")
-                    key = f"{label.split(' ')[0]}_gpt_{_slug(eq)}"
+                    key = f"{('sanity', 'orders', 'model_size')[i]}_gpt_{_slug(eq)}"
                     figs.append((key, fig, f"{label}. {caption} (seed: Figure {seed_fig[i]})"))
         else:
             curves = self.curves()
@@ -611,7 +626,7 @@ def run_experiment(name: str, profile: str = "auto", results: str | Path = "resu
     Prints the resolved profile and device on its first line. ``profile``: ``"auto"`` (full on
     CUDA, quick elsewhere), ``"smoke"``, ``"quick"`` or ``"full"``.
     """
-    from modarith.engine import resolve_device, train
+    from modarith.engine import resolve_device
 
     exp = get_experiment(name)
     if profile != "auto":
@@ -621,8 +636,31 @@ def run_experiment(name: str, profile: str = "auto", results: str | Path = "resu
     cs = exp.configs(prof)
     print(f"{name} (Problem {exp.problem}): profile = {prof}, device = {dev}, {len(cs)} runs, "
           f"{sum(c.total_steps for c in cs):,} steps", flush=True)
-    records = train(cs, results=results, device=dev, force=force, progress=progress)
+    records = _train(cs, results, dev, force, progress)
     return ExperimentResult(name, prof, dev, records, results)
+
+
+def _train(cs: list[RunConfig], results, device: str, force: bool, progress: bool) -> list:
+    """:func:`engine.train`, on the CPU one call per training-set size.
+
+    A vectorised group pads every run to the group's largest training set; on a GPU that is
+    free, on a 2-core CPU it costs more than vmap saves (measured: two runs together take
+    ~1.7× one run), so the r_train sweep is trained one size at a time there.
+    """
+    from modarith.engine import train
+
+    if device != "cpu":
+        return train(cs, results=results, device=device, force=force, progress=progress)
+    buckets: dict[int, list[int]] = {}
+    for i, c in enumerate(cs):
+        buckets.setdefault(min(c.n_train, c.batch_size), []).append(i)
+    out: list = [None] * len(cs)
+    for idx in buckets.values():
+        recs = train([cs[i] for i in idx], results=results, device=device, force=force,
+                     progress=progress)
+        for i, r in zip(idx, recs):
+            out[i] = r
+    return out
 
 
 def main_run(name: str, profile: str = "auto", results: str | Path = "results",

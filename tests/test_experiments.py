@@ -85,8 +85,10 @@ def test_interpretability_reuses_other_experiments(profile):
     assert len(cs) == 3 and all(c.model == "gpt" for c in cs)
     assert set(cs) <= others  # trains nothing of its own
     assert cs[1].orders == (2, 3)
-    sizes = [(c.num_layers, c.d_model) for c in E.configs("model_size", profile) if c.model == "gpt"]
-    assert (cs[2].num_layers, cs[2].d_model) == max(sizes)
+    sizes = [c.num_layers * c.d_model**2 for c in E.configs("model_size", profile)
+             if c.model == "gpt" and c != cs[0]]
+    assert cs[2].num_layers * cs[2].d_model**2 == max(sizes) and cs[2] != cs[0]
+    assert cs[0] in E.configs("sanity", profile) and cs[1] in E.configs("orders", profile)
     if profile == "full":
         assert (cs[2].num_layers, cs[2].d_model) == (3, 256)
         assert cs[0] == RunConfig(model="gpt", seed=0) and cs[1].p == 11
@@ -130,14 +132,25 @@ def test_quick_profile_fits_budget_and_keeps_two_sanity_seeds():
 def test_quick_reductions_table():
     t = E.quick_reductions()
     assert list(t.columns) == ["experiment", "model", "field", "full", "quick", "why"]
-    assert set(t["experiment"]) >= {"sanity", "data_size", "model_size", "compute"}
     row = t[(t.experiment == "compute") & (t.field == "batch_size")].iloc[0]
     assert row["full"] == "{32, 64, 128, 256, 512}"
     assert (t["why"] != "").all()
-    # the table reports what the configs really are
-    q = {c.steps for c in E.configs("sanity", "quick")}
-    srow = t[(t.experiment == "sanity") & (t.field == "steps")].iloc[0]
-    assert srow["quick"] == E._values_text(q)
+    runs = t[t.field == "runs"].set_index("experiment")
+    assert list(runs.index) == list(NAMES)
+    assert runs.loc["data_size", "full"] == "36 runs, 360,052 steps"
+    # every change row states what the configs really are
+    for _, r in t[t.field != "runs"].iterrows():
+        if r["field"] == "alpha":
+            continue
+        models = MODELS if r["model"] == "both" else {r["model"]}
+        exps = [e for e in NAMES if any(c.model in models for c in E.configs(e, "full"))] \
+            if r["experiment"] == "all" else r["experiment"].split(", ")
+        for e in exps:
+            for m in models:
+                q = {getattr(c, r["field"]) for c in E.configs(e, "quick") if c.model == m}
+                f = {getattr(c, r["field"]) for c in E.configs(e, "full") if c.model == m}
+                if q or f:
+                    assert E._values_text(q) == r["quick"] and E._values_text(f) == r["full"], r
 
 
 def test_list_experiments_columns():
