@@ -7,7 +7,7 @@
 The first printed line names the profile and the device (``auto``: full on CUDA, quick
 otherwise). Runs already in the results store are reused, so a second build only re-plots.
 Exit code 0 when every notebook ran, 1 when one failed (the report is still written, with the
-failing notebook and cell named), 2 for bad options. See ``modarith.report`` and docs/REPORT.md.
+failing notebook and cell named), 2 for bad options. See ``modarith.report`` and the README.
 """
 
 import sys
