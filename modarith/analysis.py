@@ -545,7 +545,8 @@ def conclude_model_size(best: pd.DataFrame) -> list[str]:
             rows = _rows(best, m, "L_val")
             rho = _spearman(rows["P"], rows["best_mean"])
             rho_a = _spearman(rows["P"], _rows(best, m, "A_val")["best_mean"])
-            trend = ("falls" if rho < 0 else "rises") if not math.isnan(rho) else "does not vary"
+            trend = ("does not vary" if math.isnan(rho) else "falls" if rho < 0
+                     else "rises" if rho > 0 else "shows no monotone trend")
             out.append(f"{_name(m)}: over all (L, d), best L_val {trend} with the number of "
                        f"non-embedding parameters P (Spearman ρ = {_rho(rho)}; for A_val "
                        f"ρ = {_rho(rho_a)}), P from {int(rows['P'].min()):,} to "
@@ -591,12 +592,19 @@ def conclude_compute(best: pd.DataFrame) -> list[str]:
     return out
 
 
+def first_step_at(steps, values, threshold: float = GENERALISED) -> float:
+    """First step whose value is ≥ ``threshold`` (NaN if none): the onset of generalisation."""
+    hit = np.flatnonzero(np.asarray(values, dtype=float) >= threshold)
+    return float(np.asarray(steps)[hit[0]]) if hit.size else math.nan
+
+
 def norm_around_generalisation(records: Iterable, by: Sequence[str] = ("weight_decay",)
                                ) -> pd.DataFrame:
-    """Per run: ‖θ‖₂ peak before t_f(A_val), its value at t_f(A_val) and at the end.
+    """Per run: ‖θ‖₂ at initialisation, its peak before t_f(A_val), at t_f(A_val) and at the end.
 
-    Columns ``model, <by…>, seed, tf_A_val, A_val, norm_peak, step_peak, norm_at_tf, norm_final,
-    drop`` with ``drop = 1 − norm_at_tf / norm_peak`` (0 when the peak is at t_f itself).
+    Columns ``model, <by…>, seed, tf_A_val, A_val, t_gen`` (first step with A_val ≥ 0.9, NaN if
+    never) ``, norm_init, norm_peak, step_peak, norm_at_tf, norm_final, rise, drop`` with
+    ``rise = norm_peak / norm_init − 1`` and ``drop = 1 − norm_at_tf / norm_peak``.
     """
     by = _check_by(by)
     rows = []
@@ -610,15 +618,33 @@ def norm_around_generalisation(records: Iterable, by: Sequence[str] = ("weight_d
         at_tf = float(norm[np.flatnonzero(steps == tf)[0]])
         rows.append({"model": r.config.model, **{b: getattr(r.config, b) for b in by},
                      "seed": r.config.seed, "tf_A_val": tf, "A_val": best,
-                     "norm_peak": float(norm[i_peak]), "step_peak": int(steps[i_peak]),
-                     "norm_at_tf": at_tf, "norm_final": float(norm[-1]),
+                     "t_gen": first_step_at(steps, h["val_acc"]),
+                     "norm_init": float(norm[0]), "norm_peak": float(norm[i_peak]),
+                     "step_peak": int(steps[i_peak]), "norm_at_tf": at_tf,
+                     "norm_final": float(norm[-1]), "rise": float(norm[i_peak]) / float(norm[0]) - 1,
                      "drop": 1.0 - at_tf / float(norm[i_peak])})
     return _sort(pd.DataFrame(rows), ["model", *by, "seed"])
 
 
+def _order_word(values: Sequence[float]) -> str:
+    """Direction of a sequence where NaN means 'never' (later than any step)."""
+    v = [math.inf if (x is None or math.isnan(x)) else x for x in values]
+    if len(v) < 2:
+        return "cannot be assessed (one point)"
+    pairs = list(zip(v, v[1:]))
+    if all(a == b for a, b in pairs):
+        return "is unchanged"
+    if all(b <= a for a, b in pairs):
+        return "decreases"
+    if all(b >= a for a, b in pairs):
+        return "increases"
+    return "is non-monotone"
+
+
 def conclude_regularization(best: pd.DataFrame, records: Iterable | None = None) -> list[str]:
     """Problem 4.7.c–d: does a larger weight decay lower t_f(A_val) (monotone? Spearman sign),
-    and does ‖θ‖₂ fall around generalisation (norm at t_f(A_val) vs its peak before)?"""
+    when does A_val first reach 0.9 (with ``records``), and does ‖θ‖₂ rise before and fall
+    around generalisation (norm at t_f(A_val) vs its peak before it and its initial value)?"""
     out = []
     for m in _models(best):
         av = _rows(best, m, "A_val").sort_values("weight_decay")
@@ -630,33 +656,46 @@ def conclude_regularization(best: pd.DataFrame, records: Iterable | None = None)
                    "increases": "no: t_f(A_val) increases monotonically",
                    "is unchanged": "no: t_f(A_val) does not change",
                    }.get(direction, "not monotonically: t_f(A_val) is non-monotone")
-        sign = _rho(rho)
         never = [_fmt_value(w) for w, a in zip(wd, av["best_mean"]) if a < GENERALISED]
         note = (f"; weight decay {', '.join(never)} never reaches A_val ≥ {GENERALISED}, so its "
                 "t_f marks the best of a run that did not generalise" if never else "")
         out.append(f"{_name(m)}: does a larger weight decay lower t_f(A_val)? {verdict} with "
                    f"weight decay ({_series(av, 'weight_decay', 'tf', 'tf_mean')}; Spearman "
-                   f"ρ = {sign}){note}.")
+                   f"ρ = {_rho(rho)}){note}.")
         out.append(f"{_name(m)}: best L_val {_direction(list(lv['best_mean']))} with weight decay "
                    f"({_series(lv, 'weight_decay', 'L')}); best A_val "
                    f"{_direction(list(av['best_mean']))} ({_series(av, 'weight_decay', 'A')}).")
-    if records is not None:
-        norms = norm_around_generalisation(records)
-        for m in sorted(set(norms["model"]), key=_model_key):
-            parts, falls = [], 0
-            g = norms[norms["model"] == m].groupby("weight_decay", sort=True)
-            for w, rows in g:
-                drop = rows["drop"].mean()
-                falls += drop > 0.01
-                parts.append(f"weight decay {_fmt_value(w)}: peak {rows['norm_peak'].mean():.1f} "
-                             f"at step {rows['step_peak'].mean():.0f} → "
-                             f"{rows['norm_at_tf'].mean():.1f} at t_f(A_val) = "
-                             f"{rows['tf_A_val'].mean():.0f} ({-100 * drop:+.0f}%), final "
-                             f"{rows['norm_final'].mean():.1f}")
-            n = len(g)
-            verdict = (f"‖θ‖₂ falls between its peak and generalisation in {falls} of {n} "
-                       f"settings")
-            out.append(f"{_name(m)}: {verdict} (" + "; ".join(parts) + ").")
+    if records is None:
+        return out
+    norms = norm_around_generalisation(records)
+    for m in sorted(set(norms["model"]), key=_model_key):
+        g = norms[norms["model"] == m].groupby("weight_decay", sort=True)
+        wds, tgen = [], []
+        for w, rows in g:
+            wds.append(w)
+            tgen.append(math.nan if rows["t_gen"].isna().any() else rows["t_gen"].mean())
+        word = _order_word(tgen)
+        meaning = {"decreases": "comes earlier with every increase of the weight decay",
+                   "increases": "comes later with every increase of the weight decay",
+                   "is unchanged": "does not depend on the weight decay"}.get(
+            word, "is not monotone in the weight decay")
+        listing = ", ".join(f"{_fmt_value(w)}: {'never' if math.isnan(t) else f'{t:.0f}'}"
+                            for w, t in zip(wds, tgen))
+        out.append(f"{_name(m)}: the first step with A_val ≥ {GENERALISED} ({listing}) {meaning}.")
+        parts, falls, rises = [], 0, 0
+        for w, rows in g:
+            rise, drop = rows["rise"].mean(), rows["drop"].mean()
+            falls += drop > 0.01
+            rises += rise > 0.01
+            parts.append(f"weight decay {_fmt_value(w)}: {rows['norm_init'].mean():.1f} at "
+                         f"init, peak {rows['norm_peak'].mean():.1f} at step "
+                         f"{rows['step_peak'].mean():.0f}, {rows['norm_at_tf'].mean():.1f} at "
+                         f"t_f(A_val) = {rows['tf_A_val'].mean():.0f} ({-100 * drop:+.0f}% from "
+                         f"the peak), final {rows['norm_final'].mean():.1f}")
+        n = len(g)
+        out.append(f"{_name(m)}: ‖θ‖₂ rises above its initial value before generalising in "
+                   f"{rises} of {n} settings and is lower at t_f(A_val) than at its peak in "
+                   f"{falls} of {n} (" + "; ".join(parts) + ").")
     return out
 
 

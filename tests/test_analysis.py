@@ -284,11 +284,15 @@ def test_conclude_compute_alpha_and_batch():
 
 
 def reg_records(tfs=(900, 600, 300), peak_drop=True):
+    """Weight decays 0.25, 0.5, 1 generalising at ``tfs`` (None: never); with ``peak_drop`` the
+    norm climbs from 10 until just before generalisation, then falls to 5."""
     rs = []
     for wd, tg in zip((0.25, 0.5, 1.0), tfs):
         steps = list(range(0, 1001, 100))
-        norm = [10 + s / 100 if s < tg - 100 or not peak_drop else 5.0 for s in steps]
-        rs.append(rec("lstm", weight_decay=wd, h=history(t_gen=tg, norm=norm)))
+        t = 10_000 if tg is None else tg
+        norm = [10 + s / 100 if s < t - 100 or not peak_drop else 5.0 for s in steps]
+        h = history(t_gen=t, norm=norm)
+        rs.append(rec("lstm", weight_decay=wd, h=h))
     return rs
 
 
@@ -296,14 +300,23 @@ def test_conclude_regularization_monotone_and_norm():
     rs = reg_records()
     s = A.conclude_regularization(A.best_frame(rs, by=("weight_decay",)), rs)
     assert "yes: t_f(A_val) decreases monotonically" in s[0] and "ρ = -1.00" in s[0]
-    assert "falls between its peak and generalisation in 3 of 3" in s[2]
+    assert "(0.25: 900, 0.5: 600, 1: 300) comes earlier with every increase" in s[2]
+    assert "rises above its initial value before generalising in 3 of 3" in s[3]
+    assert "lower at t_f(A_val) than at its peak in 3 of 3" in s[3]
     n = A.norm_around_generalisation(rs)
     row = n[n.weight_decay == 1.0].iloc[0]
     assert row["tf_A_val"] == 300 and row["norm_peak"] == 11.0 and row["norm_at_tf"] == 5.0
     assert row["step_peak"] == 100 and row["drop"] == pytest.approx(1 - 5 / 11)
+    assert row["norm_init"] == 10.0 and row["rise"] == pytest.approx(0.1)
+    assert row["t_gen"] == 300
     rs2 = reg_records(tfs=(300, 900, 600), peak_drop=False)
     s2 = A.conclude_regularization(A.best_frame(rs2, by=("weight_decay",)), rs2)
-    assert "not monotonically" in s2[0] and "in 0 of 3" in s2[2]
+    assert "not monotonically" in s2[0] and "is not monotone in the weight decay" in s2[2]
+    assert "in 3 of 3" in s2[3] and "than at its peak in 0 of 3" in s2[3]
+    rs3 = reg_records(tfs=(None, 800, 500))
+    s3 = A.conclude_regularization(A.best_frame(rs3, by=("weight_decay",)), rs3)
+    assert "(0.25: never, 0.5: 800, 1: 500) comes earlier" in s3[2]
+    assert "weight decay 0.25 never reaches A_val ≥ 0.9" in s3[0]
 
 
 def test_direction_and_spearman_helpers():
