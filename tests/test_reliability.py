@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # A child process: trains two groups (GPT with reshuffled mini-batches, LSTM full batch) into
 # argv[1], checkpointing every 7 updates (not a multiple of eval_every: exercises the
 # evaluation bookkeeping at arbitrary steps). Hooks, chosen by environment variables:
-#   SIGNAL_AT_STEP=n   print "AT n" when a group reaches update n (the parent then kills it)
+#   SIGNAL_AT_STEP=n   print "AT <step>" at the n-th update this process does (then killed)
 #   STALL_WRITE=kind   for the first write into checkpoints/ (kind=checkpoints) or runs/
 #                      (kind=runs): write half the bytes into the temporary file, print
 #                      "WRITING", stall (the parent kills it mid-write)
@@ -42,8 +42,10 @@ at = int(os.environ.get("SIGNAL_AT_STEP", "-1"))
 pause = int(os.environ.get("PAUSE_AT_STEP", "-1"))
 stall = os.environ.get("STALL_WRITE", "")
 orig_update = GroupTrainer.update
+done_here = [0]  # updates done by this process (so a kill always lands in the remaining work)
 def update(self):
-    if self.step == at:
+    done_here[0] += 1
+    if done_here[0] == at:
         print(f"AT {self.step}", flush=True)
     if self.step == pause:
         time.sleep(4)
@@ -129,8 +131,9 @@ def test_kill9_at_random_moments_resumes_bit_exactly(tmp_path):
     rng = random.Random(seed)
     log = []
     # kill at random updates (+ a random delay), mid checkpoint write, mid record write
-    plan = [("SIGNAL_AT_STEP", rng.randint(8, 40)), ("STALL_WRITE", "checkpoints"),
-            ("SIGNAL_AT_STEP", rng.randint(20, 90)), ("SIGNAL_AT_STEP", rng.randint(1, 55)),
+    # (SIGNAL_AT_STEP counts the child's own updates: 3 kills use at most 100 of the 160)
+    plan = [("SIGNAL_AT_STEP", rng.randint(5, 35)), ("STALL_WRITE", "checkpoints"),
+            ("SIGNAL_AT_STEP", rng.randint(5, 35)), ("SIGNAL_AT_STEP", rng.randint(1, 30)),
             ("STALL_WRITE", "runs")]
     for var, value in plan:
         marker = "AT" if var == "SIGNAL_AT_STEP" else "WRITING"
@@ -159,7 +162,7 @@ def test_two_processes_same_results_folder(tmp_path):
     results = tmp_path / "shared"
     first = _child(results, script, SIGNAL_AT_STEP=1, PAUSE_AT_STEP=2)
     assert first.stdout.readline().startswith("TRAINING")
-    assert first.stdout.readline().startswith("AT 1")  # first is training, and pauses 4 s
+    assert first.stdout.readline().startswith("AT 0")  # first is training, and pauses 4 s
     second = _child(results, script)
     out2, err2 = second.communicate(timeout=300)
     out1 = first.stdout.read()
