@@ -150,15 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         from . import experiments
 
         try:
-            return experiments.main_run(args.experiment, profile=args.profile, results=args.results,
-                                        device=args.device, figures=args.figures, force=args.force,
-                                        progress=not args.no_progress) or 0
+            experiments.main_run(args.experiment, profile=args.profile, results=args.results,
+                                 device=args.device, figures=args.figures, force=args.force,
+                                 progress=not args.no_progress)
+            return 0
         except ValueError as e:
             return _fail(str(e))
     if args.command == "list":
         from . import experiments
 
-        return experiments.main_list() or 0
+        experiments.main_list()
+        return 0
     if args.command == "runs":
         from .store import Store
 
