@@ -36,13 +36,16 @@ OVERFIT_TRAIN = 0.9  # A_train above this and …
 OVERFIT_VAL = 0.5  # … A_val below this counts as "just overfits" (seed Problem 4.3.d)
 
 _FIELDS = tuple(f.name for f in fields(RunConfig))
-_SYMBOLS = {
+# Plain-text symbol of each swept field (captions, sentences, tables; plots use it too).
+FIELD_TEXT = {
     "r_train": "r_train",
     "num_layers": "L",
     "d_model": "d",
     "batch_size": "B",
     "weight_decay": "weight decay",
     "alpha": "α",
+    "P": "P",
+    "num_heads": "H",
 }
 
 
@@ -116,7 +119,7 @@ def _fmt_value(value) -> str:
 
 
 def _sym(field: str) -> str:
-    return _SYMBOLS.get(field, field)
+    return FIELD_TEXT.get(field, field)
 
 
 # --------------------------------------------------------------------------- frames

@@ -33,6 +33,8 @@ from matplotlib import ticker
 from matplotlib.cm import ScalarMappable
 from matplotlib.lines import Line2D
 
+from modarith.analysis import FIELD_TEXT
+
 __all__ = [
     "TRAIN_COLOR",
     "VAL_COLOR",
@@ -73,16 +75,6 @@ FIELD_LABEL = {
     "p": r"$p$",
     "seed": "seed",
     "num_heads": r"$H$",
-}
-FIELD_TEXT = {
-    "r_train": "r_train",
-    "num_layers": "L",
-    "d_model": "d",
-    "batch_size": "B",
-    "weight_decay": "weight decay",
-    "alpha": "α",
-    "P": "P",
-    "num_heads": "H",
 }
 KIND_SYMBOL = {"loss": r"\mathcal{L}", "acc": r"\mathcal{A}"}
 KIND_NAME = {"loss": "loss", "acc": "accuracy", "param_norm": "parameter norm"}
