@@ -5,7 +5,7 @@ Each :class:`Experiment` expands to a list of :class:`RunConfig` for a *profile*
 
 * ``full`` — SPEC's protocol exactly (grids, p, T = 10⁴+1 / 2·10⁴+1 / 4·10⁴+1, seeds 0 and 42,
   both models unless SPEC says LSTM only). About 1.5 M training steps: meant for a GPU.
-* ``quick`` — the whole report on a 2-core laptop CPU in about a quarter of an hour, showing
+* ``quick`` — the whole report on a 2-core CPU in about 14 minutes (:data:`QUICK_SECONDS`), showing
   the same phenomena with labelled reductions (:func:`quick_reductions` prints them).
 * ``smoke`` — a few seconds per experiment, for CI.
 
@@ -129,10 +129,18 @@ _WHY = {
     ("interpretability", "d_model"): "the biggest quick model-size GPT other than the sanity GPT",
 }
 
-# Measured wall time (s) of each experiment's quick profile on the 2-core CI-class CPU
-# (fresh results folder, sequential, other runs shared between experiments counted once, at
-# the first experiment that needs them, in the order of EXPERIMENTS). Filled by measurement.
-QUICK_SECONDS: dict[str, float] = {}
+# Measured wall time (s) of each experiment's quick profile on this project's 2-core CPU
+# machine (torch 2 threads, fresh results folder, experiments in the order of EXPERIMENTS, runs
+# shared with an earlier experiment counted there), training + figures (PNG + SVG). Per run,
+# the least-loaded of three measurements (other processes shared the machine: at
+# load average 3–4 the same runs took 2–4× longer, torch's threads then contend). Training per
+# run: GPT p=23 d=64 ×2 seeds 46 s/run, LSTM ×2 seeds 48 s/run; single runs 16–62 s; the
+# p = 11 mixed-order runs 47 s (GPT, 1k steps) and 55 s (LSTM, 1.5k steps). Total ≈ 824 s
+# (13.7 min).
+QUICK_SECONDS: dict[str, float] = {
+    "sanity": 190.0, "data_size": 167.0, "orders": 106.0, "model_size": 181.0,
+    "compute": 73.0, "regularization": 95.0, "interpretability": 12.0,
+}
 
 
 def _check_profile(profile: str) -> str:
