@@ -350,6 +350,32 @@ def _style_value_axis(ax, kind: str) -> None:
 # --------------------------------------------------------------------------- curves
 
 
+def _train_val_column(col_axes, sub: pd.DataFrame, suffix: str, title: str) -> int:
+    """Loss (top, log) and accuracy (bottom) panels of one column: train blue, val red.
+
+    ``suffix`` selects per-order metrics (``"_o2"``); returns how many curves were drawn.
+    """
+    drawn = 0
+    for i, kind in enumerate(("loss", "acc")):
+        ax = col_axes[i]
+        for split in ("train", "val"):
+            metric = f"{split}_{kind}{suffix}"
+            s = _series(sub, metric)
+            if s is not None:
+                drawn += 1
+                _band(ax, *s, SPLIT_COLOR[split], label=_metric_label(metric),
+                      log=kind == "loss", clip01=kind == "acc")
+        _style_value_axis(ax, kind)
+        ax.set_ylabel(_metric_label(f"train_{kind}").replace("train", "train/val"))
+        if ax.get_lines():
+            ax.legend(loc="best", fontsize=9)
+        if i == 0:
+            ax.set_title(title)
+        else:
+            ax.set_xlabel("$t$ (training step)")
+    return drawn
+
+
 def plot_train_val(curves: pd.DataFrame, models: Sequence[str] = ("lstm", "gpt"),
                    fixed: Mapping | None = None, figsize=(11, 7.5)):
     """Fig. 1 / 6: loss (top, log) and accuracy (bottom) vs step, one column per model.
@@ -364,21 +390,7 @@ def plot_train_val(curves: pd.DataFrame, models: Sequence[str] = ("lstm", "gpt")
     for j, model in enumerate(models):
         sub = _apply_fixed(_select_model(curves, model, "curves frame"), fixed, "curves frame")
         _require_single(sub, _by_fields(sub, CURVE_COLUMNS), "curves frame")
-        for i, kind in enumerate(("loss", "acc")):
-            ax = axes[i, j]
-            for split in ("train", "val"):
-                metric = f"{split}_{kind}"
-                s = _series(sub, metric)
-                if s is not None:
-                    _band(ax, *s, SPLIT_COLOR[split], label=_metric_label(metric),
-                          log=kind == "loss", clip01=kind == "acc")
-            _style_value_axis(ax, kind)
-            ax.set_ylabel(_metric_label(f"train_{kind}").replace("train", "train/val"))
-            ax.legend(loc="best", fontsize=9)
-            if i == 0:
-                ax.set_title(_model_name(model))
-            else:
-                ax.set_xlabel("$t$ (training step)")
+        _train_val_column(axes[:, j], sub, "", _model_name(model))
     fig.suptitle("Training and validation curves" + _fixed_text(fixed))
     names = " and ".join(_model_name(m) for m in models)
     sides = ("; columns: " + ", ".join(f"{_model_name(m)}" for m in models)) if len(models) > 1 else ""
@@ -402,23 +414,8 @@ def plot_orders(curves: pd.DataFrame, model: str, orders: Sequence[int] = (2, 3)
                              layout="constrained")
     found = 0
     for j, order in enumerate(orders):
-        for i, kind in enumerate(("loss", "acc")):
-            ax = axes[i, j]
-            for split in ("train", "val"):
-                metric = f"{split}_{kind}_o{order}"
-                s = _series(sub, metric)
-                if s is not None:
-                    found += 1
-                    _band(ax, *s, SPLIT_COLOR[split], label=_metric_label(metric),
-                          log=kind == "loss", clip01=kind == "acc")
-            _style_value_axis(ax, kind)
-            ax.set_ylabel(_metric_label(f"train_{kind}").replace("train", "train/val"))
-            if ax.get_lines():
-                ax.legend(loc="best", fontsize=9)
-            if i == 0:
-                ax.set_title(f"{order_name.get(order, f'order {order}')} (order {order})")
-            else:
-                ax.set_xlabel("$t$ (training step)")
+        found += _train_val_column(axes[:, j], sub, f"_o{order}",
+                                   f"{order_name.get(order, f'order {order}')} (order {order})")
     if not found:
         raise ValueError(
             f"the curves frame has no per-order metrics for orders {list(orders)} "
