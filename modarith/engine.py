@@ -33,6 +33,7 @@ from . import __version__
 from .config import RunConfig, run_id
 from .data import make_dataset, split_indices
 from .metrics import get_loss_and_accuracy, summarize
+from .progress import writer as progress_writer
 from .store import CorruptRecord, Record, Store, atomic_torch_save, safe_torch_load
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -367,6 +368,7 @@ class GroupTrainer:
             desc = desc or f"{c0.model} L={c0.num_layers} d={c0.d_model} ×{self.K}"
             bar = tqdm(total=self.T, initial=self.step, desc=desc, disable=not progress,
                        mininterval=1.0, dynamic_ncols=True)
+            events = progress_writer(desc, self.K, self.T, self.step)  # $MODARITH_PROGRESS, or None
             self.checkpoint_seconds: list[float] = []  # duration of each save (cost accounting)
             self._run_t0 = time.monotonic()
             interval, last_ckpt = checkpoint_interval_s, time.monotonic()
@@ -390,8 +392,12 @@ class GroupTrainer:
                         interval = max(checkpoint_interval_s, 50.0 * (last_ckpt - t))
                     self.update()
                     bar.update(1)
+                    if events is not None:
+                        events.update(self.step)
             finally:
                 bar.close()
+                if events is not None:
+                    events.close(self.step)
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:

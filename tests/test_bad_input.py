@@ -122,7 +122,6 @@ CASES = [
     # build_report.py options
     ("build_report", ["--profile", "turbo"], "--profile", "quick"),
     ("build_report", ["--device", "tpu"], "--device", "mps"),
-    ("build_report", ["--device", "cuda"], "--device", "cpu"),
     ("build_report", ["--only", "9.9"], "--only", "4.3"),
     ("build_report", ["--results", " "], "--results", "folder path"),
     ("build_report", ["--out", ""], "--out", "folder path"),
