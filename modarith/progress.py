@@ -6,14 +6,15 @@
 * When the environment variable :data:`ENV` (``MODARITH_PROGRESS``) names a file,
   :func:`modarith.engine.GroupTrainer.run` appends one JSON line per event to it (a group
   starts, its step every second or so, it ends): ``build_report.py`` sets it for the notebook
-  kernels it starts and tails the file, so the terminal shows the notebook, the group, the
-  step and the ETA while the kernel trains (:class:`ProgressTail`).
+  kernels it starts and tails the file (:class:`ProgressTail`), and :class:`BuildProgress`
+  shows the notebook, the group, the step and the ETA while the kernel trains.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ class Plan:
         if self.runs == 0:
             return "no training"
         loaded = self.stored + self.earlier
-        text = f"{self.runs} runs: {self.to_train} to train"
+        text = f"{self.runs} run{'s' * (self.runs != 1)}: {self.to_train} to train"
         if self.groups:
             text += f" in {len(self.groups)} group{'s' * (len(self.groups) > 1)} ({self.run_steps:,} run-steps)"
         text += f", {loaded} to load"
@@ -204,3 +205,82 @@ def make_plan(configs: list[RunConfig], results: str | Path | None, device: str 
         except Exception:  # noqa: BLE001 - an estimate that fails must not stop the build
             seconds.append(None)
     return Plan(len(distinct), stored, earlier, groups, seconds)
+
+
+# ----------------------------------------------------------------------------- display (build)
+PLAIN_EVERY_S = 15.0  # seconds between two plain progress lines of one group (not a TTY)
+
+
+class BuildProgress:
+    """Shows what a notebook's kernel trains, from the events it appends to a progress file
+    (:class:`ProgressWriter`): on a TTY one tqdm line per group that updates in place (step,
+    rate, ETA); otherwise plain lines (group start, every :data:`PLAIN_EVERY_S` seconds with
+    the ETA, group end), as CI logs want them. :meth:`poll` runs in a thread while papermill
+    executes the notebook."""
+
+    def __init__(self, path: Path, prefix: str, planned_groups: int | None, tty: bool,
+                 stream=None, plain_every_s: float = PLAIN_EVERY_S):
+        self.tail = ProgressTail(path)
+        self.prefix, self.planned, self.tty = prefix, planned_groups, tty
+        self.stream = stream or sys.stdout
+        self.plain_every_s = plain_every_s
+        self.started = 0  # groups seen
+        self.active: dict[tuple, dict] = {}  # (pid, desc) -> state of a running group
+
+    def _label(self, number: int, event: dict) -> str:
+        of = f"/{self.planned}" if self.planned and number <= self.planned else ""
+        runs = event["runs"]
+        return f"{self.prefix} group {number}{of} {event['desc']} ({runs} run{'s' * (runs != 1)})"
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def poll(self) -> None:
+        """Display the events appended since the last call."""
+        for event in self.tail.read():
+            key = (event.get("pid"), event.get("desc"))
+            kind, step, total = event.get("event"), int(event.get("step", 0)), int(event.get("total", 0))
+            if kind == "group":
+                self.started += 1
+                state = {"label": self._label(self.started, event), "t0": event["t"], "s0": step,
+                         "last": time.monotonic(), "bar": None}
+                self.active[key] = state
+                if self.tty:
+                    from tqdm import tqdm
+
+                    state["bar"] = tqdm(total=total, initial=step, desc=state["label"], leave=False,
+                                        file=self.stream, dynamic_ncols=True, unit="step",
+                                        position=len(self.active) - 1)
+                else:
+                    self._say(f"{state['label']}: step {step}/{total} …")
+                continue
+            state = self.active.get(key)
+            if state is None:
+                continue
+            elapsed = max(event["t"] - state["t0"], 1e-9)
+            rate = (step - state["s0"]) / elapsed
+            if kind == "step":
+                if state["bar"] is not None:
+                    state["bar"].n = step
+                    state["bar"].refresh()
+                elif time.monotonic() - state["last"] >= self.plain_every_s:
+                    state["last"] = time.monotonic()
+                    eta = (total - step) / rate if rate > 0 else None
+                    self._say(f"{state['label']}: step {step}/{total} ({100 * step / max(total, 1):.0f} %), "
+                              f"{rate:.1f} steps/s, ETA {format_seconds(eta)}")
+            elif kind == "end":
+                self.active.pop(key)
+                if state["bar"] is not None:
+                    state["bar"].n = step
+                    state["bar"].refresh()
+                    state["bar"].close()
+                else:
+                    self._say(f"{state['label']}: done, step {step}/{total} in {format_seconds(elapsed)}")
+
+    def close(self) -> None:
+        """Display what is left and close the bars of groups that did not end (a failed cell)."""
+        self.poll()
+        for state in self.active.values():
+            if state["bar"] is not None:
+                state["bar"].close()
+        self.active.clear()

@@ -630,87 +630,6 @@ def pdf_page_count(path: Path) -> int:
 # Execution with progress, and the build
 # --------------------------------------------------------------------------------------
 
-PLAIN_EVERY_S = 15.0  # seconds between two plain progress lines of one group (not a TTY)
-
-
-class BuildProgress:
-    """Shows what a notebook's kernel trains, from the events it appends to a progress file
-    (:mod:`modarith.progress`): on a TTY one tqdm line per group that updates in place (step,
-    rate, ETA); otherwise plain lines (group start, every :data:`PLAIN_EVERY_S` seconds with
-    the ETA, group end), as CI logs want them. :meth:`poll` runs in a thread while papermill
-    executes the notebook."""
-
-    def __init__(self, path: Path, prefix: str, planned_groups: int | None, tty: bool,
-                 stream=None, plain_every_s: float = PLAIN_EVERY_S):
-        from modarith.progress import ProgressTail
-
-        self.tail = ProgressTail(path)
-        self.prefix, self.planned, self.tty = prefix, planned_groups, tty
-        self.stream = stream or sys.stdout
-        self.plain_every_s = plain_every_s
-        self.started = 0  # groups seen
-        self.active: dict[tuple, dict] = {}  # (pid, desc) -> state of a running group
-
-    def _label(self, number: int, event: dict) -> str:
-        of = f"/{self.planned}" if self.planned and number <= self.planned else ""
-        return f"{self.prefix} group {number}{of} {event['desc']} ({event['runs']} runs)"
-
-    def _say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
-
-    def poll(self) -> None:
-        """Display the events appended since the last call."""
-        from modarith.progress import format_seconds
-
-        for event in self.tail.read():
-            key = (event.get("pid"), event.get("desc"))
-            kind, step, total = event.get("event"), int(event.get("step", 0)), int(event.get("total", 0))
-            if kind == "group":
-                self.started += 1
-                state = {"label": self._label(self.started, event), "t0": event["t"], "s0": step,
-                         "last": time.monotonic(), "bar": None}
-                self.active[key] = state
-                if self.tty:
-                    from tqdm import tqdm
-
-                    state["bar"] = tqdm(total=total, initial=step, desc=state["label"], leave=False,
-                                        file=self.stream, dynamic_ncols=True, unit="step",
-                                        position=len(self.active) - 1)
-                else:
-                    self._say(f"{state['label']}: step {step}/{total} …")
-                continue
-            state = self.active.get(key)
-            if state is None:
-                continue
-            elapsed = max(event["t"] - state["t0"], 1e-9)
-            rate = (step - state["s0"]) / elapsed
-            if kind == "step":
-                if state["bar"] is not None:
-                    state["bar"].n = step
-                    state["bar"].refresh()
-                elif time.monotonic() - state["last"] >= self.plain_every_s:
-                    state["last"] = time.monotonic()
-                    eta = (total - step) / rate if rate > 0 else None
-                    self._say(f"{state['label']}: step {step}/{total} ({100 * step / max(total, 1):.0f} %), "
-                              f"{rate:.1f} steps/s, ETA {format_seconds(eta)}")
-            elif kind == "end":
-                self.active.pop(key)
-                if state["bar"] is not None:
-                    state["bar"].n = step
-                    state["bar"].refresh()
-                    state["bar"].close()
-                else:
-                    self._say(f"{state['label']}: done, step {step}/{total} in {format_seconds(elapsed)}")
-
-    def close(self) -> None:
-        """Display what is left and close the bars of groups that did not end (a failed cell)."""
-        self.poll()
-        for state in self.active.values():
-            if state["bar"] is not None:
-                state["bar"].close()
-        self.active.clear()
-
-
 def _kernel_config(folder: str):
     """Kernel over IPC sockets in a private folder instead of localhost TCP: nothing to
     eavesdrop on, and no "Kernel is running over TCP without encryption" warning."""
@@ -729,13 +648,14 @@ def execute_notebook(info: NotebookInfo, source_dir: Path, out_dir: Path, parame
     """Run one notebook with papermill; the executed copy is kept even when a cell fails.
 
     The kernel imports the same modarith as this process (its folder first on
-    ``PYTHONPATH``) and appends its training progress to a file this process displays (:class:`BuildProgress`).
+    ``PYTHONPATH``) and appends its training progress to a file this process displays
+    (:class:`modarith.progress.BuildProgress`).
     """
     import threading
 
     import papermill
 
-    from modarith.progress import ENV
+    from modarith.progress import ENV, BuildProgress
 
     source, output = source_dir / info.file, out_dir / info.file
     root = Path(modarith.__file__).resolve().parent.parent
@@ -745,7 +665,8 @@ def execute_notebook(info: NotebookInfo, source_dir: Path, out_dir: Path, parame
         events = Path(scratch) / "progress.jsonl"
         os.environ[ENV] = str(events)
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), saved["PYTHONPATH"]) if p)
-        shown = BuildProgress(events, prefix or info.file, planned_groups, sys.stdout.isatty())
+        tty = sys.stdout.isatty() and shutil.get_terminal_size((0, 0)).columns >= 40  # room for a bar
+        shown = BuildProgress(events, prefix or info.file, planned_groups, tty)
         stop = threading.Event()
 
         def watch():
@@ -821,10 +742,13 @@ def describe_build_plan(chosen: list[NotebookInfo], plans: list, device: str) ->
     steps = sum(p.run_steps for p in known)
     seconds = [p.seconds for p in known if p.groups]
     total = None if any(s is None for s in seconds) else sum(seconds)
-    head = (f"Plan: {len(chosen)} notebook{'s' * (len(chosen) > 1)}, {runs} distinct runs: {train} to train "
-            f"in {groups} group{'s' * (groups != 1)} ({steps:,} run-steps), {runs - train} stored; "
-            f"estimated training time {format_seconds(total) if train else '0 s'} on {device} (each group "
-            "timed for a few steps here), plus kernel start-up and plotting per notebook")
+    head = f"Plan: {len(chosen)} notebook{'s' * (len(chosen) > 1)}, {runs} distinct runs: "
+    if train:
+        head += (f"{train} to train in {groups} group{'s' * (groups != 1)} ({steps:,} run-steps), "
+                 f"{runs - train} stored; estimated training time {format_seconds(total)} on {device} "
+                 "(each group timed for a few steps here), plus kernel start-up and plotting per notebook")
+    else:
+        head += "all stored, nothing to train (the notebooks load the runs and plot)"
     if len(known) < len(plans):
         head += "; runs of the notebooks marked '?' are known only when they run"
     lines = [head]

@@ -212,7 +212,7 @@ def test_build_progress_lines(tmp_path, monkeypatch, tty):
     monkeypatch.setenv(progress.ENV, str(events))
     monkeypatch.setattr(progress, "WRITE_EVERY_S", 0.0)
     shown_to = io.StringIO()
-    shown = report.BuildProgress(events, "[2/8] 43_data_size.ipynb", 3, tty=tty, stream=shown_to,
+    shown = progress.BuildProgress(events, "[2/8] 43_data_size.ipynb", 3, tty=tty, stream=shown_to,
                                  plain_every_s=0.0)
     writer = progress.writer("gpt L=2 d=64 ×4", 4, 100, 0)
     shown.poll()
