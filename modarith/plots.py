@@ -69,7 +69,7 @@ def save_figure(fig, path, dpi: int = 120) -> list[Path]:
     out = []
     for suffix in (".png", ".svg"):
         target = path.parent / (path.name + suffix)
-        fig.savefig(target, dpi=dpi, bbox_inches="tight")
+        fig.savefig(target, dpi=dpi)
         out.append(target)
     return out
 
@@ -84,20 +84,20 @@ def figure_html(png: bytes, caption: str) -> str:
 
 def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "figure",
          dpi: int = 120) -> None:
-    """Save ``fig`` as ``save_dir/name.png`` and ``.svg`` (unless ``save_dir`` is None),
+    """Save ``fig`` (laid out by its constrained layout) as ``save_dir/name.png`` and ``.svg`` (unless ``save_dir`` is None),
     display it with its caption as one self-contained HTML ``<figure class="modarith-figure">``
     (outside IPython: print the caption and the paths), and close it."""
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi)
     paths = []
     if save_dir is not None:
         base = Path(save_dir) / name
         base.parent.mkdir(parents=True, exist_ok=True)
         paths = [base.with_name(name + ".png"), base.with_name(name + ".svg")]
         paths[0].write_bytes(buffer.getvalue())
-        fig.savefig(paths[1], bbox_inches="tight")
+        fig.savefig(paths[1])
     plt.close(fig)
     try:
         from IPython import get_ipython
@@ -180,11 +180,6 @@ def _metric_text(metric: str) -> str:
         return "parameter norm ‖θ‖₂"
     text = f"{'training' if split == 'train' else 'validation'} {KIND_NAME[kind]}"
     return text + (f" (order {order[1:]})" if order else "")
-
-
-def _quantity_label(quantity: str) -> str:
-    kind, split = quantity.split("_")
-    return f"${kind}_{{\\mathrm{{{split}}}}}$"
 
 
 def _check_columns(frame: pd.DataFrame, required: Iterable[str], what: str) -> None:

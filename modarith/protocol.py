@@ -100,6 +100,12 @@ _SMOKE = {
 
 PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
 
+# Measured wall time (s) of each experiment's quick profile on this project's 2-core CPU
+# (training + figures, fresh results folder, experiments in this order, runs shared with an
+# earlier experiment counted there; the least-loaded of three measurements). Total ≈ 14 min.
+QUICK_SECONDS = {"sanity": 190.0, "data_size": 167.0, "orders": 106.0, "model_size": 181.0,
+                 "compute": 73.0, "regularization": 95.0, "interpretability": 12.0}
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -213,7 +219,8 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
 # --------------------------------------------------------------------------- tables
 def list_experiments() -> pd.DataFrame:
     """One row per experiment: name, problem, notebook, runs and run-steps (Σ T) per profile,
-    then a row of the distinct runs of all experiments (shared runs count once)."""
+    the measured quick time (:data:`QUICK_SECONDS`), then a row of the distinct runs of all
+    experiments (shared runs count once)."""
     rows, distinct = [], {p: {} for p in PROFILES}
     for name, e in EXPERIMENTS.items():
         row = {"name": name, "problem": e.problem, "notebook": e.notebook}
@@ -222,11 +229,13 @@ def list_experiments() -> pd.DataFrame:
             row[f"runs_{p}"] = len(cs)
             row[f"run_steps_{p}"] = sum(c.total_steps for c in cs)
             distinct[p].update(dict.fromkeys(cs))
+        row["quick_time_s"] = QUICK_SECONDS.get(name, float("nan"))
         rows.append(row)
     total = {"name": "all (distinct runs)", "problem": "", "notebook": ""}
     for p in PROFILES:
         total[f"runs_{p}"] = len(distinct[p])
         total[f"run_steps_{p}"] = sum(c.total_steps for c in distinct[p])
+    total["quick_time_s"] = sum(QUICK_SECONDS.values())
     return pd.DataFrame([*rows, total])
 
 
