@@ -1,8 +1,5 @@
-"""Training plans and progress that another process can follow (the report build).
+"""Training progress that another process can follow (the report build).
 
-* :func:`make_plan` says, before anything trains, which runs of a list of configs are already
-  stored and which will train, in how many vectorised groups, how many run-steps, and how
-  long that should take on a device (each group's update and evaluation timed for a few steps).
 * When the environment variable :data:`ENV` (``MODARITH_PROGRESS``) names a file,
   :func:`modarith.engine.GroupTrainer.run` appends one JSON line per event to it (a group
   starts, its step every second or so, it ends): ``build_report.py`` sets it for the notebook
@@ -16,10 +13,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from modarith.config import RunConfig, run_id
 
 ENV = "MODARITH_PROGRESS"  # file the engine appends progress events to (unset: no events)
 WRITE_EVERY_S = 1.0  # seconds between two "step" events of one group
@@ -92,53 +86,9 @@ class ProgressTail:
         return events
 
 
-# ----------------------------------------------------------------------------- plans
-@dataclass
-class Plan:
-    """What training a list of configs will do (see :func:`make_plan`)."""
-
-    runs: int  # distinct runs asked for
-    stored: int  # of them, already in the store (loaded, not trained)
-    earlier: int  # of them, trained or loaded earlier in the same build (``exclude``)
-    groups: list[list[RunConfig]] = field(default_factory=list)  # vectorised groups to train
-    group_seconds: list[float | None] = field(default_factory=list)  # estimate per group (None: unknown)
-
-    @property
-    def to_train(self) -> int:
-        """Runs that will train."""
-        return sum(len(g) for g in self.groups)
-
-    @property
-    def run_steps(self) -> int:
-        """Σ T over the runs that will train."""
-        return sum(c.total_steps for g in self.groups for c in g)
-
-    @property
-    def seconds(self) -> float | None:
-        """Estimated training time (None when a group could not be timed)."""
-        if any(s is None for s in self.group_seconds):
-            return None
-        return float(sum(self.group_seconds))
-
-    def describe(self) -> str:
-        """One line: runs to train / to load, groups, run-steps and the estimated time."""
-        if self.runs == 0:
-            return "no training"
-        loaded = self.stored + self.earlier
-        text = f"{self.runs} run{'s' * (self.runs != 1)}: {self.to_train} to train"
-        if self.groups:
-            text += f" in {len(self.groups)} group{'s' * (len(self.groups) > 1)} ({self.run_steps:,} run-steps)"
-        text += f", {loaded} to load"
-        if self.earlier:
-            text += f" ({self.earlier} shared with an earlier notebook)"
-        if self.groups:
-            text += f"; estimated {format_seconds(self.seconds)}"
-        return text
-
-
 def format_seconds(seconds: float | None) -> str:
-    """``"2 min 05 s"``, ``"1 h 02 min"``, ``"12 s"``; ``"unknown"`` for None."""
-    if seconds is None:
+    """``"2 min 05 s"``, ``"1 h 02 min"``, ``"12 s"``; ``"unknown"`` for None or NaN."""
+    if seconds is None or seconds != seconds:  # None or NaN
         return "unknown"
     s = int(round(seconds))
     if s < 60:
@@ -146,65 +96,6 @@ def format_seconds(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-def time_group(group: list[RunConfig], device: str = "cpu", updates: int = 2) -> float:
-    """Estimated seconds to train ``group`` on ``device``: one evaluation and ``updates``
-    updates are timed (after one warm-up update) and scaled to the group's steps and evaluations."""
-    import torch
-
-    from modarith.engine import GroupTrainer
-
-    def sync():
-        if str(device).startswith("cuda"):
-            torch.cuda.synchronize()
-
-    trainer = GroupTrainer(group, device)
-    trainer.update()  # warm-up (allocations, kernels)
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(updates):
-        trainer.update()
-    sync()
-    t_update = (time.perf_counter() - t0) / updates
-    t0 = time.perf_counter()
-    trainer.evaluate()
-    sync()
-    t_eval = time.perf_counter() - t0
-    return trainer.T * t_update + len(trainer.eval_steps) * t_eval
-
-
-def make_plan(configs: list[RunConfig], results: str | Path | None, device: str = "cpu",
-              force: bool = False, exclude: set[str] | None = None, measure: bool = True) -> Plan:
-    """The plan of ``train(configs, results, device, force)``, without training.
-
-    A run counts as stored when its record file exists in ``results`` (unless ``force``);
-    run ids in ``exclude`` (trained or loaded earlier in the same build) count as ``earlier``. With
-    ``measure``, every group to train is timed on ``device`` (:func:`time_group`).
-    """
-    from modarith.engine import group_configs
-    from modarith.store import Store
-
-    distinct = {run_id(c): c for c in configs}
-    exclude = exclude or set()
-    store = Store(results) if results is not None else None
-    stored = earlier = 0
-    todo = []
-    for rid, c in sorted(distinct.items()):
-        if rid in exclude:
-            earlier += 1
-        elif store is not None and not force and store.record_path(c).exists():
-            stored += 1
-        else:
-            todo.append(c)
-    groups = group_configs(todo)
-    seconds: list[float | None] = []
-    for g in groups:
-        try:
-            seconds.append(time_group(g, device) if measure else None)
-        except Exception:  # noqa: BLE001 - an estimate that fails must not stop the build
-            seconds.append(None)
-    return Plan(len(distinct), stored, earlier, groups, seconds)
 
 
 # ----------------------------------------------------------------------------- display (build)

@@ -65,9 +65,9 @@ def _build_report(argv, capsys):
 
 
 def _notebook(**kw):
-    from modarith import report
+    from modarith import protocol
 
-    report.notebook_settings(**kw)
+    protocol.settings(**kw)
 
 
 def _equation(text):

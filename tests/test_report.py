@@ -82,6 +82,7 @@ def test_select_notebooks():
 # ----------------------------------------------------------------------------- dependencies
 
 IMPORT_TO_PACKAGE = {"IPython": "ipython"}  # import name -> distribution name, where they differ
+PLATFORM_MODULES = {"google"}  # google.colab: imported only inside Colab, which provides it
 
 
 def _requirements() -> dict[str, set[str]]:
@@ -111,7 +112,7 @@ def test_every_runtime_import_is_declared():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
     third_party = {IMPORT_TO_PACKAGE.get(m, m).lower() for m in imported
-                   if m not in sys.stdlib_module_names and m != "modarith"}
+                   if m not in sys.stdlib_module_names | PLATFORM_MODULES and m != "modarith"}
     assert third_party - declared == set(), "imported but not declared in pyproject.toml"
     env = (ROOT / "environment.yml").read_text(encoding="utf-8")
     listed = {m.group(1).lower() for m in re.finditer(r"^\s+- ([A-Za-z0-9_.-]+)", env, re.M)}
@@ -232,8 +233,8 @@ def test_build_progress_lines(tmp_path, monkeypatch, tty):
 
 
 def test_format_seconds():
-    assert [progress.format_seconds(s) for s in (0.25, 12, 125, 3725, None)] == \
-        ["0.2 s", "12 s", "2 min 05 s", "1 h 02 min", "unknown"]
+    assert [progress.format_seconds(s) for s in (0.25, 12, 125, 3725, None, float("nan"))] == \
+        ["0.2 s", "12 s", "2 min 05 s", "1 h 02 min", "unknown", "unknown"]
 
 
 # ----------------------------------------------------------------------------- failures
@@ -320,18 +321,22 @@ def test_smoke_build_outputs(smoke_build):
 @pytest.mark.slow
 def test_plan_counts_stored_runs(smoke_build, report_results, tmp_path):
     """After the smoke build every run is stored: the plan trains nothing; an empty store
-    trains everything, in the engine's groups."""
+    trains everything, in the engine's groups; a run of an earlier notebook counts there."""
     from modarith.engine import group_configs
 
-    configs = report.notebook_configs(report.select_notebooks("4.3")[0], "smoke")
-    stored = progress.make_plan(configs, report_results, "cpu", measure=False)
-    assert (stored.runs, stored.stored, stored.to_train, stored.groups) == (len(configs), len(configs), 0, [])
-    fresh = progress.make_plan(configs, tmp_path / "empty", "cpu", measure=True)
-    assert fresh.to_train == len(configs) and len(fresh.groups) == len(group_configs(configs))
-    assert fresh.run_steps == sum(c.total_steps for c in configs) and fresh.seconds > 0
-    shared = progress.make_plan(configs, tmp_path / "empty", "cpu", exclude={run_id(configs[0])},
-                                measure=False)
-    assert shared.earlier == 1 and shared.to_train == len(configs) - 1 and shared.seconds is None
+    chosen = report.select_notebooks("4.1,4.3")  # the sanity runs are inside the data-size grid
+    sanity, data_size = (report.notebook_configs(info, "smoke") for info in chosen)
+    shared = len(set(sanity) & set(data_size))
+    assert shared > 0
+    stored = report.build_plan(chosen, "smoke", "cpu", report_results)
+    assert [(p.runs, p.earlier, p.to_train) for p in stored] == [(len(sanity), 0, 0),
+                                                                  (len(data_size), shared, 0)]
+    fresh = report.build_plan(chosen, "smoke", "cpu", tmp_path / "empty")
+    assert [p.to_train for p in fresh] == [len(sanity), len(data_size) - shared]
+    assert len(fresh[0].groups) == len(group_configs(sanity))
+    assert fresh[0].run_steps == sum(c.total_steps for c in sanity) and fresh[0].seconds > 0
+    assert "to train" in report.describe_build_plan(chosen, fresh, "cpu").splitlines()[0]
+    assert "nothing to train" in report.describe_build_plan(chosen, stored, "cpu").splitlines()[0]
 
 
 @pytest.mark.slow
