@@ -226,7 +226,6 @@ REMOVED_TAGS = (HIDE_TAG, "parameters", "injected-parameters")
 TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data: our nbconvert template
 TEMPLATE_NAME = "modarith_report"
 _REMOTE_IMAGE = re.compile(r"!\[([^\]]*)\]\((https?://[^)\s]+)[^)]*\)")
-_FIGURE_CAPTION = re.compile(r"^\s*\*\*Figure\s+\d+\.\*\*\s*")
 _FIGURE_REPR = re.compile(r"<(Figure|Axes|matplotlib)[^>]*>")
 
 
@@ -246,47 +245,12 @@ def unlink_remote_images(nb, resources):
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
-def tidy_outputs(nb, resources):
-    """Preprocessor: drop live widgets (their static fallback is the next output), and merge an
-    image output followed by a Markdown output ``**Figure k.** caption`` into one
-    ``<figure class="modarith-figure">`` (numbered by the report's CSS counter), so that
-    notebooks that display a figure, then its caption, number like the others."""
+def drop_widgets(nb, resources):
+    """Preprocessor: drop live widgets (the notebooks display a static fallback as well)."""
     for cell in nb.cells:
-        outputs, merged = cell.get("outputs", []), []
-        for out in outputs:
-            data = out.get("data", {})
-            if WIDGET_MIME in data:
-                continue
-            text = _source(data.get("text/markdown", ""))
-            prev = merged[-1].get("data", {}) if merged else {}
-            if _FIGURE_CAPTION.match(text) and "image/png" in prev and "text/html" not in prev:
-                png = _source(prev["image/png"]).replace("\n", "")
-                caption = _FIGURE_CAPTION.sub("", text)
-                merged[-1] = nbformat_output(
-                    '<figure class="modarith-figure"><img alt="figure" src="data:image/png;base64,'
-                    f'{png}"><figcaption>MARKDOWN</figcaption></figure>', caption)
-            else:
-                merged.append(out)
-        if merged != outputs:
-            cell.outputs = merged
+        if "outputs" in cell:
+            cell.outputs = [out for out in cell.outputs if WIDGET_MIME not in out.get("data", {})]
     return nb, resources
-
-
-def nbformat_output(figure_html: str, caption_markdown: str):
-    """A display_data output holding a figure whose caption is Markdown (rendered here)."""
-    import nbformat
-
-    caption = _markdown_inline(caption_markdown)
-    return nbformat.v4.new_output("display_data", data={"text/html": figure_html.replace("MARKDOWN", caption)})
-
-
-def _markdown_inline(text: str) -> str:
-    """Markdown -> HTML with math as MathML, through nbconvert's renderer, outer <p> removed."""
-    from nbconvert.filters.markdown_mistune import markdown2html_mistune
-
-    protected, store = _protect_math(text)
-    rendered = _restore_math(markdown2html_mistune(protected), store).strip()
-    return re.sub(r"^<p>(.*)</p>$", r"\1", rendered, flags=re.S)
 
 
 def report_exporter():
@@ -311,7 +275,7 @@ def report_exporter():
         exclude_anchor_links=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=set(REMOVED_TAGS)), enabled=True)
     exporter.register_preprocessor(unlink_remote_images, enabled=True)
-    exporter.register_preprocessor(tidy_outputs, enabled=True)
+    exporter.register_preprocessor(drop_widgets, enabled=True)
     exporter.register_filter("mathml", html_math_to_mathml)
     exporter.register_filter("is_figure_repr", lambda text: bool(_FIGURE_REPR.fullmatch(str(text).strip())))
     return exporter
@@ -526,6 +490,12 @@ def pdf_page_count(path: Path) -> int:
 # Execution with progress, and the build
 # --------------------------------------------------------------------------------------
 
+#: The kernel's own log stays quiet: jupyter_client interrupts every kernel before shutting it
+#: down, which ipykernel may log as "KeyboardInterrupt caught in kernel". Cell errors still
+#: reach the notebook and the build's output.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 def _kernel_config(folder: str):
     """Kernel over IPC sockets in a private folder instead of localhost TCP: nothing to
     eavesdrop on, and no "Kernel is running over TCP without encryption" warning."""
@@ -574,7 +544,7 @@ def execute_notebook(info: NotebookInfo, source_dir: Path, out_dir: Path, parame
         try:
             papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(source_dir),
                                        progress_bar=False, log_output=False, kernel_name="python3",
-                                       config=_kernel_config(scratch))
+                                       config=_kernel_config(scratch), extra_arguments=KERNEL_ARGUMENTS)
         except papermill.PapermillExecutionError as error:
             first = next((line for line in error.source.splitlines() if line.strip()), "")
             message = (f"cell {error.cell_index + 1} of the executed copy (In [{error.exec_count}]: "

@@ -149,7 +149,7 @@ def _notebook_with_every_kind_of_cell():
                 f'<figure class="modarith-figure"><img src="data:image/png;base64,{PNG}">'
                 "<figcaption>Loss against $r_{train}$.</figcaption></figure>")}),
             _output("display_data", data={"image/png": PNG, "text/plain": "<Figure size 640x480 with 1 Axes>"}),
-            _output("display_data", data={"text/markdown": "**Figure 2.** A legacy caption, $\\alpha$.",
+            _output("display_data", data={"text/markdown": "**Best values** for $\\alpha$.",
                                           "text/plain": "<IPython.core.display.Markdown object>"}),
             _output("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"},
                     execution_count=1),
@@ -169,12 +169,13 @@ def test_export_hides_code_converts_math_and_numbers_figures():
     assert not re.search(r"<script\b|<link\b|@import", page, re.I)
     assert not re.search(r"""\bsrc\s*=\s*(?!["']?data:)""", page)
     assert "colab-badge.svg" not in page and 'href="https://colab.research.google.com/github/o/n' in page
-    # math: x_i^2, P = …, a_1 (stdout), r_train (HTML caption), alpha (Markdown caption)
+    # math: x_i^2, P = …, a_1 (stdout), r_train (HTML figure caption), alpha (Markdown output)
     assert page.count("<math") == 5 and page.count('<math display="block"') == 1
     assert "$" not in visible and "costs 5 dollars" in visible
-    # both figures are <figure class="modarith-figure"> (numbered by the CSS counter)
-    assert page.count('<figure class="modarith-figure">') == 2
-    assert re.search(r"<figcaption>A legacy caption, <math", page)
+    assert re.search(r"<strong>Best values</strong> for <math", page)
+    # the figure keeps its <figure class="modarith-figure"> (numbered by the CSS counter)
+    assert page.count('<figure class="modarith-figure">') == 1
+    assert re.search(r"<figcaption>Loss against <math", page)
     assert "counter-increment: figure" in page and 'content: "Figure " counter(figure)' in page
 
 
@@ -324,15 +325,15 @@ def test_plan_counts_stored_runs(smoke_build, report_results, tmp_path):
     trains everything, in the engine's groups; a run of an earlier notebook counts there."""
     from modarith.engine import group_configs
 
-    chosen = report.select_notebooks("4.1,4.3")  # the sanity runs are inside the data-size grid
-    sanity, data_size = (report.notebook_configs(info, "smoke") for info in chosen)
-    shared = len(set(sanity) & set(data_size))
+    chosen = report.select_notebooks("4.1,4.8")  # 4.8 loads the sanity check's GPT
+    sanity, picks = (report.notebook_configs(info, "smoke") for info in chosen)
+    shared = len(set(sanity) & set(picks))
     assert shared > 0
     stored = report.build_plan(chosen, "smoke", "cpu", report_results)
     assert [(p.runs, p.earlier, p.to_train) for p in stored] == [(len(sanity), 0, 0),
-                                                                  (len(data_size), shared, 0)]
+                                                                  (len(picks), shared, 0)]
     fresh = report.build_plan(chosen, "smoke", "cpu", tmp_path / "empty")
-    assert [p.to_train for p in fresh] == [len(sanity), len(data_size) - shared]
+    assert [p.to_train for p in fresh] == [len(sanity), len(picks) - shared]
     assert len(fresh[0].groups) == len(group_configs(sanity))
     assert fresh[0].run_steps == sum(c.total_steps for c in sanity) and fresh[0].seconds > 0
     assert "to train" in report.describe_build_plan(chosen, fresh, "cpu").splitlines()[0]
