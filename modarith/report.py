@@ -109,8 +109,8 @@ def describe_profile(profile: str, device: str, requested_profile: str = "auto",
     if profile == "full":
         note = "the seed's protocol"
     elif profile == "quick":
-        note = ("a REDUCED protocol (fewer grid points, steps and seeds, smaller models; the report's "
-                "appendix lists every reduction)")
+        note = ("a REDUCED protocol (fewer grid points, steps and seeds, smaller models; the report's title "
+                "page lists every reduction)")
     else:
         note = "a REDUCED smoke protocol for CI (seconds per experiment; numbers are not meaningful)"
     return f"profile {profile}{how_p} on device {device}{how_d}: {note}"
@@ -582,10 +582,12 @@ class NotebookPlan:
 
     @property
     def to_train(self) -> int:
+        """Runs that will train (the others load)."""
         return int(self.groups["runs"].sum())
 
     @property
     def run_steps(self) -> int:
+        """Σ T over the runs that will train."""
         return int(self.groups["run_steps"].sum())
 
     @property
