@@ -1,11 +1,14 @@
 """Training engine: a list of run configs in, a list of records out.
 
 Runs that share an architecture, batch size and schedule train together as one *group*:
-their parameters are stacked into one flat tensor ``(K, P)``, the forward/backward pass is
-``torch.vmap`` over ``torch.func.grad`` of a functional call of one template module, and
-AdamW + gradient clipping are applied per run with per-run learning rate and weight decay.
-Data, splits, batch indices and the metrics history stay on the device; the host only reads
-the history at the end (and at checkpoints / progress-bar updates, every ``eval_every`` steps).
+their parameters are stacked into one flat tensor ``(K, P)``. The forward pass runs all K runs
+at once through :mod:`modarith.fast` (fused kernels, positions with a shared prefix computed
+once per distinct prefix, logits only on the right-hand side; ``GroupTrainer(fast=False)``
+runs the reference modules under ``torch.vmap`` instead), one autograd backward gives every
+run its gradient, and AdamW + gradient clipping are applied per run with per-run learning
+rate and weight decay. Data, splits, batch indices and the metrics history stay on the
+device; the host only reads the history at the end (and at checkpoints / progress-bar
+updates, every ``eval_every`` steps).
 
 A group of one is the simple case; a group of K gives the same numbers as K groups of one
 (up to float rounding of batched matmuls) — ``tests/test_engine.py`` checks it.
@@ -30,6 +33,7 @@ from torch import nn
 from torch.func import functional_call
 
 from . import __version__
+from . import fast as fast_path
 from .config import RunConfig, run_id
 from .data import make_dataset, split_indices
 from .metrics import get_loss_and_accuracy, summarize
@@ -158,7 +162,7 @@ def _shuffle_perm(seed: int, epoch: int, n: int) -> torch.Tensor:
 class GroupTrainer:
     """Trains K configs that share a :func:`group_key` as one vectorised computation."""
 
-    def __init__(self, configs: list[RunConfig], device: str = "cpu"):
+    def __init__(self, configs: list[RunConfig], device: str = "cpu", fast: bool = True):
         keys = {group_key(c) for c in configs}
         if len(keys) != 1:
             raise ValueError("GroupTrainer needs configs with one group_key; use group_configs()")
@@ -204,6 +208,13 @@ class GroupTrainer:
         self.rhs_only = True
         self._eval_rhs = self._rhs(self.EQ, self.Y, self.M)
         self.metric_names.append("param_norm")
+        # fast path (modarith.fast): fused K-batched forwards with shared prefixes; ``fast=False``
+        # runs the reference modules under vmap (same numbers up to float rounding)
+        self.fast = fast
+        row_start_max = int(self.EQ.min()) + 1  # the rows compute every RHS position themselves
+        self._plan_eval = fast_path.make_plan(ds.source, N, row_start_max).to(device)
+        self._plan_train = fast_path.make_plan(ds.source, min(c0.batch_size, N), row_start_max,
+                                               share=c0.dropout == 0).to(device)
 
         # ---- batches: full batch when N_train <= B (static), else per-epoch reshuffles ------
         B = c0.batch_size
@@ -241,6 +252,11 @@ class GroupTrainer:
         # on the CPU, bit-identical gradients (benchmarks/NOTES.md).
         self._vloss = torch.vmap(self._loss, randomness=randomness)
         self._veval = torch.vmap(self._eval_one, in_dims=(0, 0, 0))
+        self._vloss_from_logits = torch.vmap(
+            lambda lg, y, eq, m, w: get_loss_and_accuracy(lg, y, eq, m, reduction="mean", sample_weight=w))
+        self._vsample_metrics = torch.vmap(
+            lambda lg, y, eq, m: get_loss_and_accuracy(lg, y, eq, m, reduction="none"), in_dims=(0, None, None, None))
+        self._vsummaries = torch.vmap(self._summaries)
 
     # ---- functional pieces (per run; vmapped over K) ------------------------------------------
     def _rhs(self, eq: torch.Tensor, y: torch.Tensor, m: torch.Tensor):
@@ -260,7 +276,7 @@ class GroupTrainer:
             logits = functional_call(self.template, (params, self.buffers), (x,), kwargs)[0]
         return logits.float()  # (B, S, V), or (B, R, V) at ``positions``
 
-    def _loss(self, flat_k, x, y, eq, m, w):
+    def _loss(self, flat_k, x, y, eq, m, w, idx=None):
         if self.rhs_only:
             pos, y, m, eq = self._rhs(eq, y, m)
             logits = self._forward(flat_k, x, pos)  # (B, R, V)
@@ -268,6 +284,24 @@ class GroupTrainer:
             logits = self._forward(flat_k, x)  # (B, S, V)
         loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="mean", sample_weight=w)
         return loss, acc
+
+    def _fast_logits(self, flat: torch.Tensor, plan, idx: torch.Tensor, positions: torch.Tensor,
+                     dropout: float) -> torch.Tensor:
+        """Logits (K, B, R, V) of all K runs at ``positions`` (K, B, R) of dataset rows ``idx``
+        (K, B), through :mod:`modarith.fast` (shared prefixes, fused kernels)."""
+        c0 = self.configs[0]
+        params = self.layout.unflatten(flat)  # name -> (K, ...)
+        rows = self.X[idx][..., plan.row_start:]  # (K, B, S - row_start)
+        anc = [a[idx] for a in plan.row_anc]  # (K, B) each
+        pad = c0.p + 4
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            if c0.model == "gpt":
+                logits = fast_path.gpt_logits(params, self.buffers["embedding.positions"], plan, rows, anc,
+                                              positions, c0.num_heads, c0.num_layers, pad, dropout,
+                                              c0.non_linearity)
+            else:
+                logits = fast_path.lstm_logits(params, plan, rows, anc, positions, c0.num_layers, pad, dropout)
+        return logits.float()
 
     def _eval_one(self, flat_k, train_mask, val_mask):
         if self.rhs_only:
@@ -277,6 +311,10 @@ class GroupTrainer:
             y, m, eq = self.Y, self.M, self.EQ
             logits = self._forward(flat_k, self.X)  # (N, S, V)
         loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="none")
+        return self._summaries(loss, acc, flat_k, train_mask, val_mask)
+
+    def _summaries(self, loss, acc, flat_k, train_mask, val_mask):
+        """One run's history row from per-sample loss and accuracy (N,) over the dataset."""
         out = []
         masks = [(train_mask, val_mask)] + [(train_mask * om, val_mask * om) for om in self.order_masks]
         for tm, vm in masks:
@@ -287,7 +325,7 @@ class GroupTrainer:
         return torch.stack(out)
 
     def _gather(self, idx: torch.Tensor, w: torch.Tensor):
-        return self.X[idx], self.Y[idx], self.EQ[idx], self.M[idx], w
+        return self.X[idx], self.Y[idx], self.EQ[idx], self.M[idx], w, idx
 
     def _batch(self, t: int):
         """Batch for update number t (0-based): (x, y, eq, mask, weight), each (K, Bmax, ...)."""
@@ -311,18 +349,35 @@ class GroupTrainer:
     @torch.no_grad()
     def evaluate(self) -> None:
         """Evaluate every run on its full train and validation sets; store in the history."""
-        self.template.eval()  # no dropout at evaluation
-        try:
-            self.hist[:, self.n_evals_done] = self._veval(self.flat, self.train_mask, self.val_mask)
-        finally:
-            self.template.train()
+        if self.fast:
+            K, N = self.K, self.X.shape[0]
+            pos, y, m, eq = self._eval_rhs  # (N, R) each, eq (N,)
+            idx = torch.arange(N, device=self.device).expand(K, N)
+            logits = self._fast_logits(self.flat, self._plan_eval, idx, pos.expand(K, -1, -1), 0.0)
+            loss, acc = self._vsample_metrics(logits, y, eq, m)  # (K, N) each
+            self.hist[:, self.n_evals_done] = self._vsummaries(loss, acc, self.flat, self.train_mask,
+                                                                self.val_mask)
+        else:
+            self.template.eval()  # no dropout at evaluation
+            try:
+                self.hist[:, self.n_evals_done] = self._veval(self.flat, self.train_mask, self.val_mask)
+            finally:
+                self.template.train()
         self.n_evals_done += 1
+
+    def _batch_loss(self, flat: torch.Tensor, batch) -> torch.Tensor:
+        """Per-run training loss (K,) on a batch from :meth:`_batch`."""
+        if not self.fast:
+            return self._vloss(flat, *batch)[0]
+        x, y, eq, m, w, idx = batch
+        pos, y, m, eq = self._rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
+        logits = self._fast_logits(flat, self._plan_train, idx, pos, self.configs[0].dropout)
+        return self._vloss_from_logits(logits, y, eq, m, w)[0]
 
     def update(self) -> None:
         """One AdamW update of every run (per-run clipping, lr and weight decay)."""
-        x, y, eq, m, w = self._batch(self.step)
         flat = self.flat.detach().requires_grad_(True)
-        loss, _ = self._vloss(flat, x, y, eq, m, w)  # (K,)
+        loss = self._batch_loss(flat, self._batch(self.step))  # (K,)
         (g,) = torch.autograd.grad(loss.sum(), flat)  # (K, P)
         with torch.no_grad():
             gnorm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # (K, 1)
