@@ -47,6 +47,7 @@ CHECKPOINT_FORMAT = 2  # layout of GroupTrainer.state(); older checkpoints are m
 # (benchmarks/checkpoint_cost.py, 2-core CPU): GPT d=128 K=2, 9 MiB, 20 ms per save -> 0.03 %;
 # GPT d=128 K=8, 37 MiB, 85 ms -> 0.14 %; LSTM d=128 K=8, 25 MiB, 130 ms -> 0.22 %.
 CHECKPOINT_INTERVAL_S = 60.0
+CHECKPOINT_COST_FACTOR = 50.0  # the next save waits >= this many times the last save's duration
 
 
 # ---------------------------------------------------------------------------------------------
@@ -488,7 +489,7 @@ class GroupTrainer:
         self.save_state(path)
         self._last_ckpt = time.monotonic()
         self.checkpoint_seconds.append(self._last_ckpt - t)
-        self._ckpt_interval = max(interval_s, 50.0 * (self._last_ckpt - t))
+        self._ckpt_interval = max(interval_s, CHECKPOINT_COST_FACTOR * (self._last_ckpt - t))
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
