@@ -127,8 +127,8 @@ def _embed(table: Tensor, tokens: Tensor, pad: int | None) -> Tensor:
     """
     K, V, d = table.shape
     if pad is not None:
-        keep = torch.ones(V, 1, dtype=table.dtype, device=table.device)
-        table = table * keep.index_fill(0, torch.tensor([pad], device=table.device), 0.0)
+        keep = (torch.arange(V, device=table.device) != pad).to(table.dtype)  # (V,)
+        table = table * keep.unsqueeze(-1)
     if tokens.dim() == 2:
         return table.index_select(1, tokens.reshape(-1)).view(K, *tokens.shape, d)
     offset = torch.arange(K, device=tokens.device).view(K, 1, 1) * V
