@@ -216,7 +216,7 @@ def bench_model(cfg: RunConfig, sizes: list[int], device: str, rounds: int, n_st
 # end to end: the CLI against the course-style loop (issue 10's measurement)
 # ---------------------------------------------------------------------------------------------
 def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | None, threads: int | None,
-              device: str) -> float:
+              device: str, overrides: dict | None = None) -> float:
     """Wall seconds of ``python -m modarith train`` (a fresh process, a fresh results folder)."""
     import subprocess
     import tempfile
@@ -232,39 +232,43 @@ def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | Non
                "--seeds", ",".join(map(str, seeds)), "--results", tmp, "--no-progress", "--device", device]
         if workers:
             cmd += ["--workers", str(workers)]
+        for k, v in (overrides or {}).items():
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, env=env, cwd=root, capture_output=True)
         return time.perf_counter() - t0
 
 
-def _loop_wall(model: str, steps: int, seeds: tuple[int, ...], threads: int, device: str) -> float:
+def _loop_wall(model: str, steps: int, seeds: tuple[int, ...], threads: int, device: str,
+               overrides: dict | None = None) -> float:
     """Wall seconds of the course-style loop training ``seeds`` one after another."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         t0 = time.perf_counter()
         for s in seeds:
-            ReferenceLoop(RunConfig(model=model, seed=s, steps=steps), device).run()
+            ReferenceLoop(RunConfig(model=model, seed=s, steps=steps, **(overrides or {})), device).run()
         return time.perf_counter() - t0
     finally:
         torch.set_num_threads(old)
 
 
 def bench_end_to_end(models: list[str], steps: int = 300, seeds: tuple[int, ...] = SEEDS,
-                     device: str = "cpu", log=print) -> dict:
-    """``len(seeds)`` runs × ``steps`` updates at SPEC settings, wall seconds, in this order:
-    loop at 1 thread, CLI with 1 worker (1 thread), loop at all cores, CLI with its default
-    workers. Ratios: CLI default vs loop default, CLI 1 worker vs loop 1 thread."""
+                     device: str = "cpu", log=print, overrides: dict | None = None) -> dict:
+    """``len(seeds)`` runs × ``steps`` updates at SPEC settings (changed by ``overrides``, e.g.
+    for a test), wall seconds, in this order: loop at 1 thread, CLI with 1 worker (1 thread),
+    loop at all cores, CLI with its default workers. Ratios: CLI default vs loop default, CLI
+    1 worker vs loop 1 thread."""
     from modarith.engine import cpu_cores
 
     cores = cpu_cores()
     out = {"steps": steps, "seeds": list(seeds), "cores": cores, "models": {}}
     for model in models:
         r = {}
-        r["loop_1_thread_s"] = _loop_wall(model, steps, seeds, 1, device)
-        r["cli_1_worker_s"] = _cli_wall(model, steps, seeds, 1, 1, device)
-        r["loop_default_threads_s"] = _loop_wall(model, steps, seeds, cores, device)
-        r["cli_default_workers_s"] = _cli_wall(model, steps, seeds, None, None, device)
+        r["loop_1_thread_s"] = _loop_wall(model, steps, seeds, 1, device, overrides)
+        r["cli_1_worker_s"] = _cli_wall(model, steps, seeds, 1, 1, device, overrides)
+        r["loop_default_threads_s"] = _loop_wall(model, steps, seeds, cores, device, overrides)
+        r["cli_default_workers_s"] = _cli_wall(model, steps, seeds, None, None, device, overrides)
         r["speedup_default"] = r["loop_default_threads_s"] / r["cli_default_workers_s"]
         r["speedup_1_thread"] = r["loop_1_thread_s"] / r["cli_1_worker_s"]
         log(f"  end to end {model}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))

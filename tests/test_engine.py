@@ -36,9 +36,9 @@ def test_group_equals_individual_runs(model, batch_size):
     ]
     groups = group_configs(configs)
     assert len(groups) == 1 and len(groups[0]) == 3
-    together = train(configs, results=None, progress=False)
+    together = train(configs, results=None, progress=False, device="cpu")
     for cfg, rec in zip(configs, together):
-        alone = train([cfg], results=None, progress=False)[0]
+        alone = train([cfg], results=None, progress=False, device="cpu")[0]
         assert rec.history["step"] == alone.history["step"]
         torch.testing.assert_close(_hist(rec), _hist(alone), rtol=1e-4, atol=1e-5)
     # the runs really differ from each other (per-run seed, lr, wd and split are honoured)
@@ -89,15 +89,15 @@ def test_engine_matches_plain_torch_adamw_loop(model, batch_size):
 
 def test_same_config_same_numbers():
     cfg = RunConfig(model="gpt", seed=5, batch_size=16, **TINY)
-    a = train([cfg], results=None, progress=False)[0]
-    b = train([cfg], results=None, progress=False)[0]
+    a = train([cfg], results=None, progress=False, device="cpu")[0]
+    b = train([cfg], results=None, progress=False, device="cpu")[0]
     assert a.history == b.history
 
 
 def test_history_schedule_and_per_order_metrics():
     cfg = RunConfig(model="lstm", p=5, orders=(2, 3), d_model=8, num_layers=1, steps=12,
                     eval_dense=3, eval_every=5)
-    rec = train([cfg], results=None, progress=False)[0]
+    rec = train([cfg], results=None, progress=False, device="cpu")[0]
     assert rec.history["step"] == [0, 1, 2, 3, 5, 10, 12]
     for k in ("train_loss_o2", "val_acc_o3", "param_norm"):
         assert len(rec.history[k]) == 7
@@ -120,7 +120,7 @@ def test_learns_p11(model, steps, lr):
     """A small model on p = 11 fits its training set (memorisation) within a bounded budget."""
     cfg = RunConfig(model=model, p=11, d_model=32, num_layers=1, num_heads=2, lr=lr,
                     weight_decay=0.1, steps=steps, eval_every=50, eval_dense=0)
-    rec = train([cfg], results=None, progress=False)[0]
+    rec = train([cfg], results=None, progress=False, device="cpu")[0]
     assert rec.summary["A_train"] >= 0.99, rec.summary
     assert rec.history["train_loss"][-1] < 0.1 * rec.history["train_loss"][0]
 

@@ -202,7 +202,7 @@ TINY = dict(model="lstm", p=7, d_model=8, num_layers=1, steps=12, eval_dense=3, 
 @pytest.mark.parametrize("where", ["init", "run"])
 def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
     configs = [RunConfig(seed=s, lr=lr, **TINY) for s in (0, 1) for lr in (1e-3, 3e-3)]
-    expected = train(configs, results=None, progress=False, max_group_size=2)
+    expected = train(configs, results=None, progress=False, device="cpu", max_group_size=2)
     sizes = []
     orig_init, orig_run = GroupTrainer.__init__, GroupTrainer.run
 
@@ -222,7 +222,7 @@ def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
     monkeypatch.setattr(GroupTrainer, "__init__", init)
     monkeypatch.setattr(GroupTrainer, "run", run)
     with pytest.warns(RuntimeWarning, match="out of memory .* group of 4 runs; retrying as groups of 2 and 2"):
-        got = train(configs, results=tmp_path, progress=False)
+        got = train(configs, results=tmp_path, progress=False, device="cpu")
     assert sizes == [4, 2, 2]
     for a, b in zip(got, expected):
         assert a.run_id == b.run_id and a.history == b.history
@@ -235,7 +235,7 @@ def test_out_of_memory_single_run_is_reraised(monkeypatch):
 
     monkeypatch.setattr(GroupTrainer, "__init__", init)
     with pytest.raises(torch.cuda.OutOfMemoryError) as e:
-        train([RunConfig(**TINY)], results=None, progress=False)
+        train([RunConfig(**TINY)], results=None, progress=False, device="cpu")
     assert "does not fit" in "".join(getattr(e.value, "__notes__", []))
 
 
@@ -248,7 +248,7 @@ def test_other_errors_are_not_retried(monkeypatch):
 
     monkeypatch.setattr(GroupTrainer, "__init__", init)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        train([RunConfig(seed=s, **TINY) for s in (0, 1)], results=None, progress=False)
+        train([RunConfig(seed=s, **TINY) for s in (0, 1)], results=None, progress=False, device="cpu")
     assert calls == [2]
     assert engine.is_out_of_memory(RuntimeError("MPS backend out of memory"))
 
@@ -256,7 +256,7 @@ def test_other_errors_are_not_retried(monkeypatch):
 def test_dropout_random_stream_resumes_exactly(tmp_path, monkeypatch):
     """With dropout the run's RNG state is part of the checkpoint (in-process crash + resume)."""
     configs = [RunConfig(seed=s, dropout=0.2, **{**TINY, "num_layers": 2}) for s in (0, 1)]
-    expected = train(configs, results=None, progress=False)
+    expected = train(configs, results=None, progress=False, device="cpu")
     orig = GroupTrainer.update
 
     def crash(self):
@@ -266,10 +266,10 @@ def test_dropout_random_stream_resumes_exactly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(GroupTrainer, "update", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(configs, results=tmp_path, progress=False, checkpoint_every=3)
+        train(configs, results=tmp_path, progress=False, device="cpu", checkpoint_every=3)
     monkeypatch.setattr(GroupTrainer, "update", orig)
     torch.manual_seed(12345)  # the global RNG must not matter
-    got = train(configs, results=tmp_path, progress=False, checkpoint_every=3)
+    got = train(configs, results=tmp_path, progress=False, device="cpu", checkpoint_every=3)
     assert all(r.meta["resumed_from_step"] == 6 for r in got)
     for a, b in zip(got, expected):
         assert a.history == b.history
