@@ -215,11 +215,10 @@ def bench_model(cfg: RunConfig, sizes: list[int], device: str, rounds: int, n_st
 # ---------------------------------------------------------------------------------------------
 # end to end: the CLI against the course-style loop (issue 10's measurement)
 # ---------------------------------------------------------------------------------------------
-def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | None, threads: int | None,
-              device: str, overrides: dict | None = None) -> float:
-    """Wall seconds of ``python -m modarith train`` (a fresh process, a fresh results folder)."""
+def _wall(cmd: list[str], threads: int | None, timeout: float | None) -> float:
+    """Wall seconds of a fresh Python process (``threads``: OMP/MKL threads, None = torch's
+    default); ``inf`` when it runs past ``timeout``."""
     import subprocess
-    import tempfile
 
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(root))
@@ -227,48 +226,66 @@ def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | Non
         env.pop(var, None)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    try:
+        subprocess.run([sys.executable] + cmd, check=True, env=env, cwd=root, capture_output=True,
+                       timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return float("inf")
+    return time.perf_counter() - t0
+
+
+def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | None, threads: int | None,
+              device: str, overrides: dict | None = None, timeout: float | None = None) -> float:
+    """Wall seconds of ``python -m modarith train`` (a fresh process, a fresh results folder)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "modarith", "train", "--model", model, "--steps", str(steps),
+        cmd = ["-m", "modarith", "train", "--model", model, "--steps", str(steps),
                "--seeds", ",".join(map(str, seeds)), "--results", tmp, "--no-progress", "--device", device]
         if workers:
             cmd += ["--workers", str(workers)]
         for k, v in (overrides or {}).items():
             cmd += [f"--{k.replace('_', '-')}", str(v)]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, cwd=root, capture_output=True)
-        return time.perf_counter() - t0
+        return _wall(cmd, threads, timeout)
 
 
-def _loop_wall(model: str, steps: int, seeds: tuple[int, ...], threads: int, device: str,
-               overrides: dict | None = None) -> float:
-    """Wall seconds of the course-style loop training ``seeds`` one after another."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        t0 = time.perf_counter()
-        for s in seeds:
-            ReferenceLoop(RunConfig(model=model, seed=s, steps=steps, **(overrides or {})), device).run()
-        return time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(old)
+_LOOP = """
+import sys, json
+from benchmarks.reference_loop import ReferenceLoop
+from modarith.config import RunConfig
+model, steps, seeds, device, overrides = json.loads(sys.argv[1])
+for s in seeds:
+    ReferenceLoop(RunConfig(model=model, seed=s, steps=steps, **overrides), device).run()
+"""
+
+
+def _loop_wall(model: str, steps: int, seeds: tuple[int, ...], threads: int | None, device: str,
+               overrides: dict | None = None, timeout: float | None = None) -> float:
+    """Wall seconds of the course-style loop training ``seeds`` one after another, in a fresh
+    process like the CLI (``threads`` None: torch's default, all cores)."""
+    arg = json.dumps([model, steps, list(seeds), device, overrides or {}])
+    return _wall(["-c", _LOOP, arg], threads, timeout)
 
 
 def bench_end_to_end(models: list[str], steps: int = 300, seeds: tuple[int, ...] = SEEDS,
-                     device: str = "cpu", log=print, overrides: dict | None = None) -> dict:
+                     device: str = "cpu", log=print, overrides: dict | None = None,
+                     timeout: float | None = None) -> dict:
     """``len(seeds)`` runs × ``steps`` updates at SPEC settings (changed by ``overrides``, e.g.
     for a test), wall seconds, in this order: loop at 1 thread, CLI with 1 worker (1 thread),
     loop at all cores, CLI with its default workers. Ratios: CLI default vs loop default, CLI
-    1 worker vs loop 1 thread."""
+    1 worker vs loop 1 thread. Each is a fresh process (startup included); one that runs
+    past ``timeout`` seconds counts as ``inf``."""
     from modarith.engine import cpu_cores
 
     cores = cpu_cores()
     out = {"steps": steps, "seeds": list(seeds), "cores": cores, "models": {}}
     for model in models:
         r = {}
-        r["loop_1_thread_s"] = _loop_wall(model, steps, seeds, 1, device, overrides)
-        r["cli_1_worker_s"] = _cli_wall(model, steps, seeds, 1, 1, device, overrides)
-        r["loop_default_threads_s"] = _loop_wall(model, steps, seeds, cores, device, overrides)
-        r["cli_default_workers_s"] = _cli_wall(model, steps, seeds, None, None, device, overrides)
+        r["loop_1_thread_s"] = _loop_wall(model, steps, seeds, 1, device, overrides, timeout)
+        r["cli_1_worker_s"] = _cli_wall(model, steps, seeds, 1, 1, device, overrides, timeout)
+        r["loop_default_threads_s"] = _loop_wall(model, steps, seeds, None, device, overrides, timeout)
+        r["cli_default_workers_s"] = _cli_wall(model, steps, seeds, None, None, device, overrides, timeout)
         r["speedup_default"] = r["loop_default_threads_s"] / r["cli_default_workers_s"]
         r["speedup_1_thread"] = r["loop_1_thread_s"] / r["cli_1_worker_s"]
         log(f"  end to end {model}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
@@ -447,6 +464,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-projection", action="store_true")
     ap.add_argument("--vmap-sizes", default=None,
                     help="also time the engine without its fast path for these K (default 2; tiny: none)")
+    ap.add_argument("--e2e-timeout", type=float, default=None, metavar="S",
+                    help="end to end: a process running past S seconds counts as infinitely slow")
+    ap.add_argument("--e2e-models", default=None, help="end to end: models (default --models)")
     ap.add_argument("--end-to-end", type=int, default=None, metavar="STEPS",
                     help="also time 2 seeds x STEPS updates: CLI (default workers, 1 worker) vs the loop "
                          "(all cores, 1 thread), each in a fresh process (default: 300; 0 = skip; tiny: 0)")
@@ -507,7 +527,8 @@ def main(argv: list[str] | None = None) -> dict:
             m: {n: v["train_flops_per_s"] / pk16 for n, v in r["variants"].items()} for m, r in results.items()}
     if e2e_steps:
         log(f"end to end: {len(SEEDS)} seeds x {e2e_steps} steps, CLI vs loop")
-        report["end_to_end"] = bench_end_to_end(args.models.split(","), e2e_steps, SEEDS, device, log)
+        report["end_to_end"] = bench_end_to_end((args.e2e_models or args.models).split(","), e2e_steps,
+                                                SEEDS, device, log, timeout=args.e2e_timeout)
     if not args.no_projection:
         report["projection"] = project(results, "full")
         report["projection_gpu"] = {k: project_flops("full", GPU_PEAK[k]) for k in ("fp32", "bf16")}
