@@ -160,3 +160,15 @@ def test_engine_fast_and_reference_paths_agree(model):
         out[fast_on] = (loss.detach(), grad, g.hist[:, 0].clone())
     for a, b in zip(out[True], out[False]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("non_linearity", ["relu", "tanh"])
+def test_fast_gpt_other_non_linearities(non_linearity):
+    cfg = RunConfig(model="gpt", p=11, d_model=16, num_layers=2, num_heads=2, non_linearity=non_linearity)
+    ds = make_dataset(cfg.p, cfg.operator, cfg.orders)
+    rows = torch.arange(len(ds))
+    plan = fast.make_plan(ds.source, len(rows), 4)
+    pos = _rhs_positions(ds, rows)
+    model = _perturbed(cfg)
+    ref = model(ds.source, positions=pos)[0]
+    torch.testing.assert_close(_fast_logits(cfg, [model], ds, plan, rows, pos)[0], ref, **TOL)
