@@ -37,8 +37,8 @@ from . import __version__
 from . import fast as fast_path
 from .config import RunConfig, run_id
 from .data import make_dataset, split_indices
+from .events import writer as progress_writer
 from .metrics import get_loss_and_accuracy, summarize
-from .progress import writer as progress_writer
 from .store import CorruptRecord, Record, Store, atomic_torch_save, safe_torch_load
 
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -515,13 +515,13 @@ def execute_notebook(info: NotebookInfo, source_dir: Path, out_dir: Path, parame
 
     The kernel imports the same modarith as this process (its folder first on
     ``PYTHONPATH``) and appends its training progress to a file this process displays
-    (:class:`modarith.progress.BuildProgress`).
+    (:class:`modarith.events.BuildProgress`).
     """
     import threading
 
     import papermill
 
-    from modarith.progress import ENV, BuildProgress
+    from modarith.events import ENV, BuildProgress
 
     source, output = source_dir / info.file, out_dir / info.file
     root = Path(modarith.__file__).resolve().parent.parent
@@ -597,7 +597,7 @@ class NotebookPlan:
 
     def describe(self) -> str:
         """One line: runs to train / to load, groups, run-steps and the estimated time."""
-        from modarith.progress import format_seconds
+        from modarith.events import format_seconds
 
         if self.runs == 0:
             return "no training"
@@ -637,7 +637,7 @@ def build_plan(chosen: list[NotebookInfo], profile: str, device: str, results: P
 
 def describe_build_plan(chosen: list[NotebookInfo], plans: list[NotebookPlan], device: str) -> str:
     """The lines printed before the build: totals, then one line per notebook."""
-    from modarith.progress import format_seconds
+    from modarith.events import format_seconds
 
     runs = sum(p.runs - p.earlier for p in plans)
     train = sum(p.to_train for p in plans)

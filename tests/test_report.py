@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from modarith import progress, report
+from modarith import events, report
 from modarith.config import RunConfig, run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,13 +197,13 @@ def test_table_of_contents_has_unique_anchors():
 def test_engine_writes_progress_events(tmp_path, monkeypatch):
     from modarith.engine import train
 
-    events = tmp_path / "events.jsonl"
-    monkeypatch.setenv(progress.ENV, str(events))
-    monkeypatch.setattr(progress, "WRITE_EVERY_S", 0.0)
+    log = tmp_path / "events.jsonl"
+    monkeypatch.setenv(events.ENV, str(log))
+    monkeypatch.setattr(events, "WRITE_EVERY_S", 0.0)
     configs = [RunConfig(model="gpt", p=5, d_model=8, num_layers=1, num_heads=2, steps=6, seed=s,
                          eval_dense=2, eval_every=2) for s in (0, 1)]
     train(configs, results=None, device="cpu", progress=False, workers=1)  # one group, in this process
-    seen = progress.ProgressTail(events).read()
+    seen = events.ProgressTail(log).read()
     assert [e["event"] for e in seen] == ["group"] + ["step"] * 6 + ["end"]
     assert [e["step"] for e in seen if e["event"] == "step"] == list(range(1, 7))
     assert {(e["runs"], e["total"]) for e in seen} == {(2, configs[0].total_steps)}
@@ -213,13 +213,13 @@ def test_engine_writes_progress_events(tmp_path, monkeypatch):
 def test_build_progress_lines(tmp_path, monkeypatch, tty):
     """Plain lines (not a TTY) name the notebook, the group, the step and the ETA; on a TTY
     one tqdm line updates in place."""
-    events = tmp_path / "events.jsonl"
-    monkeypatch.setenv(progress.ENV, str(events))
-    monkeypatch.setattr(progress, "WRITE_EVERY_S", 0.0)
+    log = tmp_path / "events.jsonl"
+    monkeypatch.setenv(events.ENV, str(log))
+    monkeypatch.setattr(events, "WRITE_EVERY_S", 0.0)
     shown_to = io.StringIO()
-    shown = progress.BuildProgress(events, "[2/8] 43_data_size.ipynb", 3, tty=tty, stream=shown_to,
+    shown = events.BuildProgress(log, "[2/8] 43_data_size.ipynb", 3, tty=tty, stream=shown_to,
                                  plain_every_s=0.0)
-    writer = progress.writer("gpt L=2 d=64 ×4", 4, 100, 0)
+    writer = events.writer("gpt L=2 d=64 ×4", 4, 100, 0)
     shown.poll()
     writer.update(40)
     shown.poll()
@@ -237,7 +237,7 @@ def test_build_progress_lines(tmp_path, monkeypatch, tty):
 
 
 def test_format_seconds():
-    assert [progress.format_seconds(s) for s in (0.25, 12, 125, 3725, None, float("nan"))] == \
+    assert [events.format_seconds(s) for s in (0.25, 12, 125, 3725, None, float("nan"))] == \
         ["0.2 s", "12 s", "2 min 05 s", "1 h 02 min", "unknown", "unknown"]
 
 

@@ -1,4 +1,4 @@
-"""Training progress that another process can follow (the report build).
+"""Training progress events that another process can follow (the report build).
 
 * When the environment variable :data:`ENV` (``MODARITH_PROGRESS``) names a file,
   :func:`modarith.engine.GroupTrainer.run` appends one JSON line per event to it (a group
