@@ -107,3 +107,30 @@ def test_answer_text():
     assert sr.answer_text({"lstm": 0.4, "gpt": 0.3}) == "LSTM: 0.4, GPT: 0.3"
     assert sr.answer_text({"lstm": True, "gpt": None}) == "LSTM: yes, GPT: –"
     assert sr.answer_text("gpt") == "GPT"
+
+
+@pytest.mark.slow
+def test_fidelity_notebook_answers_every_claim_in_smoke(smoke_results, tmp_path):
+    """notebooks/49_fidelity executed (papermill) on the smoke store: every claim answered for
+    the smoke profile, none for the full profile (no full runs stored), Table 1 and the
+    collapse table built, every table naming its profile."""
+    import nbformat
+
+    from modarith import experiments
+
+    out = experiments.execute(ROOT / "notebooks" / "49_fidelity.ipynb", tmp_path / "49.ipynb",
+                              {"profile": "smoke", "device": "cpu", "results_dir": str(smoke_results),
+                               "figures_dir": str(tmp_path / "figures")}, progress=False)
+    nb = nbformat.read(str(out), as_version=4)
+    html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+            if "data" in o and "text/html" in o["data"]]
+    claims = [h for h in html if "smoke vs seed" in h]
+    assert len(claims) == 1
+    answered = claims[0].count(f">{sr.AGREE}<") + claims[0].count(f">{sr.DISAGREE}<")
+    assert answered == len(sr.CLAIMS)
+    assert claims[0].count(f">{sr.NOT_ENOUGH}<") == len(sr.CLAIMS)  # the full column
+    assert "full vs seed" in claims[0]
+    text = experiments.printed(out)
+    assert "Table 1 from the sanity-check runs of the smoke profile" in text
+    assert "Profile full: not enough runs of the sanity check for Table 1." in text
+    assert any("reduced" in h and "per 1k steps" in h for h in html)  # the collapse table
