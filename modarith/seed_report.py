@@ -100,6 +100,16 @@ TABLE1: dict[str, dict[str, dict[str, Quoted | None]]] = {
 TABLE1_SECTION = "Problem 4.2, Table 1"
 
 
+def table1_values() -> dict[str, dict[str, tuple[float, float, float]]]:
+    """:data:`TABLE1` as plain floats, model -> quantity -> (mean, std, t_f), NaN where the
+    seed prints nothing: the input of :func:`modarith.analysis.table_frame`."""
+    def number(q: Quoted | None) -> float:
+        return math.nan if q is None else q.value
+
+    return {m: {q: (number(c["mean"]), number(c["std"]), number(c["t_f"])) for q, c in rows.items()}
+            for m, rows in TABLE1.items()}
+
+
 # --------------------------------------------------------------------------- claims
 @dataclass(frozen=True)
 class Claim:

@@ -4,6 +4,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modarith import seed_report as sr
@@ -134,3 +135,13 @@ def test_fidelity_notebook_answers_every_claim_in_smoke(smoke_results, tmp_path)
     assert "Table 1 from the sanity-check runs of the smoke profile" in text
     assert "Profile full: not enough runs of the sanity check for Table 1." in text
     assert any("reduced" in h and "per 1k steps" in h for h in html)  # the collapse table
+
+
+def test_table1_values_feed_the_table_frame():
+    from modarith import analysis
+
+    frame = analysis.table_frame(sr.table1_values())
+    assert frame.loc["A_val", ("lstm", "mean")] == pytest.approx(0.9979)
+    assert frame.loc["L_val", ("gpt", "std")] == pytest.approx(2.36e-4)
+    assert frame.loc["A_train", ("gpt", "t_f")] == 300
+    assert np.isnan(frame.loc["dt_A", ("lstm", "std")])
