@@ -99,23 +99,6 @@ display(pd.DataFrame(rows))
 LEVEL = 0.9  # A_val at or above this counts as "generalised" (the seed's Problem 4.3.d)
 
 
-def direction(values):
-    """'increases', 'decreases', 'unchanged' or 'non-monotone' along a sequence."""
-    signs = set(np.sign(np.diff(np.asarray(values, dtype=float))))
-    if signs <= {0.0}:
-        return "unchanged"
-    return {frozenset({1.0}): "increases", frozenset({-1.0}): "decreases"}.get(
-        frozenset(signs - {0.0}), "non-monotone")
-
-
-def best_of(records, by=(), quantity="A_val", column="best_mean"):
-    """Per model: the best value (or t_f with column='tf_mean') of `quantity` over the grid."""
-    best = analysis.best_frame(records, by=list(by))
-    rows = best[best["quantity"] == quantity]
-    return {m: g.sort_values(list(by)) for m, g in rows.groupby("model")} if by else \
-        {m: float(g[column].iloc[0]) for m, g in rows.groupby("model")}
-
-
 def first_steps(records, metric):
     """Per model: mean over seeds of the first step where `metric` ≥ LEVEL (NaN if never)."""
     out = {}
@@ -131,27 +114,28 @@ def memorise_then_generalise(records):
 
 
 def lower_val_loss(records):
-    lv = best_of(records, quantity="L_val")
+    best = analysis.best_frame(records)
+    lv = {m: float(analysis.select(best, m, "L_val")["best_mean"].iloc[0])
+          for m in analysis.models_in(best)}
     return min(lv, key=lv.get)
 
 
+def r_threshold(records, when, pick):
+    """Per model: `pick` (min/max) of the r_train whose best values satisfy `when`."""
+    best = analysis.best_frame(records, by=["r_train"])
+    out = {}
+    for m in analysis.models_in(best):
+        r, _ = analysis.threshold(best, m, "r_train", when, pick)
+        out[m] = "none in the grid" if r is None else float(r)
+    return out
+
+
 def smallest_r_generalising(records):
-    out = {}
-    for m, g in best_of(records, ["r_train"], "A_val").items():
-        ok = g[g["best_mean"] >= LEVEL]["r_train"]
-        out[m] = float(ok.min()) if len(ok) else "none in the grid"
-    return out
+    return r_threshold(records, lambda b: b["A_val"] >= LEVEL, min)
 
 
-def largest_r_overfitting(records):
-    a_val = best_of(records, ["r_train"], "A_val")
-    a_train = best_of(records, ["r_train"], "A_train")
-    out = {}
-    for m in a_val:
-        both = a_val[m].merge(a_train[m], on=["model", "r_train"], suffixes=("_val", "_train"))
-        over = both[(both["best_mean_train"] > LEVEL) & (both["best_mean_val"] < 0.5)]["r_train"]
-        out[m] = float(over.max()) if len(over) else "none in the grid"
-    return out
+def largest_r_overfitting(records):  # the seed's strict inequalities
+    return r_threshold(records, lambda b: b["A_train"] > LEVEL and b["A_val"] < 0.5, max)
 
 
 def ternary_faster(records):
@@ -168,17 +152,19 @@ def ternary_faster(records):
 def trend(records, vary, fixed, model):
     """Direction of the best L_val along `vary`, at each value of `fixed`: one word if all
     agree, else each direction with its fixed value."""
-    g = best_of(records, [fixed, vary], "L_val")[model]
-    words = {f: direction(rows.sort_values(vary)["best_mean"]) for f, rows in g.groupby(fixed)}
+    best = analysis.best_frame(records, by=[fixed, vary])
+    rows = analysis.select(best, model, "L_val")
+    words = {f: analysis.direction(list(g.sort_values(vary)["best_mean"]))
+             for f, g in rows.groupby(fixed)}
     if len(set(words.values())) == 1:
         return next(iter(words.values()))
     return "; ".join(f"{analysis.sym(fixed)} = {f}: {w}" for f, w in words.items())
 
 
 def weight_decay_time(records):
-    tf_a = best_of(records, ["weight_decay"], "A_val")["lstm"]["tf_mean"]
-    tf_l = best_of(records, ["weight_decay"], "L_val")["lstm"]["tf_mean"]
-    a, b = direction(tf_a), direction(tf_l)
+    best = analysis.best_frame(records, by=["weight_decay"])
+    a, b = (analysis.direction(list(analysis.select(best, "lstm", q).sort_values(
+        "weight_decay")["tf_mean"])) for q in ("A_val", "L_val"))
     return {"lstm": "decreases" if a == b == "decreases" else f"t_f(A_val) {a}, t_f(L_val) {b}"}
 
 
