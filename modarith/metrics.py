@@ -179,3 +179,64 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
         return math.nan, math.nan
     arr = np.asarray(vals, dtype=float)
     return float(arr.mean()), float(arr.std(ddof=0))
+
+
+def _nanmin(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return min(finite) if finite else math.nan
+
+
+def count_collapses(history: dict[str, list], key: str = "train_acc", reached: float = 1.0,
+                    below: float = 0.9, t_max: float | None = None) -> dict:
+    """Collapses of a metric after it was first fitted: episodes below ``below`` once the
+    metric has first reached ``reached`` (by default: training accuracy falling under 0.9
+    after it first hit 1.0), over the evaluations with step ≤ ``t_max`` (all if None).
+
+    An episode starts at an evaluation below ``below`` (NaN counts as below) and ends at the
+    next evaluation at or above it; consecutive evaluations below are one episode. Returns
+    plain Python values: ``collapses`` (the number of episodes), ``episodes`` (a list of
+    ``(first step below, first step back or None, lowest value)``), ``first_fit`` (first step
+    at ≥ ``reached``, None if never), ``window`` (steps from ``first_fit`` to the last
+    evaluation, 0 if never fitted), ``rate_per_1k`` (collapses per 1,000 steps of that window;
+    NaN when the window is empty) and ``last_step``.
+    """
+    for k in ("step", key):
+        if k not in history:
+            raise ValueError(f"history must have a {k!r} key, got keys {sorted(history)}")
+    for name, v in (("reached", reached), ("below", below)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{name} = {v!r} is invalid: expected a finite number")
+    if below > reached:
+        raise ValueError(f"below = {below!r} is invalid: expected a number <= reached = {reached!r}")
+    steps = np.asarray(history["step"])
+    values = np.asarray(history[key], dtype=float)
+    if steps.shape != values.shape or steps.ndim != 1:
+        raise ValueError(f"history['step'] and history[{key!r}] must be 1-D of equal length, "
+                         f"got shapes {steps.shape} and {values.shape}")
+    keep = np.ones(steps.shape, dtype=bool) if t_max is None else steps <= t_max
+    if not keep.any():
+        first = steps.min() if steps.size else "none"
+        raise ValueError(f"t_max must be >= the first step ({first}), got {t_max!r}")
+    steps, values = steps[keep], values[keep]
+    last = int(steps[-1])
+    fitted = np.flatnonzero(values >= reached)
+    if not fitted.size:
+        return {"collapses": 0, "episodes": [], "first_fit": None, "window": 0,
+                "rate_per_1k": math.nan, "last_step": last}
+    start = int(fitted[0])
+    episodes: list[tuple[int, int | None, float]] = []
+    low: list[float] = []  # values of the open episode
+    open_at = None
+    for s, v in zip(steps[start:], values[start:]):
+        if math.isnan(v) or v < below:
+            open_at = int(s) if open_at is None else open_at
+            low.append(float(v))
+        elif open_at is not None:
+            episodes.append((open_at, int(s), _nanmin(low)))
+            open_at, low = None, []
+    if open_at is not None:
+        episodes.append((open_at, None, _nanmin(low)))
+    window = last - int(steps[start])
+    rate = 1000.0 * len(episodes) / window if window > 0 else math.nan
+    return {"collapses": len(episodes), "episodes": episodes, "first_fit": int(steps[start]),
+            "window": window, "rate_per_1k": rate, "last_step": last}
