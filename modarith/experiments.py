@@ -32,8 +32,9 @@ def configs(name: str, profile: str) -> list:
 def notebook_path(experiment: str) -> Path:
     """The source notebook of ``experiment`` (``notebooks/<stem>.ipynb`` of this checkout)."""
     if experiment not in EXPERIMENTS:
-        raise ValueError(f"experiment = {experiment!r} is invalid: expected one of "
-                         f"{tuple(EXPERIMENTS)}")
+        from modarith.protocol import check_choice
+
+        check_choice("experiment", experiment, EXPERIMENTS)
     path = PACKAGE_ROOT / "notebooks" / f"{EXPERIMENTS[experiment].notebook}.ipynb"
     if not path.exists():
         raise ValueError(f"experiment = {experiment!r}: its notebook {path} is missing (the "

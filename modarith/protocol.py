@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modarith.config import RunConfig
+from modarith.config import RunConfig, did_you_mean
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
@@ -54,31 +54,38 @@ _FULL = {
     "wd_grid": (0.25, 0.5, 0.75, 1.0),
     "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     "size_pick": {"num_layers": 3, "d_model": 256},  # the biggest model-size GPT (4.8)
+    "lr_sanity": 1e-3,  # SPEC's lr
 }
 
-# Quick profile (2-core CPU): p = 23 (a step costs ~0.55× of p = 31 and the GPT groks in 1.8k
-# steps instead of 4.1k), d = 64, per-model learning rates, one seed except the sanity check.
-# Calibration runs (this CPU, r = 0.5, first step with A_val ≥ 0.9 / 0.99):
-#   GPT  p=23 d=64 lr 3e-3: 1.6k / 1.8k   GPT  p=23 d=64 lr 1e-2: 1.1k / 1.4k (then unstable)
-#   LSTM p=23 d=64 lr 1e-2: 3.4k / –      LSTM p=23 d=64 lr 3e-3: – (A_val 0.19 at 2.5k)
-#   LSTM p=31 d=64 lr 1e-2: – (0.83 at 3k) LSTM p=31 d=32 lr 1e-2: 2.4k / – (0.99 at 4k)
+# Quick profile (2-core CPU) at the seed's model: p = 31, d = 128, L = 2, 4 heads, weight
+# decay 1, full batch (SPEC) wherever an experiment does not vary them; only the learning rate,
+# T, the grid points and the seeds are reduced. The sanity check is SPEC's exact protocol
+# (lr 1e-3, T = 10⁴+1, seeds 0 and 42), so Table 1 compares like with like. Calibration
+# (benchmarks/CALIBRATION.md; the course's split and init; r = 0.5; first step with
+# A_val ≥ 0.9 / 0.99):
+#   GPT  lr 3e-3: seed 42 1.1k / 1.2k; seed 0 A_val 0.84 at 2.5k (a collapse at 1.7k) — T 3.5k
+#   GPT  lr 2e-3: seed 0 A_val 0.46 at 2.2k (no collapse, slower)
+#   LSTM lr 3e-3: seed 0 1.6k / 1.9k; ‖θ‖₂ jumps ≤ 14 % between evaluations (111 % at 1e-2)
+#   LSTM lr 3e-3, weight decay ¼: A_val 0.03 at 2.2k (dropped from the quick wd grid)
 _QUICK = {
-    "base": {"p": 23},
-    "model_base": {"lstm": {"d_model": 64, "lr": 1e-2}, "gpt": {"d_model": 64, "lr": 3e-3}},
+    "base": {},  # p = 31, d = 128, L = 2 (SPEC)
+    "model_base": {"lstm": {"lr": 3e-3}, "gpt": {"lr": 3e-3}},
     "seeds": (0,),
     "seeds_sanity": SEEDS,
-    "steps": {"gpt": 2_301, "lstm": 4_001},
-    "steps_orders": {"gpt": 1_001, "lstm": 1_501},
-    "steps_compute": {"gpt": 2_301, "lstm": 4_001},
+    "lr_sanity": 1e-3,  # SPEC's lr: the sanity check is the exact protocol
+    "steps_sanity": 10_001,  # SPEC's T
+    "steps": {"gpt": 3_501, "lstm": 2_501},
+    "steps_orders": {"gpt": 1_501, "lstm": 2_501},
+    "steps_compute": {"gpt": 3_501, "lstm": 2_501},
     "steps_regularization": {"lstm": 4_001},
-    "r_grid": (0.3, 0.4, 0.5),
+    "r_grid": (0.3, 0.4, 0.5, 0.6),
     "orders_p": 11,
     "L_grid": (1, 2),
-    "d_grid": (32, 64),
+    "d_grid": (64, 128),
     "B_grid": (64, 512),
-    "wd_grid": (0.25, 0.5, 1.0),
+    "wd_grid": (0.5, 0.75, 1.0),
     "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    "size_pick": {"num_layers": 1, "d_model": 64},
+    "size_pick": {"num_layers": 2, "d_model": 128},
 }
 
 _SMOKE = {
@@ -96,16 +103,10 @@ _SMOKE = {
     "wd_grid": (0.5, 1.0),
     "alphas": (0.5, 1.0),
     "size_pick": {"num_layers": 2, "d_model": 16},
+    "lr_sanity": 1e-2,  # the smoke lr
 }
 
 PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
-
-# Measured wall time (s) of each experiment's quick profile on this project's 2-core CPU
-# (training + figures, fresh results folder, experiments in this order, runs shared with an
-# earlier experiment counted there; the least-loaded of three measurements). Total ≈ 14 min.
-QUICK_SECONDS = {"sanity": 190.0, "data_size": 167.0, "orders": 106.0, "model_size": 181.0,
-                 "compute": 73.0, "regularization": 95.0, "interpretability": 12.0}
-
 
 @dataclass(frozen=True)
 class Experiment:
@@ -125,7 +126,8 @@ class Experiment:
 
 EXPERIMENTS: dict[str, Experiment] = {
     "sanity": Experiment("4.1–4.2", "Sanity check: memorisation, then generalisation",
-                         "41_sanity_check", seeds="seeds_sanity"),
+                         "41_sanity_check", seeds="seeds_sanity", steps="steps_sanity",
+                         fixed={"lr": "lr_sanity"}),
     "data_size": Experiment("4.3", "Scaling the data size (r_train)", "43_data_size",
                             grid={"r_train": "r_grid"}),
     "orders": Experiment("4.4", "Binary and ternary operations", "44_binary_ternary",
@@ -168,16 +170,17 @@ class Knobs:
                 for s in self.seeds]
 
 
-def _check(name: str, value, choices) -> str:
+def check_choice(name: str, value, choices) -> str:
     if value not in choices:
-        raise ValueError(f"{name} = {value!r} is invalid: expected one of {tuple(choices)}")
+        raise ValueError(f"{name} = {value!r} is invalid: expected one of {tuple(choices)}"
+                         f"{did_you_mean(value, choices)}")
     return value
 
 
 def knobs(experiment: str, profile: str) -> Knobs:
     """The knobs of ``experiment`` (a key of :data:`EXPERIMENTS`) in ``profile``."""
-    e = EXPERIMENTS[_check("experiment", experiment, EXPERIMENTS)]
-    k = PROFILE_KNOBS[_check("profile", profile, PROFILES)]
+    e = EXPERIMENTS[check_choice("experiment", experiment, EXPERIMENTS)]
+    k = PROFILE_KNOBS[check_choice("profile", profile, PROFILES)]
 
     def value(v):
         return k[v] if isinstance(v, str) else v
@@ -206,7 +209,7 @@ def configs(experiment: str, profile: str) -> list[RunConfig]:
 
 def resolve_profile(profile: str, device: str = "auto") -> str:
     """``"auto"`` -> ``"full"`` on CUDA, ``"quick"`` elsewhere; other values are checked."""
-    _check("profile", profile, ("auto", *PROFILES))
+    check_choice("profile", profile, ("auto", *PROFILES))
     if profile != "auto":
         return profile
     if device == "auto":
@@ -219,8 +222,8 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
 # --------------------------------------------------------------------------- tables
 def list_experiments() -> pd.DataFrame:
     """One row per experiment: name, problem, notebook, runs and run-steps (Σ T) per profile,
-    the measured quick time (:data:`QUICK_SECONDS`), then a row of the distinct runs of all
-    experiments (shared runs count once)."""
+    then a row of the distinct runs of all experiments (shared runs count once). Time on this
+    device: :func:`plan`."""
     rows, distinct = [], {p: {} for p in PROFILES}
     for name, e in EXPERIMENTS.items():
         row = {"name": name, "problem": e.problem, "notebook": e.notebook}
@@ -229,13 +232,11 @@ def list_experiments() -> pd.DataFrame:
             row[f"runs_{p}"] = len(cs)
             row[f"run_steps_{p}"] = sum(c.total_steps for c in cs)
             distinct[p].update(dict.fromkeys(cs))
-        row["quick_time_s"] = QUICK_SECONDS.get(name, float("nan"))
         rows.append(row)
     total = {"name": "all (distinct runs)", "problem": "", "notebook": ""}
     for p in PROFILES:
         total[f"runs_{p}"] = len(distinct[p])
         total[f"run_steps_{p}"] = sum(c.total_steps for c in distinct[p])
-    total["quick_time_s"] = sum(QUICK_SECONDS.values())
     return pd.DataFrame([*rows, total])
 
 
@@ -406,8 +407,8 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
                              + (" or 'drive'" if name == "results_dir" else ""))
     if not isinstance(force, bool):
         raise ValueError(f"force = {force!r} is invalid: expected True or False")
-    _check("profile", profile, ("auto", *PROFILES))
-    _check("device", device, DEVICES)
+    check_choice("profile", profile, ("auto", *PROFILES))
+    check_choice("device", device, DEVICES)
     try:
         dev = str(resolve_device(device)).split(":")[0]
     except (ValueError, RuntimeError) as err:

@@ -75,6 +75,9 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
     NotebookInfo("48_interpretability.ipynb",
                  "Problem 4.8 — Interpretability: attention maps",
                  "interpretability", ("4.8", "interpretability")),
+    NotebookInfo("49_fidelity.ipynb",
+                 "Fidelity — the seed's claims against our runs",
+                 None, ("fidelity",)),
 )
 
 
@@ -89,8 +92,11 @@ def select_notebooks(only: str | None) -> list[NotebookInfo]:
     known = {key: info for info in NOTEBOOKS for key in info.keys}
     unknown = [key for key in wanted if key not in known]
     if unknown:
+        from modarith.config import did_you_mean
+
         accepted = ", ".join(key for info in NOTEBOOKS for key in info.keys)
-        raise ValueError(f"--only: unknown key(s) {', '.join(map(repr, unknown))}; accepted: {accepted}")
+        hints = "".join(did_you_mean(key, known) for key in unknown)
+        raise ValueError(f"--only: unknown key(s) {', '.join(map(repr, unknown))}{hints}; accepted: {accepted}")
     chosen = {known[key].file for key in wanted}
     return [info for info in NOTEBOOKS if info.file in chosen]
 
@@ -344,15 +350,10 @@ def reductions_html(profile: str) -> str:
     """The table of the reduced profile's departures from the protocol (empty for ``full``)."""
     if profile == "full":
         return ""
-    try:  # the library's protocol data: protocol.reductions(profile), or the older
-        try:  # experiments.quick_reductions() (the quick profile's table)
-            from modarith.protocol import reductions
+    try:  # the library's protocol data
+        from modarith.protocol import reductions
 
-            shown, frame = profile, reductions(profile)
-        except ImportError:
-            from modarith.experiments import quick_reductions
-
-            shown, frame = "quick", quick_reductions()
+        shown, frame = profile, reductions(profile)
     except Exception as error:  # noqa: BLE001 - the table is informative, not essential
         return f'<p class="note">(table of reductions unavailable: {html.escape(str(error))})</p>'
     note = (" The <code>smoke</code> profile shrinks everything further, for CI only: its numbers "

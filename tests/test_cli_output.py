@@ -74,3 +74,12 @@ def test_typos_get_suggestions_and_exit_2(argv, hint, capsys, tmp_path):
 def test_unknown_record_field_suggests():
     with pytest.raises(ValueError, match=r"did you mean 'd_model'\?"):
         RunConfig.from_dict({"d_modle": 8})
+
+
+def test_unknown_experiment_and_only_key_get_suggestions(capsys):
+    assert main(["run", "data_sise", "--profile", "smoke"]) == 2
+    assert "did you mean 'data_size'?" in capsys.readouterr().err
+    from modarith.report import select_notebooks
+
+    with pytest.raises(ValueError, match=r"--only.*did you mean '4\.3'\?"):
+        select_notebooks("4.33")
