@@ -682,9 +682,18 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     return [found[run_id(c)] for c in configs]
 
 
-# Below this many run-steps, starting worker processes (an interpreter and torch each, seconds)
+# Below this much work, starting worker processes (an interpreter and torch each, seconds)
 # costs more than the second core saves: ``default_workers`` keeps such work in-process.
-MIN_PARALLEL_RUN_STEPS = 2_000
+# Work is counted in SPEC-equivalent run-steps (GPT/LSTM d = 128, L = 2, batch 480: about
+# 0.1–0.3 s each on one CPU core), so 200 of them are ~30 s or more.
+MIN_PARALLEL_WORK = 200.0
+
+
+def spec_equivalent_run_steps(groups: list[list[RunConfig]]) -> float:
+    """Training work of ``groups`` in run-steps of SPEC's default model (d² · L · batch rows)."""
+    ref = 128**2 * 2 * 480
+    return sum(c.total_steps * c.d_model**2 * c.num_layers * min(c.batch_size, c.n_train) / ref
+               for g in groups for c in g)
 
 
 def cpu_cores() -> int:
@@ -699,7 +708,8 @@ def cpu_cores() -> int:
 
 def default_workers(device: str, groups: list[list[RunConfig]] | None = None) -> int:
     """Default worker count: ``MODARITH_WORKERS`` if set; else one per GPU on CUDA, one per
-    core on the CPU (1 on MPS), and 1 when ``groups`` hold under ``MIN_PARALLEL_RUN_STEPS``."""
+    core on the CPU (1 on MPS), and 1 when ``groups`` hold less work than
+    ``MIN_PARALLEL_WORK`` (:func:`spec_equivalent_run_steps`)."""
     import os
 
     env = os.environ.get("MODARITH_WORKERS")
@@ -707,7 +717,7 @@ def default_workers(device: str, groups: list[list[RunConfig]] | None = None) ->
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"MODARITH_WORKERS = {env!r} is invalid: expected an integer >= 1")
         return int(env)
-    if groups is not None and sum(c.total_steps for g in groups for c in g) < MIN_PARALLEL_RUN_STEPS:
+    if groups is not None and spec_equivalent_run_steps(groups) < MIN_PARALLEL_WORK:
         return 1
     if str(device).startswith("cuda"):
         return max(1, torch.cuda.device_count()) if device == "cuda" else 1
