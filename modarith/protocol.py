@@ -336,9 +336,16 @@ def plan_text(configs: list[RunConfig], results: str | Path | None = None, devic
               force: bool = False) -> str:
     """The line a notebook prints before training: runs, vectorised groups, run-steps and
     the ETA on ``device`` (:func:`plan`)."""
+    from modarith.engine import default_workers, group_configs
+
     table = plan(configs, results, device, force)
-    todo, eta = int(table["runs"].sum()), float(table["eta_s"].sum())
-    when = (f"ETA ≈ {eta / 60:.1f} min on {device} (timed: a few steps per group)" if todo
+    todo, serial = int(table["runs"].sum()), float(table["eta_s"].sum())
+    workers = min(default_workers(device, group_configs(configs)), max(todo, 1))
+    # groups one after another / spread over the workers (a lower bound: the longest group)
+    eta = max(serial / workers, float(table["eta_s"].max()) / max(1, workers // len(table) or 1)) \
+        if todo else 0.0
+    when = (f"ETA ≈ {eta / 60:.1f} min on {device} with {workers} worker(s) (timed: a few steps "
+            f"per group; {serial / 60:.1f} min one group after another)" if todo
             else "nothing to train: every run is stored")
     return (f"{len(configs)} runs ({sum(c.total_steps for c in configs):,} run-steps); to train: "
             f"{todo} runs in {len(table)} vectorised group(s), "
