@@ -19,6 +19,18 @@ OPERATORS = ("+", "-", "*", "/")
 ORDERS = (2, 3)
 PRECISIONS = ("fp32", "bf16")
 
+# Version of the training protocol, part of every run's identity (see :func:`run_id`): a run
+# stored under another protocol is never reused. History:
+#   1  split by torch.randperm; LSTM gates kept nn.Linear's default initialisation
+#   2  the course code's split (numpy RandomState shuffle per order) and LSTM gate
+#      initialisation (Xavier-uniform weights, zero biases): a seed gives the course's own
+#      train/validation split and initial weights (SPEC, "Data" and "Models")
+PROTOCOL = 2
+PROTOCOL_CHANGES = {
+    1: "train/validation split by torch.randperm, LSTM gates with nn.Linear's default init",
+    2: "the course's numpy split and Xavier-uniform LSTM gates",
+}
+
 
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % k for k in range(2, math.isqrt(n) + 1))
@@ -44,7 +56,7 @@ class RunConfig:
     operator: str = "+"  # one of + - * / ('/' means a = b·c mod p, needs p prime)
     orders: tuple[int, ...] = (2,)  # equation orders: (2,) binary, (3,) ternary, (2, 3) mixed
     r_train: float = 0.5  # fraction of equations used for training, in (0, 1)
-    seed: int = 0  # seeds the data split, the initialisation and the batch shuffles
+    seed: int = 0  # seeds the data split, the initialisation and the batch shuffles; < 2**32
     num_layers: int = 2  # L: LSTM layers or decoder blocks
     d_model: int = 128  # d: embedding size = hidden size (LSTM) = model width (GPT)
     num_heads: int = 4  # attention heads (GPT only); d_model must be divisible by it
@@ -98,6 +110,8 @@ class RunConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise _bad(name, v, f"an integer >= {low}")
+        if self.seed >= 2**32:
+            raise _bad("seed", self.seed, "an integer in [0, 2**32) (numpy's RandomState seeds the split)")
         if self.model == "gpt" and self.d_model % self.num_heads:
             raise _bad("d_model", self.d_model,
                        f"a multiple of num_heads = {self.num_heads} (d_model % num_heads == 0)")
@@ -223,7 +237,17 @@ def identity_dict(config: RunConfig) -> dict:
     return d
 
 
-def run_id(config: RunConfig) -> str:
-    """Stable identity of a run: sha256 of the canonical JSON of :func:`identity_dict`."""
-    blob = json.dumps(identity_dict(config), sort_keys=True, separators=(",", ":"))
+def run_id(config: RunConfig, protocol: int = PROTOCOL) -> str:
+    """Stable identity of a run: sha256 of the canonical JSON of :func:`identity_dict` and the
+    protocol.
+
+    ``protocol`` is :data:`PROTOCOL` except to find runs stored under an older protocol
+    (version 1 hashed the fields alone).
+    """
+    if protocol not in PROTOCOL_CHANGES:
+        raise ValueError(f"protocol = {protocol!r} is invalid: expected one of {sorted(PROTOCOL_CHANGES)}")
+    d = identity_dict(config)
+    if protocol >= 2:
+        d = {"protocol": protocol, **d}
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

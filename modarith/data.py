@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 OPERATORS = ("+", "-", "*", "/")
@@ -250,18 +251,19 @@ def make_dataset(p: int = 31, operator: str = "+", orders: Sequence[int] = (2,))
 
 
 def split_indices(dataset: Dataset, r_train: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random train/validation split of ``dataset``: (train_idx, val_idx) int64 tensors.
+    """The course's train/validation split of ``dataset``: (train_idx, val_idx) int64 tensors.
 
-    One ``torch.Generator().manual_seed(seed)`` draws a permutation per order (2, then 3);
-    round(r_train · N_order) rows of each order go to training (Python ``round``, i.e. ties to
-    even), so mixed orders are stratified. Both index tensors are sorted ascending (the
-    training loop reshuffles each epoch). Deterministic for a seed.
+    For each order (2, then 3) the rows of that order, in lexicographic order of their operands,
+    are shuffled by a fresh ``numpy.random.RandomState(seed).shuffle`` (one new generator per
+    order), and the first round(r_train · N_order) go to training (Python ``round``, i.e. ties
+    to even), so mixed orders are stratified. This is the course code's procedure (SPEC), so a
+    seed gives the course's own split. Both index tensors are sorted ascending (the training
+    loop reshuffles each epoch).
     """
     if isinstance(r_train, bool) or not isinstance(r_train, (int, float)) or not 0 < r_train < 1:
         raise ValueError(f"r_train must be a number in (0, 1) exclusive, got {r_train!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")  # noqa: TRY004
-    g = torch.Generator().manual_seed(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")  # noqa: TRY004
     train_parts, val_parts = [], []
     for order in dataset.orders_set:
         idx = torch.nonzero(dataset.orders == order).flatten()
@@ -272,7 +274,9 @@ def split_indices(dataset: Dataset, r_train: float, seed: int) -> tuple[torch.Te
                 f"r_train={r_train} leaves an empty train or validation split for the "
                 f"{n} equations of order {order}; choose r_train so both are non-empty"
             )
-        perm = torch.randperm(n, generator=g)
+        perm = np.arange(n)
+        np.random.RandomState(seed).shuffle(perm)  # a fresh generator per order
+        perm = torch.from_numpy(perm)
         train_parts.append(idx[perm[:n_train]])
         val_parts.append(idx[perm[n_train:]])
     train_idx = torch.sort(torch.cat(train_parts)).values

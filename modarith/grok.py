@@ -121,15 +121,21 @@ def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None
 
 
 def _fmt(v: float, unit: str = "") -> str:
-    return "never" if not math.isfinite(v) else f"{v:,.0f}{unit}" if unit != " s" else f"{v:.1f}{unit}"
+    if not math.isfinite(v):
+        return "∞"
+    return f"{v:.1f} s" if unit == " s" else f"{v:,.0f}"
 
 
 def describe_row(row) -> str:
-    """'median 1,200 steps (95% CI 900–1,500), 12.3 s of group wall time; 8/8 seeds within 3,000'."""
+    """'median 1,200 steps (95% CI 900–1,500), 12.3 s of group wall time …; 8/8 seeds within
+    3,000 steps' (∞: more than half of the resampled seeds never grok)."""
+    n_in = round(row["frac_within"] * row["n"])
+    if not math.isfinite(row["median_step"]):
+        return f"median ∞ (only {n_in}/{row['n']} seeds grok within {_fmt(row['within'])} steps)"
     return (f"median {_fmt(row['median_step'])} steps (CI {_fmt(row['step_ci_low'])}–"
             f"{_fmt(row['step_ci_high'])}), {_fmt(row['median_wall_s'], ' s')} of group wall time "
             f"(CI {_fmt(row['wall_ci_low'], ' s')}–{_fmt(row['wall_ci_high'], ' s')}); "
-            f"{round(row['frac_within'] * row['n'])}/{row['n']} seeds within {_fmt(row['within'])} steps")
+            f"{n_in}/{row['n']} seeds within {_fmt(row['within'])} steps")
 
 
 def speedup_sentence(base, other, base_name: str, other_name: str) -> str:
@@ -141,8 +147,8 @@ def speedup_sentence(base, other, base_name: str, other_name: str) -> str:
 
     rs, rw = ratio(base["median_step"], other["median_step"]), ratio(base["median_wall_s"], other["median_wall_s"])
     if rs is None:
-        verdict = (f"the speed-up cannot be computed: {base_name if not math.isfinite(base['median_step']) else other_name}"
-                   " does not grok for most seeds within the budget")
+        slow = base_name if not math.isfinite(base["median_step"]) else other_name
+        verdict = f"the speed-up cannot be computed: {slow} does not grok for most seeds within the budget"
     else:
         faster = "sooner" if rs >= 1 else "later"
         verdict = (f"{other_name} groks {max(rs, 1 / rs):.2f}× {faster} in median steps"

@@ -81,6 +81,9 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
     NotebookInfo("48_interpretability.ipynb",
                  "Problem 4.8 — Interpretability: attention maps",
                  "interpretability", ("4.8", "interpretability")),
+    NotebookInfo("50_beyond.ipynb",
+                 "Beyond the report — why and when it groks",
+                 None, ("5", "beyond", "grokking")),
 )
 
 

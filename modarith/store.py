@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig, run_id
+from .config import PROTOCOL, PROTOCOL_CHANGES, RunConfig, run_id
 
 SCHEMA = 1  # version of the record layout; bump when a reader could misread older records
 TMP_MAX_AGE_S = 3600.0  # temporary files older than this come from a dead writer
@@ -52,7 +52,7 @@ class Record:
     meta: dict = field(default_factory=dict)  # version, git, device, wall_time_s, created
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA, "run_id": self.run_id, "config": self.config.to_dict(),
+        return {"schema": SCHEMA, "protocol": PROTOCOL, "run_id": self.run_id, "config": self.config.to_dict(),
                 "history": self.history, "summary": self.summary, "meta": self.meta}
 
 
@@ -119,6 +119,13 @@ def safe_torch_load(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def stale_reason(protocol) -> str:
+    """Why a record made under another training protocol is not reused."""
+    what = PROTOCOL_CHANGES.get(protocol, "an unknown protocol")
+    return (f"made under training protocol {protocol!r} ({what}); this library uses protocol "
+            f"{PROTOCOL} ({PROTOCOL_CHANGES[PROTOCOL]}): not reused, the run is retrained")
+
+
 def parse_record(data: dict, expected_id: str | None = None) -> Record:
     """Validate a record's JSON content; raise :class:`CorruptRecord` with the reason."""
     if not isinstance(data, dict):
@@ -136,6 +143,9 @@ def parse_record(data: dict, expected_id: str | None = None) -> Record:
         else:
             why = f"schema = {schema!r} is not a version number (expected {SCHEMA})"
         raise CorruptRecord(why)
+    protocol = data.get("protocol", 1)  # records before protocol 2 had no such key
+    if protocol != PROTOCOL:
+        raise CorruptRecord(stale_reason(protocol))
     missing = {"run_id", "config", "history", "summary", "meta"} - set(data)
     if missing:
         raise CorruptRecord(f"missing keys {sorted(missing)}")
@@ -295,8 +305,24 @@ class Store:
         return rec
 
     def get(self, config: RunConfig) -> Record | None:
-        """The stored record of ``config``, or None (corrupt files are moved aside)."""
-        return self._load(self.record_path(config))
+        """The stored record of ``config``, or None (corrupt files are moved aside).
+
+        When the run is missing but was stored under an older training protocol, that record
+        and its weights are moved aside with a warning saying why it is retrained.
+        """
+        rec = self._load(self.record_path(config))
+        if rec is None:
+            self._set_aside_stale(config)
+        return rec
+
+    def _set_aside_stale(self, config: RunConfig) -> None:
+        for old in range(1, PROTOCOL):
+            path = self.record_path(run_id(config, protocol=old))
+            if path.exists():
+                self.quarantine(path, stale_reason(old))
+                wpath = self.weights_path(run_id(config, protocol=old))
+                if wpath.exists():
+                    self.quarantine(wpath, stale_reason(old))
 
     def records(self) -> list[Record]:
         """All valid stored records."""

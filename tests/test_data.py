@@ -1,5 +1,8 @@
 """Tests for modarith.data (SPEC "Data")."""
 
+import itertools
+
+import numpy as np
 import pytest
 import torch
 
@@ -213,11 +216,52 @@ def test_split_stratified_when_mixed():
     assert len(set(tr.tolist()) & set(va.tolist())) == 0
 
 
-def test_split_uses_seeded_randperm():
-    ds = make_dataset(7, "+", (2,))
-    tr, _ = split_indices(ds, 0.5, seed=3)
-    perm = torch.randperm(49, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(tr, torch.sort(perm[: round(0.5 * 49)]).values)
+def _course_split(p, op, orders, r_train, seed):
+    """Independent reference of the course's procedure (SPEC): per order, the equations as
+    text in lexicographic order of their operands, ``RandomState(seed).shuffle`` of that list
+    (a fresh generator per order), the first round(r·N) to training."""
+    train, val = set(), set()
+    for order in orders:
+        eqs = []
+        for ops in itertools.product(range(p), repeat=order):
+            if op == "/" and any(b == 0 for b in ops[1:]):
+                continue
+            eqs.append(f" {op} ".join(map(str, ops)))
+        np.random.RandomState(seed).shuffle(eqs)
+        n_train = round(r_train * len(eqs))
+        train |= set(eqs[:n_train])
+        val |= set(eqs[n_train:])
+    return train, val
+
+
+def _lhs_texts(ds, idx):
+    out = set()
+    for i in idx.tolist():
+        toks = ds.tokenizer.decode(ds.source[i], skip_pad=True).split()
+        out.add(" ".join(toks[1: toks.index("=")]))  # drop BOS, keep "a ∘ b[ ∘ c]"
+    return out
+
+
+@pytest.mark.parametrize("p, op, orders, r, seed", [
+    (31, "+", (2,), 0.5, 0), (31, "+", (2,), 0.3, 42), (13, "*", (2,), 0.7, 7),
+    (7, "-", (3,), 0.4, 0), (11, "+", (2, 3), 0.5, 42), (7, "/", (2, 3), 0.6, 0),
+])
+def test_split_is_the_course_numpy_procedure(p, op, orders, r, seed):
+    ds = make_dataset(p, op, orders)
+    tr, va = split_indices(ds, r, seed)
+    ref_tr, ref_va = _course_split(p, op, orders, r, seed)
+    assert _lhs_texts(ds, tr) == ref_tr
+    assert _lhs_texts(ds, va) == ref_va
+
+
+def test_split_uses_a_fresh_generator_per_order():
+    # a generator carried over from the binary shuffle would change the ternary split
+    ds = make_dataset(5, "+", (2, 3))
+    tr, _ = split_indices(ds, 0.5, seed=1)
+    n2 = 25
+    tern = np.arange(125)
+    np.random.RandomState(1).shuffle(tern)
+    assert sorted((tr[tr >= n2] - n2).tolist()) == sorted(tern[: round(0.5 * 125)].tolist())
 
 
 @pytest.mark.parametrize("r", [0.0, 1.0, -0.1, 1.5, "0.5", None, True])
@@ -233,11 +277,8 @@ def test_split_empty_side_rejected():
         split_indices(ds, 0.05, seed=0)
 
 
-def test_big_dataset_is_fast():
-    import time
-
-    t = time.perf_counter()
+def test_large_mixed_division_dataset():
     ds = make_dataset(31, "/", (2, 3))
-    split_indices(ds, 0.5, 0)
-    assert time.perf_counter() - t < 2.0
+    tr, va = split_indices(ds, 0.5, 0)
     assert len(ds) == 31 * 30 + 31 * 30 * 30
+    assert len(tr) == round(0.5 * 31 * 30) + round(0.5 * 31 * 30 * 30)

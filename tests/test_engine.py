@@ -117,7 +117,7 @@ def test_total_steps_round_up_to_whole_epochs():
     assert RunConfig(p=31, r_train=0.5).total_steps == 10_001
 
 
-@pytest.mark.parametrize("model,steps,lr", [("gpt", 400, 3e-3), ("lstm", 400, 3e-3)])
+@pytest.mark.parametrize("model,steps,lr", [("gpt", 800, 3e-3), ("lstm", 400, 3e-3)])
 def test_learns_p11(model, steps, lr):
     """A small model on p = 11 fits its training set (memorisation) within a bounded budget."""
     cfg = RunConfig(model=model, p=11, d_model=32, num_layers=1, num_heads=2, lr=lr,

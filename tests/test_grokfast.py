@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_engine import TINY, _hist, _reference_loop
 
-from modarith.config import OPTIONAL_DEFAULTS, RunConfig, identity_dict, run_id
+from modarith.config import OPTIONAL_DEFAULTS, PROTOCOL, RunConfig, identity_dict, run_id
 from modarith.engine import GroupTrainer, group_configs, train
 
 # the fields RunConfig had before the optional features: their hash is the old identity
@@ -20,7 +20,8 @@ LEGACY_FIELDS = {"model", "p", "operator", "orders", "r_train", "seed", "num_lay
 
 
 def _legacy_run_id(cfg: RunConfig) -> str:
-    d = {k: v for k, v in cfg.to_dict().items() if k in LEGACY_FIELDS}
+    """run_id as it was before the optional fields existed (protocol + the legacy fields)."""
+    d = {"protocol": PROTOCOL, **{k: v for k, v in cfg.to_dict().items() if k in LEGACY_FIELDS}}
     return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
 
 

@@ -126,16 +126,33 @@ def test_code_cells_parse_and_ids_unique(info):
     assert len(ids) == len(set(ids))
 
 
+def _paired(info) -> bool:
+    """True for a notebook kept as a jupytext percent-format source beside it (``.py``)."""
+    return (NB_DIR / info.file).with_suffix(".py").exists()
+
+
 def test_notebooks_are_up_to_date_with_generator():
     generator = _generator()
-    stale = [info.file for info in report.NOTEBOOKS
-             if (NB_DIR / info.file).read_text(encoding="utf-8") != generator.render(info)]
+    stale = [info.file for info in report.NOTEBOOKS if not _paired(info)
+             and (NB_DIR / info.file).read_text(encoding="utf-8") != generator.render(info)]
     assert not stale, f"run `python notebooks/_make_notebooks.py`; stale: {stale}"
 
 
+@pytest.mark.parametrize("info", [i for i in report.NOTEBOOKS if _paired(i)],
+                         ids=[i.file for i in report.NOTEBOOKS if _paired(i)])
+def test_paired_notebooks_match_their_source(info):
+    import jupytext
+
+    source = jupytext.read(NB_DIR / info.file.replace(".ipynb", ".py"))
+    nb = _read(info)
+    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in source.cells], \
+        f"run `jupytext --sync notebooks/{info.file}`"
+
+
 def test_repository_url_written_once():
+    sources = {(NB_DIR / i.file).with_suffix(".py") for i in report.NOTEBOOKS}  # badge, like the .ipynb
     holders = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py")
-               if ".venv" not in p.parts and "build" not in p.parts
+               if ".venv" not in p.parts and "build" not in p.parts and p not in sources
                and report.REPO_URL in p.read_text(encoding="utf-8", errors="ignore")]
     assert holders == ["modarith/report.py"]
 

@@ -23,7 +23,7 @@ class LSTMCell(nn.Module):
     c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
 
     Each gate is an ``nn.Linear(input_size + hidden_size, hidden_size, bias=bias)``, so the
-    cell holds 4·[(d_in + H)·H + b·H] parameters.
+    cell holds 4·[(d_in + H)·H + b·H] parameters, initialised by :meth:`reset_parameters`.
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
@@ -36,6 +36,18 @@ class LSTMCell(nn.Module):
         self.forget_gate = nn.Linear(combined_dim, hidden_size, bias=bias)  # [W_f, U_f], b_f
         self.output_gate = nn.Linear(combined_dim, hidden_size, bias=bias)  # [W_o, U_o], b_o
         self.candidate_cell = nn.Linear(combined_dim, hidden_size, bias=bias)  # [W_c, U_c], b_c
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The course's initialisation: Xavier-uniform gate weights, zero gate biases.
+
+        Gates are drawn in the order input, forget, candidate, output (SPEC), so that after
+        ``torch.manual_seed(s)`` the weights equal the course code's for the same seed.
+        """
+        for gate in (self.input_gate, self.forget_gate, self.candidate_cell, self.output_gate):
+            nn.init.xavier_uniform_(gate.weight)
+            if gate.bias is not None:
+                nn.init.zeros_(gate.bias)
 
     def forward(self, x: Tensor, hx: State) -> State:
         """One step: ``x`` (B, d_in), ``hx = (h, c)`` each (B, H) -> new ``(h, c)``."""
