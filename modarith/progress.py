@@ -257,14 +257,15 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
     if keys is None:
         keys = key_frequencies(fourier_spectrum(number_embeddings(items[-1][1], config)))
     top_k = top_k or max(1, len(keys))
+    loss_keys = [k for k in keys if k <= (config.p - 1) // 2]  # k = p/2 (even p) has no sine term
     grid = binary_grid(config) if config.operator in FOURIER_OPERATORS and 2 in config.orders else None
     rows = []
     for step, sd in items:
         spec = fourier_spectrum(number_embeddings(sd, config))
         vals = {"top_k_fraction": top_k_fraction(spec, top_k), "gini": gini(spec[1:])}
-        if grid is not None and keys:
+        if grid is not None and loss_keys:
             logits = result_logits(_model_at(config, sd), grid)
-            vals.update(restricted_excluded_loss(logits, grid["targets"], grid["train"], keys,
+            vals.update(restricted_excluded_loss(logits, grid["targets"], grid["train"], loss_keys,
                                                  config.operator))
         rows += [{"step": step, "measure": m, "value": v} for m, v in vals.items()]
     return pd.DataFrame(rows)

@@ -61,10 +61,6 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
         ax.grid(alpha=0.3)
     fig.tight_layout()
 
-    def at(m, agg):
-        sub = progress[progress.measure == m].sort_values("step")
-        return agg(sub) if len(sub) else None
-
     caption = f"{name}: accuracy and progress measures over training (key frequencies {keys})."
     frac = progress[progress.measure == "top_k_fraction"].sort_values("step")
     if len(frac):
@@ -73,8 +69,8 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
                     f"{frac.value.iloc[-1]:.2f} at t = {int(frac.step.iloc[-1])}.")
     caption += (f" A_val first reaches {bar} at t = {int(t_grok)} (dotted line)." if math.isfinite(t_grok)
                 else f" A_val never reaches {bar} in this run.")
-    exc = at("excluded_loss", lambda s: s)
-    if exc is not None:
+    exc = progress[progress.measure == "excluded_loss"].sort_values("step")
+    if len(exc):
         rest = progress[progress.measure == "restricted_loss"].sort_values("step")
         caption += (f" Restricted loss {rest.value.iloc[0]:.3g} → {rest.value.iloc[-1]:.3g}, excluded loss "
                     f"{exc.value.iloc[0]:.3g} → {exc.value.iloc[-1]:.3g} (first → last snapshot).")
