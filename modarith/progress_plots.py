@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 
 from .plots import TRAIN_COLOR, VAL_COLOR
-from .progress import fourier_coefficients
+from .progress import fourier_coefficients, key_frequencies, top_k_fraction
 
 MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "loss": ("train loss (result token)", TRAIN_COLOR, "-"),
@@ -93,9 +93,9 @@ def plot_fourier_heatmaps(embeddings: dict[str, np.ndarray]) -> tuple[plt.Figure
         ax.set_title(name)
         fig.colorbar(im, ax=ax, label="|coefficient|")
         spec = np.sqrt((C**2).sum(1))
-        top = np.argsort(-spec[1:])[:3] + 1
-        share = (spec[top] ** 2).sum() / max((spec[1:] ** 2).sum(), 1e-30)
-        parts.append(f"{name}: largest k = {', '.join(map(str, top))} ({share:.0%} of the non-constant energy)")
+        keys = key_frequencies(spec)
+        parts.append(f"{name}: key frequencies k = {', '.join(map(str, keys))} hold "
+                     f"{top_k_fraction(spec, max(len(keys), 1)):.0%} of the non-constant energy")
     fig.tight_layout()
     return fig, ("Fourier coefficients of the trained number embeddings over Z/pZ, per frequency and "
                  "dimension. " + "; ".join(parts) + ".")

@@ -1,6 +1,7 @@
 """Progress measures on constructed inputs with known answers, and weight snapshots."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -171,3 +172,31 @@ def test_progress_frames_over_snapshots(model):
     assert np.isfinite(last.values).all() and last["gini"] <= 1
     # the unchanged-logits loss of the result token is at most twice the RHS loss (result + EOS)
     assert last["loss"] <= 2 * rec_loss["train_loss"][-1] + 1e-6
+
+
+def test_figures_captions_are_computed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    from matplotlib import pyplot as plt
+
+    from modarith.progress_plots import plot_fourier_heatmaps, plot_progress, plot_time_to_grok
+
+    E = _two_frequency_embedding(torch.Generator().manual_seed(1))
+    fig, caption = plot_fourier_heatmaps({"toy": E.numpy()})
+    assert re.search(r"toy: key frequencies k = (3, 11|11, 3) hold 100%", caption), caption
+    plt.close(fig)
+    hist = {"step": [0, 10, 20, 30], "train_acc": [0, 1, 1, 1], "val_acc": [0, 0.2, 0.995, 1]}
+    prog = pd.DataFrame([{"step": s, "measure": m, "value": v} for s in (0, 30)
+                         for m, v in (("top_k_fraction", 0.1 + s / 60), ("gini", 0.2), ("loss", 1.0),
+                                      ("restricted_loss", 2.0 - s / 30), ("excluded_loss", 1.0 + s / 10))])
+    fig, caption = plot_progress(hist, prog, [3, 11], "toy")
+    assert len(fig.axes) == 3 and "first reaches 0.99 at t = 20" in caption
+    assert "from 0.10 at t = 0 to 0.60 at t = 30" in caption and "excluded loss 1 → 4" in caption
+    plt.close(fig)
+    frame = pd.DataFrame({"model": ["gpt"] * 3, "variant": ["a", "a", "b"], "T": [100] * 3,
+                          "step": [10.0, math.inf, 50.0]})
+    fig, caption = plot_time_to_grok(frame)
+    assert "gpt a: 1/2" in caption and "gpt b: 1/1" in caption
+    plt.close(fig)
