@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from .plots import TRAIN_COLOR, VAL_COLOR
 from .progress import fourier_coefficients, key_frequencies, top_k_fraction
@@ -90,6 +91,7 @@ def plot_fourier_heatmaps(embeddings: dict[str, np.ndarray]) -> tuple[plt.Figure
         im = ax.imshow(C[:, order], aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_xlabel("embedding dimension (sorted by dominant frequency)")
         ax.set_ylabel("frequency k")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         fig.colorbar(im, ax=ax, label="|coefficient|")
         spec = np.sqrt((C**2).sum(1))
