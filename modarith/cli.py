@@ -10,13 +10,29 @@ import argparse
 import sys
 from dataclasses import MISSING, fields
 
-from .config import RunConfig
+from .config import RunConfig, did_you_mean
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse already exits 2; keep its format, add help hint
+    def error(self, message):  # argparse already exits 2; keep its format, add suggestions
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestions(message)}\n")
+
+    def _suggestions(self, message: str) -> str:
+        """" (did you mean …?)" for mistyped flags and choices, from argparse's message."""
+        import re
+
+        hints = []
+        m = re.match(r"unrecognized arguments: (.*)", message)
+        if m:
+            parsers = [self] + [sp for a in self._actions if isinstance(a, argparse._SubParsersAction)
+                                for sp in a.choices.values()]
+            known = [o for p in parsers for a in p._actions for o in a.option_strings]
+            hints = [did_you_mean(w.split("=")[0], known) for w in m.group(1).split() if w.startswith("-")]
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            hints = [did_you_mean(m.group(1), re.findall(r"'?([\w-]+)'?", m.group(2)))]
+        return "".join(h for h in hints if h)
 
 
 def _int_list(text: str) -> list[int]:
@@ -102,8 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", default="figures", type=_folder, help="figures folder (default figures/)")
     _common(r)
     sub.add_parser("list", help="list experiments and the runs each profile needs")
-    s = sub.add_parser("runs", help="table of all stored runs in a results folder")
+    s = sub.add_parser("runs", help="table of the stored runs in a results folder (compact by default)")
     s.add_argument("--results", default="results", type=_folder)
+    view = s.add_mutually_exclusive_group()
+    view.add_argument("--all", action="store_true", help="every config field and summary column")
+    view.add_argument("--csv", action="store_true", help="every column, as CSV (for machines)")
+    view.add_argument("--json", action="store_true", help="every column, as JSON records (for machines)")
     return parser
 
 
@@ -162,12 +182,51 @@ def main(argv: list[str] | None = None) -> int:
         experiments.main_list()
         return 0
     if args.command == "runs":
-        from .store import Store
-
-        df = Store(args.results).summaries()
-        print(df.to_string(index=False) if len(df) else f"no runs stored in {args.results}")
-        return 0
+        return _print_runs(args)
     return _fail(f"unknown command {args.command!r}")
+
+
+COMPACT_RESULTS = ("A_val", "tf_A_val", "L_val")
+
+
+def compact_runs(df, in_progress=()):
+    """The compact view of ``Store.summaries()``: run id, model, the config fields that differ
+    between the stored runs, A_val, t_f(A_val), L_val and a status column; ``in_progress``
+    rows (run_id, step, total) of checkpointed groups are appended with their status."""
+    import pandas as pd
+
+    from .config import RunConfig as _C
+
+    config_fields = [f.name for f in fields(_C) if f.name != "model" and f.name in df.columns]
+    varying = [f for f in config_fields if df[f].astype(str).nunique() > 1]
+    out = df[["run_id", "model", *varying, *COMPACT_RESULTS]].copy() if len(df) else pd.DataFrame(
+        columns=["run_id", "model", *COMPACT_RESULTS])
+    out["status"] = "done"
+    extra = pd.DataFrame([{"run_id": rid, "status": f"training (step {step})"} for rid, step in in_progress])
+    return pd.concat([out, extra], ignore_index=True) if len(extra) else out
+
+
+def _print_runs(args) -> int:
+    import pandas as pd
+
+    from .store import Store
+
+    store = Store(args.results)
+    df = store.summaries()
+    if args.csv:
+        print(df.to_csv(index=False), end="")
+        return 0
+    if args.json:
+        print(df.to_json(orient="records", indent=1))
+        return 0
+    view = df if args.all else compact_runs(df, store.in_progress())
+    if not len(view):
+        print(f"no runs stored in {args.results}")
+        return 0
+    with pd.option_context("display.width", 200, "display.max_columns", None,
+                           "display.float_format", "{:.4g}".format):
+        print(view.to_string(index=False))
+    return 0
 
 
 if __name__ == "__main__":

@@ -36,8 +36,19 @@ def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % k for k in range(2, math.isqrt(n) + 1))
 
 
-def _bad(field: str, value, accepted: str) -> ValueError:
-    return ValueError(f"RunConfig.{field} = {value!r} is invalid: expected {accepted}")
+def did_you_mean(name, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``name``, else ``""``."""
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _bad(field: str, value, accepted: str, choices=()) -> ValueError:
+    return ValueError(f"RunConfig.{field} = {value!r} is invalid: expected {accepted}"
+                      f"{did_you_mean(value, choices)}")
 
 
 def n_equations(p: int, operator: str, order: int) -> int:
@@ -84,11 +95,11 @@ class RunConfig:
 
     def __post_init__(self):
         if self.model not in MODELS:
-            raise _bad("model", self.model, f"one of {MODELS}")
+            raise _bad("model", self.model, f"one of {MODELS}", MODELS)
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
             raise _bad("p", self.p, "an integer >= 2")
         if self.operator not in OPERATORS:
-            raise _bad("operator", self.operator, f"one of {OPERATORS}")
+            raise _bad("operator", self.operator, f"one of {OPERATORS}", OPERATORS)
         orders = self.orders
         if isinstance(orders, int):
             orders = (orders,)
@@ -118,7 +129,8 @@ class RunConfig:
         from .models import NON_LINEARITIES
 
         if self.non_linearity not in NON_LINEARITIES:
-            raise _bad("non_linearity", self.non_linearity, f"one of {tuple(NON_LINEARITIES)}")
+            raise _bad("non_linearity", self.non_linearity, f"one of {tuple(NON_LINEARITIES)}",
+                       NON_LINEARITIES)
         for name, lo, hi, _closed_hi in (("dropout", 0.0, 1.0, False), ("beta1", 0.0, 1.0, False),
                                         ("beta2", 0.0, 1.0, False)):
             v = getattr(self, name)
@@ -135,7 +147,7 @@ class RunConfig:
             raise _bad("weight_decay", wd, "a finite number >= 0")
         object.__setattr__(self, "weight_decay", float(wd))
         if self.precision not in PRECISIONS:
-            raise _bad("precision", self.precision, f"one of {PRECISIONS}")
+            raise _bad("precision", self.precision, f"one of {PRECISIONS}", PRECISIONS)
         a, lamb = self.grokfast_alpha, self.grokfast_lamb
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not (0.0 <= a < 1.0):
             raise _bad("grokfast_alpha", a, "a number in [0, 1) (0 with grokfast_lamb = 0: off)")
@@ -215,7 +227,8 @@ class RunConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown RunConfig field(s) {sorted(unknown)}; accepted: {sorted(known)}")
+            hints = "".join(did_you_mean(u, known) for u in sorted(unknown))
+            raise ValueError(f"unknown RunConfig field(s) {sorted(unknown)}{hints}; accepted: {sorted(known)}")
         d = dict(d)
         if "orders" in d:
             d["orders"] = tuple(d["orders"])

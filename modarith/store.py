@@ -400,6 +400,17 @@ class Store:
         return path
 
     # ---- tables ----------------------------------------------------------------------------
+    def in_progress(self) -> list[tuple[str, int]]:
+        """(run_id, step) of the runs of every checkpointed, unfinished group (read-only)."""
+        out = []
+        for path in sorted(self.checkpoints.glob("[!.]*.pt")) if self.checkpoints.exists() else []:
+            try:
+                state = safe_torch_load(path)
+                out += [(rid, int(state["step"])) for rid in state["run_ids"]]
+            except Exception:  # noqa: BLE001 - a listing never fails on a bad checkpoint
+                continue
+        return out
+
     def summaries(self):
         """All stored runs as a pandas DataFrame: run_id, config fields, summary, wall time."""
         import pandas as pd

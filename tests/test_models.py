@@ -233,10 +233,21 @@ def test_causal_future_does_not_change_past(make):
     assert not torch.allclose(logits_x[:, 5:], logits_y[:, 5:])
 
 
-@pytest.mark.parametrize("non_linearity", ["gelu", "relu", "tanh"])
+ACTIVATIONS = {"gelu": F.gelu, "relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+               "silu": F.silu, "leaky_relu": F.leaky_relu}
+
+
+@pytest.mark.parametrize("non_linearity", sorted(ACTIVATIONS))
 def test_non_linearities(non_linearity):
-    model = small_gpt(non_linearity=non_linearity)
-    assert model(torch.randint(0, 13, (2, 8)))[0].shape == (2, 8, 13)
+    """The FFN applies the named function between its two bias-free linears."""
+    torch.manual_seed(0)
+    block = small_gpt(non_linearity=non_linearity).decoder.blocks[0]
+    x = torch.randn(2, 8, 16)
+    w1, w2 = block.ffn[0].weight, block.ffn[2].weight  # (m·d, d), (d, m·d)
+    expected = ACTIVATIONS[non_linearity](x @ w1.T) @ w2.T  # (2, 8, d)
+    torch.testing.assert_close(block.ffn(x), expected)
+    other = "relu" if non_linearity != "relu" else "tanh"
+    assert not torch.allclose(ACTIVATIONS[other](x @ w1.T) @ w2.T, expected)
 
 
 def test_bad_arguments_raise():

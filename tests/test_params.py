@@ -43,13 +43,14 @@ def test_p_block_and_decoder_match_modules(bias):
         assert p_decoder(d, L, m, bias) == L * (d * d * (4 + 2 * m) + d * (4 * bias + 4))
 
 
-def test_seed_summary_cases():
-    d_x, d_h, L, d, m = 128, 128, 2, 128, 4
-    assert p_lstm(d_x, d_h, L, True) == 4 * d_h * (d_x + d_h + 1 + (L - 1) * (2 * d_h + 1))
-    assert p_lstm(d_x, d_h, L, False) == 4 * d_h * (d_x + d_h + (L - 1) * 2 * d_h)
-    assert p_mha(d, True) == 4 * (d * d + d) and p_mha(d, False) == 4 * d * d
-    assert p_decoder(d, L, m, True) == L * (d * d * (4 + 2 * m) + 8 * d)
-    assert p_decoder(d, L, m, False) == L * (d * d * (4 + 2 * m) + 4 * d)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("d, L", [(128, 2), (64, 1), (256, 3)])
+def test_seed_closed_forms_count_the_modules(d, L, bias):
+    """The seed's closed forms, written as in the seed (SPEC), against the modules' counts."""
+    b, m = int(bias), 4
+    assert count(LSTM(d, d, L, bias=bias)) == 4 * d * (d + d + b + (L - 1) * (2 * d + b))
+    assert count(MultiHeadedAttention(d, 4, bias=bias)) == 4 * (d * d + b * d)
+    assert count(Decoder(d, 4, L, m, 0.0, bias=bias)) == L * (d * d * (4 + 2 * m) + d * (4 * b + 4))
 
 
 @pytest.mark.parametrize("bias", [True, False])

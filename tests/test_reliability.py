@@ -57,6 +57,7 @@ if stall:
         path = Path(path)
         if path.parent.name != stall:
             return orig_write(path, data)
+        path.parent.mkdir(parents=True, exist_ok=True)  # as atomic_write_bytes does
         fd, tmp = store_mod._mkstemp(path)
         with os.fdopen(fd, "wb") as f:
             f.write(data[: len(data) // 2])
