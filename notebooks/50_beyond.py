@@ -72,35 +72,31 @@ print(settings)
 # Grokfast. It is the slowest quick notebook: 48 runs of time to grok.
 
 # %%
+SHARED = {  # the same in every profile
+    "seeds": list(range(8)),  # seeds of each time-to-grok distribution
+    "grokfast": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},  # (α, λ) of the Grokfast variant
+    "lr_factor": 3.0,  # learning-rate factor of the plain-AdamW comparison
+}
 KNOBS = {
     "full": {
         "base": {"gpt": {}, "lstm": {}},
         "snapshots": {"snapshots_log": 40, "snapshot_every": 500},
-        "seeds": list(range(8)),
-        "grokfast": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
-        "lr_factor": 3.0,
         "eval_every": 50,
     },
     "quick": {
         "base": {m: {"p": 23, "d_model": 64, "steps": steps, "lr": lr}
                  for m, steps, lr in (("gpt", 2_301, 3e-3), ("lstm", 4_001, 1e-2))},
         "snapshots": {"snapshots_log": 24, "snapshot_every": 250},
-        "seeds": list(range(8)),
-        "grokfast": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
-        "lr_factor": 3.0,
         "eval_every": 50,
     },
     "smoke": {
         "base": {m: {"p": 7, "num_layers": 1, "d_model": 16, "steps": 30, "lr": 1e-2, "eval_dense": 5}
                  for m in ("gpt", "lstm")},
         "snapshots": {"snapshots_log": 5, "snapshot_every": 0},
-        "seeds": list(range(8)),
-        "grokfast": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
-        "lr_factor": 3.0,
         "eval_every": 10,
     },
 }
-knobs = KNOBS[settings.profile]
+knobs = {**SHARED, **KNOBS[settings.profile]}
 for m, base in knobs["base"].items():
     print(f"{m}: {base or 'SPEC defaults'}; seeds {knobs['seeds']}; Grokfast {knobs['grokfast']}")
 print(settings.describe())
