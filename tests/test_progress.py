@@ -200,3 +200,10 @@ def test_figures_captions_are_computed():
     fig, caption = plot_time_to_grok(frame)
     assert "gpt a: 1/2" in caption and "gpt b: 1/1" in caption
     plt.close(fig)
+
+
+def test_snapshot_schedule():
+    cfg = RunConfig(steps=1000, batch_size=512, snapshots_log=4)  # full batch: T = 1000
+    assert cfg.snapshot_steps() == [0, 1, 10, 100, 1000]
+    assert RunConfig(steps=1000, snapshot_every=400).snapshot_steps() == [0, 400, 800, 1000]
+    assert RunConfig(steps=1000).snapshot_steps() == []
