@@ -1,17 +1,17 @@
-"""Tidy frames, Table 1 and computed conclusions from training records (seed Problems 4.1–4.8).
+"""Frames and statistics of training records: what every notebook computes its figures and
+answers from. Nothing here knows which experiment it serves.
 
-Everything here works on *records*: objects with ``.config`` (a :class:`RunConfig`) and
-``.history`` (SPEC "History": ``step``, ``train_loss`` … ``param_norm``, per-order keys when
-orders are mixed), i.e. :class:`modarith.store.Record` or anything shaped like it.
+*Records* are objects with ``.config`` (a :class:`RunConfig`) and ``.history`` (``step``,
+``train_loss`` … ``param_norm``, per-order keys when orders are mixed), e.g.
+:class:`modarith.store.Record`.
 
-* :func:`curves_frame` — mean ± std over seeds of every logged metric at every step
-  (long format: ``model, <by…>, step, metric, mean, std, n``).
-* :func:`best_frame` — best value and t_f of ``L_train, L_val, A_train, A_val`` over
-  t ≤ T_max, mean ± std over seeds (``model, <by…>, [alpha], [P, C], quantity, best_mean,
-  best_std, tf_mean, tf_std, n``); ``alphas`` slices each run at T_max = α·T (Problem 4.6).
-* :func:`table1`, :func:`table1_text`, :func:`table1_html`, :func:`seed_table1` — Table 1.
-* ``conclude_*`` — one function per seed question; each returns sentences built from the
-  numbers it is given, so they change when the data change.
+* :func:`curves_frame` — mean ± std over seeds of every logged metric at every step.
+* :func:`best_frame` — best value and its first step t_f over t ≤ T_max, mean ± std over seeds;
+  ``alphas`` slices each run at T_max = α·T; ``params`` adds P, ``compute`` adds C ≈ P·B·T.
+* :func:`model_table`, :func:`compare_tables` — best values, t_f and Δt per model, side by side
+  with another table (e.g. a published one), the better model bolded per row.
+* :func:`select`, :func:`direction`, :func:`spearman`, :func:`threshold`, :func:`first_step_at`,
+  :func:`norm_around_generalisation` and the formatters — building blocks of computed answers.
 
 Standard deviations are population std (ddof = 0) over seeds, as :func:`metrics.mean_std`.
 """
@@ -29,39 +29,27 @@ from modarith.config import RunConfig
 from modarith.metrics import best_and_tf, mean_std, summarize
 
 QUANTITIES = ("L_train", "L_val", "A_train", "A_val")
+ORDER_QUANTITIES = (*QUANTITIES, "L_train_o2", "L_val_o2", "A_train_o2", "A_val_o2",
+                    "L_train_o3", "L_val_o3", "A_train_o3", "A_val_o3")
 MODEL_ORDER = ("lstm", "gpt")
 MODEL_NAMES = {"lstm": "LSTM", "gpt": "GPT"}
-GENERALISED = 0.9  # A_val at or above this counts as "generalises" (seed Problem 4.3.d)
-OVERFIT_TRAIN = 0.9  # A_train above this and …
-OVERFIT_VAL = 0.5  # … A_val below this counts as "just overfits" (seed Problem 4.3.d)
 
 _FIELDS = tuple(f.name for f in fields(RunConfig))
 # Plain-text symbol of each swept field (captions, sentences, tables; plots use it too).
-FIELD_TEXT = {
-    "r_train": "r_train",
-    "num_layers": "L",
-    "d_model": "d",
-    "batch_size": "B",
-    "weight_decay": "weight decay",
-    "alpha": "α",
-    "P": "P",
-    "num_heads": "H",
-}
+FIELD_TEXT = {"r_train": "r_train", "num_layers": "L", "d_model": "d", "batch_size": "B",
+              "weight_decay": "weight decay", "alpha": "α", "P": "P", "num_heads": "H"}
 
 
 # --------------------------------------------------------------------------- helpers
 def _check_by(by) -> tuple[str, ...]:
     if by is None:
         return ()
-    if isinstance(by, str):
-        by = (by,)
-    by = tuple(by)
+    by = (by,) if isinstance(by, str) else tuple(by)
     bad = [b for b in by if b not in _FIELDS or b in ("model", "seed")]
     if bad:
         raise ValueError(
             f"by = {by!r} is invalid: {bad} are not RunConfig fields to group by; accepted: "
-            f"{tuple(f for f in _FIELDS if f not in ('model', 'seed'))}"
-        )
+            f"{tuple(f for f in _FIELDS if f not in ('model', 'seed'))}")
     return by
 
 
@@ -75,13 +63,9 @@ def _check_records(records, by: tuple[str, ...]) -> list:
         groups.setdefault(key, set()).add(replace(r.config, seed=0))
     for key, configs in groups.items():
         if len(configs) > 1:
-            differ = sorted(
-                f for f in _FIELDS if len({getattr(c, f) for c in configs}) > 1
-            )
-            raise ValueError(
-                f"by = {by!r} is too coarse: records of group {key} differ in {differ} "
-                "(not only in seed); add those fields to by"
-            )
+            differ = sorted(f for f in _FIELDS if len({getattr(c, f) for c in configs}) > 1)
+            raise ValueError(f"by = {by!r} is too coarse: records of group {key} differ in "
+                             f"{differ} (not only in seed); add those fields to by")
     return records
 
 
@@ -97,12 +81,14 @@ def _sort(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return frame.drop(columns="_m").reset_index(drop=True)
 
 
-def _name(model: str) -> str:
+def name(model: str) -> str:
+    """Display name of a model: ``LSTM``, ``GPT``."""
     return MODEL_NAMES.get(model, model)
 
 
-def _fmt(value, quantity: str = "A") -> str:
-    """Accuracy with 4 decimals, loss in scientific notation, steps as integers."""
+def fmt(value, quantity: str = "A") -> str:
+    """Accuracy with 4 decimals, loss (``L…``) in scientific notation, steps (``tf``, ``dt``,
+    ``t…``) as integers, ``n/a`` for missing values."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if quantity.startswith("L"):
@@ -112,13 +98,15 @@ def _fmt(value, quantity: str = "A") -> str:
     return f"{value:.4f}"
 
 
-def _fmt_value(value) -> str:
+def fmt_value(value) -> str:
+    """A swept value as text: ``512``, ``0.25``."""
     if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
         return str(int(value))
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _sym(field: str) -> str:
+def sym(field: str) -> str:
+    """Plain-text symbol of a field (``d_model`` -> ``d``)."""
     return FIELD_TEXT.get(field, field)
 
 
@@ -261,72 +249,50 @@ def best_frame(records: Iterable, by: Sequence[str] = (), t_max: float | None = 
     return _sort(out, sort_keys).drop(columns="_q")
 
 
-# --------------------------------------------------------------------------- Table 1
-TABLE1_ROWS = ("A_train", "L_train", "A_val", "L_val", "dt_A", "dt_L")
-TABLE1_LABELS = {
-    "A_train": "A_train", "L_train": "L_train", "A_val": "A_val", "L_val": "L_val",
-    "dt_A": "Δt(A)", "dt_L": "Δt(L)",
-}
-# Seed report, Problem 4.2, Table 1 (two seeds, mean ± std, t_f = first step at the best value).
-_SEED_TABLE1 = {
-    "lstm": {
-        "A_train": (1.0, 0.0, 100), "L_train": (1.54e-4, 2.82e-7, 9600),
-        "A_val": (0.9979, 0.0021, 9200), "L_val": (5.01e-3, 4.26e-3, 10000),
-        "dt_A": (9100, math.nan, math.nan), "dt_L": (400, math.nan, math.nan),
-    },
-    "gpt": {
-        "A_train": (1.0, 0.0, 300), "L_train": (9.66e-5, 1.42e-5, 10001),
-        "A_val": (1.0, 0.0, 8900), "L_val": (8.88e-4, 2.36e-4, 10001),
-        "dt_A": (8600, math.nan, math.nan), "dt_L": (0, math.nan, math.nan),
-    },
-}
+# --------------------------------------------------------------------------- tables
+TABLE_ROWS = ("A_train", "L_train", "A_val", "L_val", "dt_A", "dt_L")
+TABLE_LABELS = {"A_train": "A_train", "L_train": "L_train", "A_val": "A_val", "L_val": "L_val",
+                "dt_A": "Δt(A)", "dt_L": "Δt(L)"}
 
 
-def _table_frame(values: dict) -> pd.DataFrame:
+def table_frame(values: dict) -> pd.DataFrame:
+    """``{model: {row: (mean, std, t_f)}}`` -> the layout of :func:`model_table` (rows
+    :data:`TABLE_ROWS`; columns (model, stat) with stat ``mean, std, t_f``)."""
     models = [m for m in MODEL_ORDER if m in values] + [m for m in values if m not in MODEL_ORDER]
     cols = pd.MultiIndex.from_product([models, ["mean", "std", "t_f"]], names=["model", "stat"])
-    data = [[x for m in models for x in values[m][q]] for q in TABLE1_ROWS]
-    return pd.DataFrame(data, index=pd.Index(TABLE1_ROWS, name="quantity"), columns=cols,
+    data = [[x for m in models for x in values[m][q]] for q in TABLE_ROWS]
+    return pd.DataFrame(data, index=pd.Index(TABLE_ROWS, name="quantity"), columns=cols,
                         dtype=float)
 
 
-def seed_table1() -> pd.DataFrame:
-    """The seed report's published Table 1 (Problem 4.2), in the layout of :func:`table1`."""
-    return _table_frame(_SEED_TABLE1)
+def model_table(records: Iterable) -> pd.DataFrame:
+    """Best A, L and t_f per split, Δt(A), Δt(L), mean ± std over seeds, one column group per
+    model (records grouped by model only: pass one configuration per model).
 
-
-def table1(records: Iterable) -> pd.DataFrame:
-    """Table 1 of the seed from our records: best A, L and t_f per split, Δt(A), Δt(L).
-
-    Index ``A_train, L_train, A_val, L_val, dt_A, dt_L``; columns (model, stat) with stat
-    ``mean, std, t_f`` (mean ± std over seeds; ``t_f`` = mean first step reaching the best value;
-    for the Δt rows ``mean``/``std`` are Δt over seeds and ``t_f`` is empty). Records are grouped
-    by model only, so pass the runs of one configuration per model (the sanity check).
+    Index :data:`TABLE_ROWS`; columns (model, stat) with stat ``mean, std, t_f`` (``t_f`` = mean
+    first step reaching the best value; empty for the Δt rows).
     """
     seeds = per_seed_frame(records, (), quantities=(*QUANTITIES, "dt_A", "dt_L"))
     values: dict = {}
     for model, g in seeds.groupby("model", sort=False):
         values[model] = {}
-        for q in TABLE1_ROWS:
+        for q in TABLE_ROWS:
             gq = g[g["quantity"] == q]
             m, s = mean_std([None if math.isnan(v) else v for v in gq["best"]])
             tf = math.nan if q.startswith("dt") else mean_std(
                 [None if math.isnan(v) else v for v in gq["tf"]])[0]
             values[model][q] = (m, s, tf)
-    return _table_frame(values)
+    return table_frame(values)
 
 
 def _winners(table: pd.DataFrame) -> dict[str, str | None]:
     """Per row, the model with the strictly better mean (min loss, max acc); None on ties."""
     models = list(dict.fromkeys(table.columns.get_level_values(0)))
     out: dict[str, str | None] = {}
-    for q in TABLE1_ROWS:
-        if q.startswith("dt") or len(models) < 2:
-            out[q] = None
-            continue
+    for q in TABLE_ROWS:
         vals = {m: table.loc[q, (m, "mean")] for m in models}
         vals = {m: v for m, v in vals.items() if not math.isnan(v)}
-        if len(vals) < 2:
+        if q.startswith("dt") or len(vals) < 2:
             out[q] = None
             continue
         best = (min if q.startswith("L") else max)(vals.values())
@@ -338,71 +304,63 @@ def _winners(table: pd.DataFrame) -> dict[str, str | None]:
 def _cell(table: pd.DataFrame, model: str, q: str) -> str:
     mean, std, tf = (table.loc[q, (model, s)] for s in ("mean", "std", "t_f"))
     if q.startswith("dt"):
-        return _fmt(mean, "dt") + ("" if math.isnan(std) else f" ± {_fmt(std, 'dt')}")
-    return f"{_fmt(mean, q)} ± {_fmt(std, q)} (t_f = {_fmt(tf, 'tf')})"
+        return fmt(mean, "dt") + ("" if math.isnan(std) else f" ± {fmt(std, 'dt')}")
+    return f"{fmt(mean, q)} ± {fmt(std, q)} (t_f = {fmt(tf, 'tf')})"
 
 
-def _display_table(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+def compare_tables(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables of :func:`model_table` side by side: ``(text, bold)`` frames with columns
+    (source, model); ``text`` holds ``mean ± std (t_f = …)``, ``bold`` is True where that
+    model is strictly better in its row within its source (min loss, max accuracy)."""
     cols, data, bold = [], {}, {}
     for source, table in tables.items():
         win = _winners(table)
         for m in dict.fromkeys(table.columns.get_level_values(0)):
-            col = (source, _name(m))
+            col = (source, name(m))
             cols.append(col)
-            data[col] = [_cell(table, m, q) for q in TABLE1_ROWS]
-            bold[col] = [win[q] == m for q in TABLE1_ROWS]
-    frame = pd.DataFrame(data, index=[TABLE1_LABELS[q] for q in TABLE1_ROWS])
-    frame.columns = pd.MultiIndex.from_tuples(cols)
-    return frame, bold
+            data[col] = [_cell(table, m, q) for q in TABLE_ROWS]
+            bold[col] = [win[q] == m for q in TABLE_ROWS]
+    index = [TABLE_LABELS[q] for q in TABLE_ROWS]
+    text, mask = pd.DataFrame(data, index=index), pd.DataFrame(bold, index=index)
+    text.columns = mask.columns = pd.MultiIndex.from_tuples(cols)
+    return text, mask
 
 
-def table1_text(records: Iterable) -> str:
-    """Plain-text Table 1: ours beside the seed's; ``*`` marks the better model per row."""
-    frame, bold = _display_table({"ours": table1(records), "seed": seed_table1()})
-    for col, marks in bold.items():
-        frame[col] = [("*" if b else " ") + v for v, b in zip(frame[col], marks)]
-    header = ("Table 1 — best value over t ≤ T (mean ± std over seeds) and t_f, the first step "
-              "reaching it; Δt = t_f(val) − t_f(train); * = better model in its row\n")
-    return header + frame.to_string()
+def styled(text: pd.DataFrame, bold: pd.DataFrame, caption: str = ""):
+    """A pandas ``Styler`` of ``text`` with the cells where ``bold`` is True in bold."""
+    return (text.style.apply(lambda _: bold.replace({True: "font-weight: bold", False: ""}),
+                             axis=None).set_caption(caption))
 
 
-def table1_html(records: Iterable):
-    """Table 1 as a pandas ``Styler``: ours beside the seed's, the better model bolded per row
-    (min loss, max accuracy; ties are not bolded). ``.to_html()`` gives the HTML."""
-    frame, bold = _display_table({"ours": table1(records), "seed": seed_table1()})
-    mask = pd.DataFrame(bold, index=frame.index)
-    mask.columns = frame.columns
-
-    def style(_):
-        return mask.replace({True: "font-weight: bold", False: ""})
-
-    return (frame.style.apply(style, axis=None)
-            .set_caption("Table 1: best value over t ≤ T (mean ± std over seeds) with t_f, the "
-                         "first step reaching it; Δt = t_f(val) − t_f(train). Bold: the better "
-                         "model in each row (ours and the seed's report, separately)."))
-
-
-# --------------------------------------------------------------------------- conclusions
-def _rows(best: pd.DataFrame, model: str, quantity: str, **fixed) -> pd.DataFrame:
+# --------------------------------------------------------------------------- answers
+def select(best: pd.DataFrame, model: str, quantity: str, **fixed) -> pd.DataFrame:
+    """Rows of a best frame for one model and quantity (and fixed field values)."""
     sel = (best["model"] == model) & (best["quantity"] == quantity)
     for k, v in fixed.items():
         sel &= best[k] == v
     return best[sel]
 
 
-def _models(best: pd.DataFrame) -> list[str]:
-    present = list(dict.fromkeys(best["model"]))
-    return sorted(present, key=_model_key)
+def models_in(frame: pd.DataFrame) -> list[str]:
+    """The models of a frame, LSTM first."""
+    return sorted(dict.fromkeys(frame["model"]), key=_model_key)
 
 
-def _direction(values: Sequence[float], rel_tol: float = 1e-9) -> str:
-    """'increases', 'decreases', 'is unchanged' or 'is non-monotone' along a sequence."""
-    v = [x for x in values if not math.isnan(x)]
+def direction(values: Sequence[float], rel_tol: float = 1e-9, nan_is_never: bool = False) -> str:
+    """'increases', 'decreases', 'is unchanged' or 'is non-monotone' along a sequence.
+
+    NaN entries are dropped, or with ``nan_is_never`` (step sequences) read as +∞ ("never").
+    """
+    if nan_is_never:
+        v = [math.inf if (x is None or math.isnan(x)) else x for x in values]
+    else:
+        v = [x for x in values if not math.isnan(x)]
     if len(v) < 2:
         return "cannot be assessed (one point)"
-    diffs = [b - a for a, b in zip(v, v[1:])]
-    scale = max(abs(x) for x in v) or 1.0
-    sig = [0 if abs(d) <= rel_tol * scale else (1 if d > 0 else -1) for d in diffs]
+    finite = [abs(x) for x in v if math.isfinite(x)]
+    scale = max(finite, default=1.0) or 1.0
+    sig = [0 if a == b or abs(b - a) <= rel_tol * scale else (1 if b > a else -1)
+           for a, b in zip(v, v[1:])]
     if all(s == 0 for s in sig):
         return "is unchanged"
     if all(s >= 0 for s in sig):
@@ -412,7 +370,7 @@ def _direction(values: Sequence[float], rel_tol: float = 1e-9) -> str:
     return "is non-monotone"
 
 
-def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman rank correlation (average ranks for ties); NaN if a side is constant."""
     rx = pd.Series(list(x), dtype=float).rank().to_numpy()
     ry = pd.Series(list(y), dtype=float).rank().to_numpy()
@@ -421,192 +379,44 @@ def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _rho(rho: float) -> str:
+def rho_text(rho: float) -> str:
+    """A correlation as text (``+0.50``; ``n/a`` for a constant series)."""
     return "n/a (a constant series)" if math.isnan(rho) else f"{rho:+.2f}"
 
 
-def _series(rows: pd.DataFrame, field: str, q: str, col: str = "best_mean") -> str:
-    return ", ".join(f"{_fmt_value(x)}: {_fmt(v, q)}" for x, v in zip(rows[field], rows[col]))
+def listing(rows: pd.DataFrame, field: str, q: str, col: str = "best_mean") -> str:
+    """``0.3: 0.5000, 0.5: 1.0000``: a field's values beside a column, formatted as ``q``."""
+    return ", ".join(f"{fmt_value(x)}: {fmt(v, q)}" for x, v in zip(rows[field], rows[col]))
 
 
-def conclude_sanity(best: pd.DataFrame) -> list[str]:
-    """Problem 4.1–4.2: does each model memorise first and generalise later (Δt(A))?"""
-    out = []
-    for m in _models(best):
-        at = _rows(best, m, "A_train").iloc[0]
-        av = _rows(best, m, "A_val").iloc[0]
-        dt = av["tf_mean"] - at["tf_mean"]
-        head = (f"{_name(m)}: best train accuracy {_fmt(at['best_mean'])} first reached at "
-                f"t_f = {_fmt(at['tf_mean'], 'tf')}, best validation accuracy "
-                f"{_fmt(av['best_mean'])} at t_f = {_fmt(av['tf_mean'], 'tf')}")
-        if at["best_mean"] < GENERALISED:
-            tail = (f"; it does not even fit the training set within T (A_train < "
-                    f"{GENERALISED}).")
-        elif av["best_mean"] < GENERALISED:
-            tail = (f"; it memorises the training set but does not generalise within "
-                    f"T (A_val < {GENERALISED}).")
-        elif dt > 0:
-            tail = (f": it memorises first and generalises Δt(A) = {_fmt(dt, 'dt')} steps later "
-                    "(grokking).")
-        else:
-            tail = (f": validation accuracy peaks no later than training accuracy "
-                    f"(Δt(A) = {_fmt(dt, 'dt')}), so there is no delayed generalisation.")
-        out.append(head + tail)
-    return out
+def threshold(best: pd.DataFrame, model: str, field: str, when, pick=min):
+    """``pick`` (min or max) of the values of ``field`` whose best values satisfy ``when``.
 
-
-def conclude_data_size(best: pd.DataFrame) -> list[str]:
-    """Problem 4.3.d: per model, the smallest r_train with A_val ≥ 0.9 and the largest r_train
-    with A_train ≥ 0.9 and A_val ≤ 0.5 (``best`` grouped by ``r_train``)."""
-    out = []
-    for m in _models(best):
-        acc_v = _rows(best, m, "A_val").set_index("r_train")["best_mean"]
-        acc_t = _rows(best, m, "A_train").set_index("r_train")["best_mean"]
-        r = sorted(acc_v.index)
-        gen = [x for x in r if acc_v[x] >= GENERALISED]
-        over = [x for x in r if acc_t.get(x, math.nan) >= OVERFIT_TRAIN and acc_v[x] <= OVERFIT_VAL]
-        grid = ", ".join(_fmt_value(x) for x in r)
-        s_gen = (f"the smallest r_train with A_val ≥ {GENERALISED} is {_fmt_value(min(gen))} "
-                 f"(A_val = {_fmt(acc_v[min(gen)])})" if gen else
-                 f"no r_train reaches A_val ≥ {GENERALISED} (none in the grid)")
-        s_over = (f"the largest r_train that just overfits (A_train ≥ {OVERFIT_TRAIN}, A_val ≤ "
-                  f"{OVERFIT_VAL}) is {_fmt_value(max(over))} (A_train = "
-                  f"{_fmt(acc_t[max(over)])}, A_val = {_fmt(acc_v[max(over)])})" if over else
-                  f"no r_train just overfits (A_train ≥ {OVERFIT_TRAIN} with A_val ≤ "
-                  f"{OVERFIT_VAL}: none in the grid)")
-        out.append(f"{_name(m)} (r_train ∈ {{{grid}}}): {s_gen}; {s_over}.")
-    for m in _models(best):
-        lv = _rows(best, m, "L_val")
-        out.append(f"{_name(m)}: best L_val {_direction(list(lv['best_mean']))} with r_train "
-                   f"({_series(lv, 'r_train', 'L')}).")
-    return out
-
-
-def conclude_orders(best: pd.DataFrame) -> list[str]:
-    """Problem 4.4.c: does ternary reach its best validation accuracy earlier than binary?
-
-    ``best`` must hold the per-order quantities ``A_val_o2``, ``A_val_o3`` (and ``L_val_o2``,
-    ``L_val_o3``): ``best_frame(records, quantities=ORDER_QUANTITIES)``.
+    ``when`` receives ``{quantity: best_mean}`` of one grid point (e.g. ``lambda b:
+    b["A_val"] >= 0.9``). Returns ``(value, {quantity: best_mean})``, or ``(None, {})`` when
+    no grid point satisfies it.
     """
-    out = []
-    for m in _models(best):
-        b, t = _rows(best, m, "A_val_o2"), _rows(best, m, "A_val_o3")
-        if b.empty or t.empty:
-            raise ValueError("best has no per-order rows (A_val_o2, A_val_o3): build it with "
-                             "quantities=ORDER_QUANTITIES from mixed-order records")
-        b, t = b.iloc[0], t.iloc[0]
-        desc = (f"binary best A_val = {_fmt(b['best_mean'])} at t_f = {_fmt(b['tf_mean'], 'tf')}, "
-                f"ternary {_fmt(t['best_mean'])} at t_f = {_fmt(t['tf_mean'], 'tf')}")
-        if t["best_mean"] < GENERALISED and b["best_mean"] < GENERALISED:
-            verdict = "neither order generalises (A_val < 0.9), so the timing is not comparable"
-        elif t["best_mean"] < GENERALISED:
-            verdict = "ternary does not generalise (A_val < 0.9) while binary does"
-        elif b["best_mean"] < GENERALISED:
-            verdict = "binary does not generalise (A_val < 0.9) while ternary does"
-        elif t["tf_mean"] < b["tf_mean"]:
-            verdict = (f"ternary reaches its best validation accuracy "
-                       f"{_fmt(b['tf_mean'] - t['tf_mean'], 'dt')} steps earlier than binary")
-        elif t["tf_mean"] > b["tf_mean"]:
-            verdict = (f"ternary reaches its best validation accuracy "
-                       f"{_fmt(t['tf_mean'] - b['tf_mean'], 'dt')} steps later than binary")
-        else:
-            verdict = "both orders reach their best validation accuracy at the same step"
-        lb, lt = _rows(best, m, "L_val_o2"), _rows(best, m, "L_val_o3")
-        loss = ""
-        if not lb.empty and not lt.empty:
-            loss = (f"; best L_val binary {_fmt(lb.iloc[0]['best_mean'], 'L')} vs ternary "
-                    f"{_fmt(lt.iloc[0]['best_mean'], 'L')}")
-        out.append(f"{_name(m)}: {verdict} ({desc}){loss}.")
-    return out
+    sub = best[best["model"] == model]
+    points = {v: dict(zip(g["quantity"], g["best_mean"])) for v, g in sub.groupby(field)}
+    hits = [v for v, b in points.items() if when(b)]
+    if not hits:
+        return None, {}
+    v = pick(hits)
+    return v, points[v]
 
 
-ORDER_QUANTITIES = (*QUANTITIES, "L_train_o2", "L_val_o2", "A_train_o2", "A_val_o2",
-                    "L_train_o3", "L_val_o3", "A_train_o3", "A_val_o3")
-
-
-def _sweep_sentences(best: pd.DataFrame, m: str, vary: str, fixed: str) -> list[str]:
-    out = []
-    for fv in sorted(set(_rows(best, m, "L_val")[fixed])):
-        parts = []
-        for q in ("L_val", "A_val"):
-            rows = _rows(best, m, q, **{fixed: fv}).sort_values(vary)
-            parts.append(f"best {q} {_direction(list(rows['best_mean']))} "
-                         f"({_series(rows, vary, q)})")
-        out.append(f"{_name(m)} at {_sym(fixed)} = {_fmt_value(fv)}, as {_sym(vary)} grows: "
-                   + "; ".join(parts) + ".")
-    return out
-
-
-def conclude_model_size(best: pd.DataFrame) -> list[str]:
-    """Problem 4.5.c: direction of best L_val and A_val with d at fixed L and with L at fixed d,
-    and the rank correlation of best L_val with the parameter count P when ``best`` has ``P``."""
-    out = []
-    for m in _models(best):
-        out += _sweep_sentences(best, m, "d_model", "num_layers")
-        out += _sweep_sentences(best, m, "num_layers", "d_model")
-        if "P" in best.columns:
-            rows = _rows(best, m, "L_val")
-            rho = _spearman(rows["P"], rows["best_mean"])
-            rho_a = _spearman(rows["P"], _rows(best, m, "A_val")["best_mean"])
-            trend = ("does not vary" if math.isnan(rho) else "falls" if rho < 0
-                     else "rises" if rho > 0 else "shows no monotone trend")
-            out.append(f"{_name(m)}: over all (L, d), best L_val {trend} with the number of "
-                       f"non-embedding parameters P (Spearman ρ = {_rho(rho)}; for A_val "
-                       f"ρ = {_rho(rho_a)}), P from {int(rows['P'].min()):,} to "
-                       f"{int(rows['P'].max()):,}.")
-    return out
-
-
-def conclude_compute(best: pd.DataFrame) -> list[str]:
-    """Problem 4.6.c: effect of the training fraction α and the batch size B on the best
-    validation metrics (``best`` from ``best_frame(records, by=("batch_size",), alphas=…)``)."""
-    out = []
-    for m in _models(best):
-        av = _rows(best, m, "A_val")
-        lv = _rows(best, m, "L_val")
-        needs = []
-        for B in sorted(set(av["batch_size"])):
-            rows = av[av["batch_size"] == B].sort_values("alpha")
-            ok = rows[rows["best_mean"] >= GENERALISED]
-            if ok.empty:
-                needs.append(f"B = {B}: not within α = 1")
-            else:
-                first = ok.iloc[0]
-                c = f", C ≈ {first['C']:.2e}" if "C" in rows.columns else ""
-                needs.append(f"B = {B}: α = {_fmt_value(first['alpha'])}{c}")
-        out.append(f"{_name(m)}: smallest α at which A_val ≥ {GENERALISED} — " + "; ".join(needs)
-                   + ".")
-        amax = lv["alpha"].max()
-        full_l = lv[lv["alpha"] == amax].sort_values("batch_size")
-        full_a = av[av["alpha"] == amax].sort_values("batch_size")
-        bl = full_l.loc[full_l["best_mean"].idxmin()]
-        out.append(
-            f"{_name(m)} at α = {_fmt_value(amax)}: best L_val {_direction(list(full_l['best_mean']))}"
-            f" with B ({_series(full_l, 'batch_size', 'L')}; lowest at B = {int(bl['batch_size'])}),"
-            f" best A_val {_direction(list(full_a['best_mean']))} with B "
-            f"({_series(full_a, 'batch_size', 'A')}).")
-        gains = []
-        for B in sorted(set(lv["batch_size"])):
-            rows = lv[lv["batch_size"] == B].sort_values("alpha")
-            lo, hi = rows.iloc[0], rows.iloc[-1]
-            gains.append(f"B = {B}: {_fmt(lo['best_mean'], 'L')} → {_fmt(hi['best_mean'], 'L')}")
-        out.append(f"{_name(m)}: from α = {_fmt_value(lv['alpha'].min())} to "
-                   f"{_fmt_value(amax)} the best L_val goes " + "; ".join(gains) + ".")
-    return out
-
-
-def first_step_at(steps, values, threshold: float = GENERALISED) -> float:
-    """First step whose value is ≥ ``threshold`` (NaN if none): the onset of generalisation."""
-    hit = np.flatnonzero(np.asarray(values, dtype=float) >= threshold)
+def first_step_at(steps, values, level: float = 0.9) -> float:
+    """First step whose value is ≥ ``level`` (NaN if none): the onset of generalisation."""
+    hit = np.flatnonzero(np.asarray(values, dtype=float) >= level)
     return float(np.asarray(steps)[hit[0]]) if hit.size else math.nan
 
 
-def norm_around_generalisation(records: Iterable, by: Sequence[str] = ("weight_decay",)
-                               ) -> pd.DataFrame:
-    """Per run: ‖θ‖₂ at initialisation, its peak before t_f(A_val), at t_f(A_val) and at the end.
+def norm_around_generalisation(records: Iterable, by: Sequence[str] = (),
+                               level: float = 0.9) -> pd.DataFrame:
+    """Per run: ‖θ‖₂ at initialisation, its peak before t_f(A_val), at t_f(A_val), at the end.
 
-    Columns ``model, <by…>, seed, tf_A_val, A_val, t_gen`` (first step with A_val ≥ 0.9, NaN if
-    never) ``, norm_init, norm_peak, step_peak, norm_at_tf, norm_final, rise, drop`` with
+    Columns ``model, <by…>, seed, tf_A_val, A_val, t_gen`` (first step with A_val ≥ ``level``,
+    NaN if never) ``, norm_init, norm_peak, step_peak, norm_at_tf, norm_final, rise, drop`` with
     ``rise = norm_peak / norm_init − 1`` and ``drop = 1 − norm_at_tf / norm_peak``.
     """
     by = _check_by(by)
@@ -616,139 +426,14 @@ def norm_around_generalisation(records: Iterable, by: Sequence[str] = ("weight_d
         steps = np.asarray(h["step"])
         norm = np.asarray(h["param_norm"], dtype=float)
         best, tf = best_and_tf(steps, h["val_acc"], "max")
-        before = steps <= tf
-        i_peak = int(np.argmax(np.where(before, norm, -np.inf)))
+        i_peak = int(np.argmax(np.where(steps <= tf, norm, -np.inf)))
         at_tf = float(norm[np.flatnonzero(steps == tf)[0]])
         rows.append({"model": r.config.model, **{b: getattr(r.config, b) for b in by},
                      "seed": r.config.seed, "tf_A_val": tf, "A_val": best,
-                     "t_gen": first_step_at(steps, h["val_acc"]),
+                     "t_gen": first_step_at(steps, h["val_acc"], level),
                      "norm_init": float(norm[0]), "norm_peak": float(norm[i_peak]),
                      "step_peak": int(steps[i_peak]), "norm_at_tf": at_tf,
-                     "norm_final": float(norm[-1]), "rise": float(norm[i_peak]) / float(norm[0]) - 1,
+                     "norm_final": float(norm[-1]),
+                     "rise": float(norm[i_peak]) / float(norm[0]) - 1,
                      "drop": 1.0 - at_tf / float(norm[i_peak])})
     return _sort(pd.DataFrame(rows), ["model", *by, "seed"])
-
-
-def _order_word(values: Sequence[float]) -> str:
-    """Direction of a sequence where NaN means 'never' (later than any step)."""
-    v = [math.inf if (x is None or math.isnan(x)) else x for x in values]
-    if len(v) < 2:
-        return "cannot be assessed (one point)"
-    pairs = list(zip(v, v[1:]))
-    if all(a == b for a, b in pairs):
-        return "is unchanged"
-    if all(b <= a for a, b in pairs):
-        return "decreases"
-    if all(b >= a for a, b in pairs):
-        return "increases"
-    return "is non-monotone"
-
-
-def conclude_regularization(best: pd.DataFrame, records: Iterable | None = None) -> list[str]:
-    """Problem 4.7.c–d: does a larger weight decay lower t_f(A_val) (monotone? Spearman sign),
-    when does A_val first reach 0.9 (with ``records``), and does ‖θ‖₂ rise before and fall
-    around generalisation (norm at t_f(A_val) vs its peak before it and its initial value)?"""
-    out = []
-    for m in _models(best):
-        av = _rows(best, m, "A_val").sort_values("weight_decay")
-        lv = _rows(best, m, "L_val").sort_values("weight_decay")
-        wd, tf = list(av["weight_decay"]), list(av["tf_mean"])
-        rho = _spearman(wd, tf)
-        direction = _direction(tf)
-        verdict = {"decreases": "yes: t_f(A_val) decreases monotonically",
-                   "increases": "no: t_f(A_val) increases monotonically",
-                   "is unchanged": "no: t_f(A_val) does not change",
-                   }.get(direction, "not monotonically: t_f(A_val) is non-monotone")
-        never = [_fmt_value(w) for w, a in zip(wd, av["best_mean"]) if a < GENERALISED]
-        note = (f"; weight decay {', '.join(never)} never reaches A_val ≥ {GENERALISED}, so its "
-                "t_f marks the best of a run that did not generalise" if never else "")
-        out.append(f"{_name(m)}: does a larger weight decay lower t_f(A_val)? {verdict} with "
-                   f"weight decay ({_series(av, 'weight_decay', 'tf', 'tf_mean')}; Spearman "
-                   f"ρ = {_rho(rho)}){note}.")
-        out.append(f"{_name(m)}: best L_val {_direction(list(lv['best_mean']))} with weight decay "
-                   f"({_series(lv, 'weight_decay', 'L')}); best A_val "
-                   f"{_direction(list(av['best_mean']))} ({_series(av, 'weight_decay', 'A')}).")
-    if records is None:
-        return out
-    norms = norm_around_generalisation(records)
-    for m in sorted(set(norms["model"]), key=_model_key):
-        g = norms[norms["model"] == m].groupby("weight_decay", sort=True)
-        wds, tgen = [], []
-        for w, rows in g:
-            wds.append(w)
-            tgen.append(math.nan if rows["t_gen"].isna().any() else rows["t_gen"].mean())
-        word = _order_word(tgen)
-        meaning = {"decreases": "comes earlier with every increase of the weight decay",
-                   "increases": "comes later with every increase of the weight decay",
-                   "is unchanged": "does not depend on the weight decay"}.get(
-            word, "is not monotone in the weight decay")
-        listing = ", ".join(f"{_fmt_value(w)}: {'never' if math.isnan(t) else f'{t:.0f}'}"
-                            for w, t in zip(wds, tgen))
-        out.append(f"{_name(m)}: the first step with A_val ≥ {GENERALISED} ({listing}) {meaning}.")
-        parts, falls, rises = [], 0, 0
-        for w, rows in g:
-            rise, drop = rows["rise"].mean(), rows["drop"].mean()
-            falls += drop > 0.01
-            rises += rise > 0.01
-            parts.append(f"weight decay {_fmt_value(w)}: {rows['norm_init'].mean():.1f} at "
-                         f"init, peak {rows['norm_peak'].mean():.1f} at step "
-                         f"{rows['step_peak'].mean():.0f}, {rows['norm_at_tf'].mean():.1f} at "
-                         f"t_f(A_val) = {rows['tf_A_val'].mean():.0f} ({-100 * drop:+.0f}% from "
-                         f"the peak), final {rows['norm_final'].mean():.1f}")
-        n = len(g)
-        out.append(f"{_name(m)}: ‖θ‖₂ rises above its initial value before generalising in "
-                   f"{rises} of {n} settings and is lower at t_f(A_val) than at its peak in "
-                   f"{falls} of {n} (" + "; ".join(parts) + ").")
-    return out
-
-
-def attention_focus(weights, tokens: Sequence[str]) -> dict:
-    """Where the ``=`` position (the one that predicts the result) looks, over all heads.
-
-    ``weights`` (L, H, S, S), ``tokens`` the S source tokens. Returns ``argmax``: counts of
-    heads whose largest weight falls on an operand / the operator / ``=`` / ``BOS`` / ``PAD``,
-    ``mean``: the mean weight (over heads) on each of those token kinds, and ``heads`` = L·H.
-    """
-    w = np.asarray(weights, dtype=float)
-    tokens = list(tokens)
-    if "=" not in tokens:
-        raise ValueError(f"tokens = {tokens!r} has no '=' position")
-    q = tokens.index("=")
-    row = w[:, :, q, :]  # (L, H, S)
-
-    def kind(t: str) -> str:
-        if t.isdigit():
-            return "operand"
-        if t in ("=", "BOS", "PAD", "EOS"):
-            return t
-        return "operator"
-
-    kinds = [kind(t) for t in tokens]
-    names = ("operand", "operator", "=", "BOS", "PAD")
-    arg = row.argmax(axis=-1).ravel()
-    counts = {k: int(sum(kinds[i] == k for i in arg)) for k in names}
-    mean = {k: float(row[..., [i for i, x in enumerate(kinds) if x == k]].sum(-1).mean())
-            if k in kinds else 0.0 for k in names}
-    return {"argmax": counts, "mean": mean, "heads": int(row.shape[0] * row.shape[1])}
-
-
-def conclude_attention(results: dict) -> list[str]:
-    """Problem 4.8.b: which tokens the ``=`` position attends to, per model and equation.
-
-    ``results``: (model name, equation) -> :class:`modarith.attention.AttentionResult` (or any
-    object with ``weights``, ``tokens``, ``predicted``, ``correct``, ``expected``).
-    """
-    out = []
-    for (label, _), r in results.items():
-        f = attention_focus(r.weights, r.tokens)
-        a, m = f["argmax"], f["mean"]
-        verdict = "correct" if r.correct else f"wrong, the true result is {r.expected}"
-        others = ", ".join(f"{a[k]} on {k!r}" for k in ("operator", "=", "BOS", "PAD") if a[k])
-        out.append(
-            f"{label}, '{' '.join(r.tokens)}' (predicts {r.predicted}, {verdict}): at the '=' "
-            f"position {a['operand']} of {f['heads']} heads (layers × heads) put their largest "
-            f"weight on an operand" + (f" ({others})" if others else "")
-            + f"; mean weight on the operands {m['operand']:.2f}, on the operator "
-              f"{m['operator']:.2f}, on '=' {m['=']:.2f}, on BOS {m['BOS']:.2f}"
-            + (f", on PAD {m['PAD']:.2f}" if "PAD" in r.tokens else "") + ".")
-    return out

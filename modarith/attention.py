@@ -7,6 +7,8 @@
 * :func:`attention_maps` runs the GPT once and returns an :class:`AttentionResult`
   (weights ``(L, H, S, S)``, tokens, prediction for the result); it unpacks as
   ``weights, tokens = attention_maps(...)``.
+* :func:`attention_focus` summarises where the ``=`` position looks, over all heads.
+* :func:`load_run` loads a stored GPT with its tokenizer and sequence length.
 * :func:`attention_explorer` is a small ipywidgets UI; headless it draws static figures.
 """
 
@@ -28,6 +30,8 @@ __all__ = [
     "attention_maps",
     "attention_figure",
     "attention_explorer",
+    "attention_focus",
+    "load_run",
 ]
 
 _TOKEN_RE = re.compile(r"\d+|[A-Za-z_]+|\S")
@@ -222,6 +226,37 @@ def attention_figure(model, tokenizer: Tokenizer, equation: str, seq_len: int | 
     caption += f" The model predicts {result.predicted} for the result " + (
         "(correct)." if result.correct else f"(the true result is {result.expected}).")
     return fig, caption, result
+
+
+def load_run(record, results="results", device: str = "cpu") -> tuple:
+    """``(model, tokenizer, seq_len)`` of a stored run (``record`` or its RunConfig)."""
+    from modarith.engine import load_model
+
+    config = getattr(record, "config", record)
+    return (load_model(record, results, device), Tokenizer(config.p, config.operator),
+            config.seq_len)
+
+
+def attention_focus(weights, tokens: Sequence[str]) -> dict:
+    """Where the ``=`` position (the one that predicts the result) looks, over all heads.
+
+    ``weights`` (L, H, S, S), ``tokens`` the S source tokens. Returns ``argmax``: counts of
+    heads whose largest weight falls on an operand / the operator / ``=`` / ``BOS`` / ``PAD``,
+    ``mean``: the mean weight (over heads) on each of those token kinds, and ``heads`` = L·H.
+    """
+    w = np.asarray(weights, dtype=float)
+    tokens = list(tokens)
+    if "=" not in tokens:
+        raise ValueError(f"tokens = {tokens!r} has no '=' position")
+    row = w[:, :, tokens.index("="), :]  # (L, H, S)
+    kinds = ["operand" if t.isdigit() else t if t in ("=", "BOS", "PAD", "EOS") else "operator"
+             for t in tokens]
+    names = ("operand", "operator", "=", "BOS", "PAD")
+    arg = row.argmax(axis=-1).ravel()
+    counts = {k: int(sum(kinds[i] == k for i in arg)) for k in names}
+    mean = {k: float(row[..., [i for i, x in enumerate(kinds) if x == k]].sum(-1).mean())
+            if k in kinds else 0.0 for k in names}
+    return {"argmax": counts, "mean": mean, "heads": int(row.shape[0] * row.shape[1])}
 
 
 def _close(fig) -> None:

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train runs from config flags and print a summary table")
     _add_config_flags(t)
     _common(t)
-    r = sub.add_parser("run", help="train/load one experiment of the report and write its figures")
+    r = sub.add_parser("run", help="execute one experiment's notebook headless: train/load, figures, answers")
     r.add_argument("experiment", help="experiment name (see `list`)")
     r.add_argument("--profile", default="auto", choices=("auto", "smoke", "quick", "full"),
                    help="auto|smoke|quick|full (default auto)")
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(pd.DataFrame(rows).to_string(index=False))
         return 0
-    if args.command == "run":
+    if args.command == "run":  # executes the experiment's notebook headless (papermill)
         from . import experiments
 
         try:

@@ -1,26 +1,23 @@
-"""Figures of the seed report, one function per figure type.
+"""Plot primitives of the notebooks: curves, sweeps, best values, attention grids, and
+:func:`show`, which saves a figure and displays it with its caption.
 
-Every ``plot_*`` function returns ``(fig, caption)``: a :class:`matplotlib.figure.Figure`
-created with :mod:`matplotlib.pyplot` (so it shows up by itself in a notebook with the inline
-backend; call ``plt.close(fig)`` in loops) and a caption computed from the data it was given.
-:func:`save_figure` writes a PNG and an SVG next to each other.
+Every ``plot_*`` function returns ``(fig, caption)``: a :class:`matplotlib.figure.Figure` and
+a caption computed from the data it was given. Inputs are the frames of
+:mod:`modarith.analysis`:
 
-Inputs are the frames built by :mod:`modarith.analysis`:
+* **curves frame** (long): ``model``, swept fields, ``step``, ``metric``, ``mean``, ``std``, ``n``;
+* **best frame**: ``model``, swept fields (optionally ``alpha``, ``P``), ``quantity``,
+  ``best_mean``, ``best_std``, ``tf_mean``, ``tf_std``, ``n``.
 
-* **curves frame** (long): ``model``, zero or more swept fields (``r_train``, ``num_layers``,
-  ``d_model``, ``batch_size``, ``weight_decay`` …), ``step``, ``metric``, ``mean``, ``std``,
-  ``n``; one row per (model, swept values, step, metric).
-* **best frame**: ``model``, the swept fields, optionally ``alpha`` and ``P``, then
-  ``quantity`` (``L_train``, ``L_val``, ``A_train``, ``A_val``), ``best_mean``, ``best_std``,
-  ``tf_mean``, ``tf_std``, ``n``.
-
-Conventions (SPEC, "Figure conventions"): train blue, validation red, mean curves with a
-shaded ±1 std band, sweeps coloured with ``viridis`` and a colour bar (log₂-normalised for
-``d_model`` and ``batch_size``), log scale for losses.
+Conventions (SPEC): train blue, validation red, mean curves with a shaded ±1 std band, swept
+values coloured with ``viridis`` and a colour bar (log₂ for ``d_model`` and ``batch_size``),
+log scale for losses. Nothing here knows which experiment it draws.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -35,20 +32,6 @@ from matplotlib.lines import Line2D
 
 from modarith.analysis import FIELD_TEXT
 
-__all__ = [
-    "TRAIN_COLOR",
-    "VAL_COLOR",
-    "save_figure",
-    "plot_train_val",
-    "plot_orders",
-    "plot_sweep",
-    "plot_best",
-    "plot_best_bars",
-    "plot_best_vs_params",
-    "plot_compute",
-    "plot_attention_grid",
-]
-
 TRAIN_COLOR = "tab:blue"
 VAL_COLOR = "tab:red"
 CMAP = "viridis"
@@ -58,31 +41,21 @@ SPLIT_NAME = {"train": "train", "val": "validation"}
 
 CURVE_COLUMNS = ("model", "step", "metric", "mean", "std", "n")
 BEST_COLUMNS = ("model", "quantity", "best_mean", "best_std", "tf_mean", "tf_std", "n")
-BEST_VALUE_COLUMNS = ("quantity", "best_mean", "best_std", "tf_mean", "tf_std", "n")
-LOG2_FIELDS = ("d_model", "batch_size")
-QUANTITIES = ("L_train", "L_val", "A_train", "A_val")
+LOG2_FIELDS = ("d_model", "batch_size")  # swept on log2 axes / colour bars
+LOG10_FIELDS = ("P",)  # log10 axes
 
-# Math labels of the swept fields (matplotlib mathtext) and their plain-text names.
+# Math labels of the swept fields (matplotlib mathtext).
 FIELD_LABEL = {
-    "r_train": r"$r_{\mathrm{train}}$",
-    "num_layers": r"$L$",
-    "d_model": r"$d$",
-    "batch_size": r"$B$",
-    "weight_decay": "weight decay",
-    "alpha": r"$\alpha$",
-    "P": r"$P$ (non-embedding parameters)",
-    "lr": "learning rate",
-    "p": r"$p$",
-    "seed": "seed",
-    "num_heads": r"$H$",
+    "r_train": r"$r_{\mathrm{train}}$", "num_layers": r"$L$", "d_model": r"$d$",
+    "batch_size": r"$B$", "weight_decay": "weight decay", "alpha": r"$\alpha$",
+    "P": r"$P$ (non-embedding parameters)", "lr": "learning rate", "p": r"$p$",
+    "seed": "seed", "num_heads": r"$H$",
 }
 KIND_SYMBOL = {"loss": r"\mathcal{L}", "acc": r"\mathcal{A}"}
 KIND_NAME = {"loss": "loss", "acc": "accuracy", "param_norm": "parameter norm"}
 
 
-# --------------------------------------------------------------------------- helpers
-
-
+# --------------------------------------------------------------------------- output
 def save_figure(fig, path, dpi: int = 120) -> list[Path]:
     """Write ``fig`` as ``<path>.png`` (``dpi``) and ``<path>.svg``; create parent folders.
 
@@ -96,11 +69,48 @@ def save_figure(fig, path, dpi: int = 120) -> list[Path]:
     out = []
     for suffix in (".png", ".svg"):
         target = path.parent / (path.name + suffix)
-        fig.savefig(target, dpi=dpi, bbox_inches="tight")
+        fig.savefig(target, dpi=dpi)
         out.append(target)
     return out
 
 
+def figure_html(png: bytes, caption: str) -> str:
+    """``<figure class="modarith-figure">`` with the PNG inlined (base64) and its caption."""
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure class="modarith-figure"><img src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(caption[:120])}"><figcaption>{html.escape(caption)}'
+            "</figcaption></figure>")
+
+
+def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "figure",
+         dpi: int = 120) -> None:
+    """Save ``fig`` (laid out by its constrained layout) as ``save_dir/name.png`` and ``.svg`` (unless ``save_dir`` is None),
+    display it with its caption as one self-contained HTML ``<figure class="modarith-figure">``
+    (outside IPython: print the caption and the paths), and close it."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    paths = []
+    if save_dir is not None:
+        base = Path(save_dir) / name
+        base.parent.mkdir(parents=True, exist_ok=True)
+        paths = [base.with_name(name + ".png"), base.with_name(name + ".svg")]
+        paths[0].write_bytes(buffer.getvalue())
+        fig.savefig(paths[1])
+    plt.close(fig)
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(HTML(figure_html(buffer.getvalue(), caption)))
+    else:
+        print(caption + "".join(f"\n  {p}" for p in paths))
+
+
+# --------------------------------------------------------------------------- helpers
 def _field_label(field: str) -> str:
     return FIELD_LABEL.get(field, field.replace("_", " "))
 
@@ -110,7 +120,9 @@ def _field_text(field: str) -> str:
 
 
 def _model_name(model: str) -> str:
-    return {"lstm": "LSTM", "gpt": "GPT"}.get(str(model).lower(), str(model))
+    from modarith.analysis import name
+
+    return name(str(model).lower())
 
 
 def _fmt_value(value, log2: bool = False) -> str:
@@ -168,11 +180,6 @@ def _metric_text(metric: str) -> str:
         return "parameter norm ‖θ‖₂"
     text = f"{'training' if split == 'train' else 'validation'} {KIND_NAME[kind]}"
     return text + (f" (order {order[1:]})" if order else "")
-
-
-def _quantity_label(quantity: str) -> str:
-    kind, split = quantity.split("_")
-    return f"${kind}_{{\\mathrm{{{split}}}}}$"
 
 
 def _check_columns(frame: pd.DataFrame, required: Iterable[str], what: str) -> None:
@@ -348,8 +355,6 @@ def _style_value_axis(ax, kind: str) -> None:
 
 
 # --------------------------------------------------------------------------- curves
-
-
 def _train_val_column(col_axes, sub: pd.DataFrame, suffix: str, title: str) -> int:
     """Loss (top, log) and accuracy (bottom) panels of one column: train blue, val red.
 
@@ -377,58 +382,35 @@ def _train_val_column(col_axes, sub: pd.DataFrame, suffix: str, title: str) -> i
 
 
 def plot_train_val(curves: pd.DataFrame, models: Sequence[str] = ("lstm", "gpt"),
-                   fixed: Mapping | None = None, figsize=(11, 7.5)):
-    """Fig. 1 / 6: loss (top, log) and accuracy (bottom) vs step, one column per model.
-
-    Train in blue, validation in red, shaded ±1 std over seeds. ``fixed`` filters swept
-    fields when the frame holds several configurations.
+                   orders: Sequence[int] | None = None, fixed: Mapping | None = None,
+                   figsize=(11, 7.5)):
+    """Loss (top, log) and accuracy (bottom) versus step; train blue, validation red, shaded
+    ±1 std over seeds. One column per model, or, with ``orders`` (e.g. ``(2, 3)``), one column
+    per equation order of the single model in ``models`` (metrics ``train_loss_o2`` …).
+    ``fixed`` filters swept fields when the frame holds several configurations.
     """
     _check_columns(curves, CURVE_COLUMNS, "curves frame")
     models = [models] if isinstance(models, str) else list(models)
-    fig, axes = plt.subplots(2, len(models), figsize=figsize, squeeze=False,
-                             sharex="col", layout="constrained")
-    for j, model in enumerate(models):
+    if orders is not None and len(models) != 1:
+        raise ValueError(f"orders = {orders!r} needs one model, got models = {models!r}")
+    order_name = {2: "binary", 3: "ternary"}
+    columns = ([(models[0], f"_o{o}", f"{order_name.get(o, 'order')} (order {o})") for o in orders]
+               if orders is not None else [(m, "", _model_name(m)) for m in models])
+    fig, axes = plt.subplots(2, len(columns), figsize=figsize, squeeze=False, sharex="col",
+                             layout="constrained")
+    for j, (model, suffix, title) in enumerate(columns):
         sub = _apply_fixed(_select_model(curves, model, "curves frame"), fixed, "curves frame")
         _require_single(sub, _by_fields(sub, CURVE_COLUMNS), "curves frame")
-        _train_val_column(axes[:, j], sub, "", _model_name(model))
-    fig.suptitle("Training and validation curves" + _fixed_text(fixed))
+        if not _train_val_column(axes[:, j], sub, suffix, title):
+            raise ValueError(f"the curves frame has no metrics ending in {suffix!r} for model "
+                             f"{model!r}; metrics present: {sorted(sub['metric'].unique())}")
     names = " and ".join(_model_name(m) for m in models)
-    sides = ("; columns: " + ", ".join(f"{_model_name(m)}" for m in models)) if len(models) > 1 else ""
+    cols = ", ".join(t for _, _, t in columns)
+    fig.suptitle(f"{names}: training and validation curves" + _fixed_text(fixed))
     caption = (
-        f"{names}: loss (top, log scale) and accuracy (bottom) versus training step t"
-        f"{_fixed_text(fixed)}{sides}. Blue: training set, red: validation set; "
-        f"{_seeds_text(curves[curves['model'].isin(models)])}."
-    )
-    return fig, caption
-
-
-def plot_orders(curves: pd.DataFrame, model: str, orders: Sequence[int] = (2, 3),
-                fixed: Mapping | None = None, figsize=(11, 7.5)):
-    """Fig. 7 / 8: per-order curves; columns binary (``_o2``) / ternary (``_o3``) operations,
-    rows loss (log) / accuracy, train blue / validation red."""
-    _check_columns(curves, CURVE_COLUMNS, "curves frame")
-    sub = _apply_fixed(_select_model(curves, model, "curves frame"), fixed, "curves frame")
-    _require_single(sub, _by_fields(sub, CURVE_COLUMNS), "curves frame")
-    order_name = {2: "binary", 3: "ternary"}
-    fig, axes = plt.subplots(2, len(orders), figsize=figsize, squeeze=False, sharex=True,
-                             layout="constrained")
-    found = 0
-    for j, order in enumerate(orders):
-        found += _train_val_column(axes[:, j], sub, f"_o{order}",
-                                   f"{order_name.get(order, f'order {order}')} (order {order})")
-    if not found:
-        raise ValueError(
-            f"the curves frame has no per-order metrics for orders {list(orders)} "
-            "(expected e.g. 'train_loss_o2'); metrics present: "
-            f"{sorted(sub['metric'].unique())}"
-        )
-    fig.suptitle(f"{_model_name(model)}: per-order performance" + _fixed_text(fixed))
-    cols = ", ".join(f"{order_name.get(o, f'order {o}')} (order {o})" for o in orders)
-    caption = (
-        f"{_model_name(model)} on mixed orders{_fixed_text(fixed)}: columns {cols} equations; "
-        "top: loss (log scale), bottom: accuracy, versus training step t. Blue: training "
-        f"set, red: validation set; {_seeds_text(sub)}."
-    )
+        f"{names}{_fixed_text(fixed)}: loss (top, log scale) and accuracy (bottom) versus "
+        f"training step t; columns: {cols}. Blue: training set, red: validation set; "
+        f"{_seeds_text(curves[curves['model'].isin(models)])}.")
     return fig, caption
 
 
@@ -518,293 +500,92 @@ def plot_sweep(curves: pd.DataFrame, model: str, by: str, log2: bool | None = No
 
 
 # --------------------------------------------------------------------------- best values
+def _set_x(ax, field: str, values, logx: str | None) -> None:
+    if logx == "log2":
+        _set_log2_x(ax, values)
+    elif logx == "log10":
+        ax.set_xscale("log")
 
 
-def _best_table(best: pd.DataFrame, quantity: str, x: str) -> pd.DataFrame:
-    sub = best[best["quantity"] == quantity].sort_values(x)
-    return sub
+def plot_best(best: pd.DataFrame, model: str, by: str, hue: str | None = None,
+              fixed: Mapping | None = None, logx: str | None = "auto", figsize=(13, 5)):
+    """Best values (circles) and their first step t_f (squares, right axis) versus ``by``.
 
-
-def _errorband(ax, x, mean, std, color, label, log=False, marker="o", ls="-", clip01=False):
-    std = np.nan_to_num(np.asarray(std, dtype=float), nan=0.0)
-    mean = np.asarray(mean, dtype=float)
-    lower, upper = mean - std, mean + std
-    if clip01:
-        lower, upper = np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
-    if log:
-        positive = mean[mean > 0]
-        lower = np.maximum(lower, positive.min() * 0.5 if positive.size else 1e-12)
-    ax.errorbar(x, mean, yerr=np.vstack([mean - lower, upper - mean]), color=color,
-                marker=marker, ms=5, lw=1.8, ls=ls, capsize=3, label=label)
-    ax.fill_between(x, lower, upper, color=color, alpha=BAND_ALPHA, lw=0)
-
-
-def plot_best(best: pd.DataFrame, model: str, by: str, log2: bool | None = None,
-              fixed: Mapping | None = None, figsize=(13, 5)):
-    """Fig. 4/5, 24: best values and their first step t_f versus a swept field.
-
-    Left: best loss (train blue / val red, log y, shaded ±std) and t_f(L) on a twin axis
-    (train dotted, val solid). Right: best accuracy and t_f(A) likewise.
+    Left: best loss (log scale) and t_f(L); right: best accuracy and t_f(A); error bars ±1 std.
+    Without ``hue``: train blue, validation red. With ``hue`` (e.g. ``"alpha"`` or
+    ``"num_layers"``): one colour per value of that field (viridis, colour bar), train dotted
+    and validation solid. ``logx``: ``"log2"``, ``"log10"``, None, or ``"auto"`` (log₂ for d and
+    B, log₁₀ for P). Every (``by``, ``hue``) point must hold one configuration.
     """
     _check_columns(best, BEST_COLUMNS, "best frame")
-    if by not in best.columns:
-        raise ValueError(f"by={by!r} is not a column of the best frame; columns: "
-                         f"{list(best.columns)}")
-    if log2 is None:
-        log2 = by in LOG2_FIELDS
+    for f in (by, hue):
+        if f is not None and f not in best.columns:
+            raise ValueError(f"{f!r} is not a column of the best frame; columns: {list(best.columns)}")
+    if logx == "auto":
+        logx = "log2" if by in LOG2_FIELDS else "log10" if by in LOG10_FIELDS else None
     sub = _apply_fixed(_select_model(best, model, "best frame"), fixed, "best frame")
-    others = [c for c in _by_fields(sub, BEST_COLUMNS) if c not in (by, "P")]
-    _require_single(sub, others, "best frame")
+    keys = [by, "quantity"] + ([hue] if hue else [])
+    if sub.duplicated(keys).any():
+        others = [c for c in _by_fields(sub, BEST_COLUMNS) if c not in keys]
+        raise ValueError(f"the best frame holds several values of {others} per {by!r}"
+                         + (f" and {hue!r}" if hue else "") + "; select one with fixed={...}")
     values = sorted(sub[by].unique().tolist())
+    hues = sorted(sub[hue].unique().tolist()) if hue else [None]
+    log2_hue = hue in LOG2_FIELDS
+    norm = _sweep_norm(hues, log2_hue) if hue else None
+    cmap = plt.get_cmap(CMAP)
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
     for ax, kind in zip(axes, ("L", "A")):
         twin = _twin_below(ax)
-        handles = []
-        for split in ("train", "val"):
-            table = _best_table(sub, f"{kind}_{split}", by)
-            if table.empty:
-                continue
-            x = table[by].to_numpy(dtype=float)
-            color = SPLIT_COLOR[split]
-            _errorband(ax, x, table["best_mean"], table["best_std"], color,
-                       label=f"best {_quantity_label(f'{kind}_{split}')}", log=kind == "L",
-                       clip01=kind == "A")
-            twin.errorbar(x, table["tf_mean"], yerr=np.nan_to_num(table["tf_std"].to_numpy(float)),
-                          color=color, alpha=0.6, ls=":" if split == "train" else "-",
-                          marker="s", ms=4, lw=1.3, capsize=2)
-            handles.append(Line2D([], [], color=color, marker="o", lw=1.8,
-                                  label=f"best ${kind}_{{\\mathrm{{{split}}}}}$"))
-            handles.append(Line2D([], [], color=color, alpha=0.6, marker="s", ms=4,
-                                  ls=":" if split == "train" else "-",
-                                  label=f"$t_f({kind}_{{\\mathrm{{{split}}}}})$"))
-        if kind == "L":
-            ax.set_yscale("log")
-            ax.set_ylabel(r"best loss $\mathcal{L}_{\mathrm{train/val}}$")
-        else:
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_ylabel(r"best accuracy $\mathcal{A}_{\mathrm{train/val}}$")
-        twin.set_ylabel(rf"$t_f(\mathcal{{{kind}}})$ (step of the best value)")
-        if log2:
-            _set_log2_x(ax, values)
-        ax.set_xlabel(_field_label(by))
-        ax.grid(True, alpha=0.3)
-        ax.legend(handles=handles, loc="best", fontsize=8)
-        ax.set_title("best loss" if kind == "L" else "best accuracy")
-    fig.suptitle(f"{_model_name(model)}: best values versus {_field_label(by)}" + _fixed_text(fixed))
-    caption = (
-        f"{_model_name(model)}{_fixed_text(fixed)}: best values over training versus "
-        f"{_field_text(by)} ∈ {_fmt_values(values, log2)}. Left: best loss L_train (blue) and "
-        "L_val (red), log scale, and the first step t_f(L) reaching it on the right axis "
-        "(train dotted, val solid). Right: best accuracy A_train/A_val and t_f(A), same style. "
-        f"Error bars and shaded areas: ±1 std; {_seeds_text(sub).split(',')[0]}."
-    )
-    return fig, caption
-
-
-def plot_best_bars(best: pd.DataFrame, model: str, x: str = "num_layers", hue: str = "d_model",
-                   log2_hue: bool | None = None, fixed: Mapping | None = None, figsize=(13, 7.5)):
-    """Fig. 15/16: grouped bars of best loss (left, log) and best accuracy (right).
-
-    ``x`` groups on the x-axis, one bar per ``hue`` value coloured with ``viridis`` (log₂ for
-    d_model / batch_size) plus colour bar; rows: train (top) and validation (bottom); error
-    bars ±1 std.
-    """
-    _check_columns(best, BEST_COLUMNS, "best frame")
-    for field in (x, hue):
-        if field not in best.columns:
-            raise ValueError(f"{field!r} is not a column of the best frame; columns: "
-                             f"{list(best.columns)}")
-    if log2_hue is None:
-        log2_hue = hue in LOG2_FIELDS
-    sub = _apply_fixed(_select_model(best, model, "best frame"), fixed, "best frame")
-    others = [c for c in _by_fields(sub, BEST_COLUMNS) if c not in (x, hue, "P")]
-    _require_single(sub, others, "best frame")
-    xs = sorted(sub[x].unique().tolist())
-    hues = sorted(sub[hue].unique().tolist())
-    norm = _sweep_norm(hues, log2_hue)
-    cmap = plt.get_cmap(CMAP)
-    width = 0.8 / len(hues)
-    fig, axes = plt.subplots(2, 2, figsize=figsize, sharex=True, layout="constrained")
-    for i, split in enumerate(("train", "val")):
-        for j, kind in enumerate(("L", "A")):
-            ax = axes[i, j]
-            table = sub[sub["quantity"] == f"{kind}_{split}"]
-            for k, h in enumerate(hues):
-                rows = table[table[hue] == h].set_index(x).reindex(xs)
-                pos = np.arange(len(xs)) - 0.4 + width * (k + 0.5)
-                ax.bar(pos, rows["best_mean"].to_numpy(float), width=width * 0.92,
-                       yerr=_yerr(rows["best_mean"], rows["best_std"], kind),
-                       color=cmap(norm(float(h))), edgecolor="black", lw=0.5, capsize=3,
-                       error_kw={"lw": 1},
-                       label=f"{_field_label(hue)} = "
-                       + (_pow2_label(h) if log2_hue else _fmt_value(h)))
-            if kind == "L":
-                ax.set_yscale("log")
-                ax.set_ylabel(f"best loss $\\mathcal{{L}}_{{\\mathrm{{{split}}}}}$")
-            else:
-                ax.set_ylim(0, 1.05)
-                ax.set_ylabel(f"best accuracy $\\mathcal{{A}}_{{\\mathrm{{{split}}}}}$")
-            ax.set_title(f"{SPLIT_NAME[split]}: best {'loss' if kind == 'L' else 'accuracy'}",
-                         fontsize=11)
-            ax.set_xticks(np.arange(len(xs)))
-            ax.set_xticklabels([_fmt_value(v) for v in xs])
-            ax.grid(True, axis="y", alpha=0.3)
-            if i == 1:
-                ax.set_xlabel(_field_label(x))
-    axes[0, 1].legend(loc="lower right", fontsize=8)
-    _add_colorbar(fig, axes.ravel().tolist(), norm, hues, hue, log2_hue)
-    fig.suptitle(f"{_model_name(model)}: best values by {_field_label(x)} and {_field_label(hue)}"
-                 + _fixed_text(fixed))
-    caption = (
-        f"{_model_name(model)}{_fixed_text(fixed)}: best loss (left, log scale) and best "
-        f"accuracy (right) on the training (top) and validation (bottom) sets, with "
-        f"{_field_text(x)} ∈ {_fmt_values(xs)} on the x-axis and one bar per {_field_text(hue)} ∈ "
-        f"{_fmt_values(hues, log2_hue)} (viridis{', log₂ scale' if log2_hue else ''}, see colour "
-        f"bar). Error bars: ±1 std; {_seeds_text(sub).split(',')[0]}."
-    )
-    return fig, caption
-
-
-def plot_best_vs_params(best: pd.DataFrame, model: str, fixed: Mapping | None = None,
-                        annotate: bool = True, figsize=(13, 5)):
-    """Fig. 17/18: best loss (left, log-log) and best accuracy (right, log x) versus the
-    number of non-embedding parameters ``P``; train blue / val red, error bars ±1 std.
-
-    With ``annotate``, validation points of the loss panel are labelled with their
-    configuration.
-    """
-    _check_columns(best, BEST_COLUMNS + ("P",), "best frame")
-    sub = _apply_fixed(_select_model(best, model, "best frame"), fixed, "best frame")
-    config_fields = [c for c in _by_fields(sub, BEST_COLUMNS) if c != "P"]
-    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
-    for ax, kind in zip(axes, ("L", "A")):
-        for split in ("train", "val"):
-            table = sub[sub["quantity"] == f"{kind}_{split}"].sort_values("P")
-            if table.empty:
-                continue
-            x = table["P"].to_numpy(float)
-            ax.errorbar(x, table["best_mean"].to_numpy(float),
-                        yerr=_yerr(table["best_mean"], table["best_std"], kind),
-                        color=SPLIT_COLOR[split], marker="o", ms=5, lw=1.2, capsize=3,
-                        label=f"best ${kind}_{{\\mathrm{{{split}}}}}$")
-            if annotate and kind == "L" and split == "val" and config_fields:
-                for _, row in table.iterrows():
-                    text = ", ".join(f"{_field_text(f)}={_fmt_value(row[f])}" for f in config_fields)
-                    ax.annotate(text, (row["P"], row["best_mean"]), fontsize=7,
-                                xytext=(4, 4), textcoords="offset points", color="dimgray")
-        ax.set_xscale("log")
-        if kind == "L":
-            ax.set_yscale("log")
-            ax.set_ylabel(r"best loss $\mathcal{L}_{\mathrm{train/val}}$")
-            ax.set_title("best loss")
-        else:
-            ax.set_ylim(-0.02, 1.05)
-            ax.set_ylabel(r"best accuracy $\mathcal{A}_{\mathrm{train/val}}$")
-            ax.set_title("best accuracy")
-        ax.set_xlabel(_field_label("P"))
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="best", fontsize=9)
-    fig.suptitle(f"{_model_name(model)}: best values versus non-embedding parameters"
-                 + _fixed_text(fixed))
-    ps = sorted(sub["P"].unique().tolist())
-    configs = ""
-    if config_fields:
-        combos = sub[config_fields].drop_duplicates().sort_values(config_fields)
-        configs = (" over configurations (" + ", ".join(_field_text(f) for f in config_fields)
-                   + ") ∈ {" + ", ".join(
-                       "(" + ", ".join(_fmt_value(r[f]) for f in config_fields) + ")"
-                       for _, r in combos.iterrows()) + "}")
-    caption = (
-        f"{_model_name(model)}{_fixed_text(fixed)}: best loss (left, log–log) and best accuracy "
-        f"(right) versus the number of non-embedding parameters P "
-        f"(from {ps[0]:,.0f} to {ps[-1]:,.0f}){configs}. Blue: training, red: validation; "
-        f"error bars ±1 std; {_seeds_text(sub).split(',')[0]}."
-    )
-    return fig, caption
-
-
-def plot_compute(best: pd.DataFrame, model: str, by: str = "batch_size",
-                 log2: bool | None = None, fixed: Mapping | None = None, twin: bool = True,
-                 figsize=None):
-    """Fig. 21/22: best values versus ``by`` (default B, log₂ x), one curve per ``alpha``
-    (T_max = α·T) coloured with ``viridis`` and a colour bar.
-
-    ``twin=True`` (seed layout, 1×2): best value (left axis, circles) and t_f (right axis,
-    squares, faded) in the same panel; train dotted, val solid. ``twin=False`` puts t_f in a
-    second row instead (2×2), which reads better with many α values.
-    """
-    _check_columns(best, BEST_COLUMNS + ("alpha",), "best frame")
-    if by not in best.columns:
-        raise ValueError(f"by={by!r} is not a column of the best frame; columns: "
-                         f"{list(best.columns)}")
-    if log2 is None:
-        log2 = by in LOG2_FIELDS
-    sub = _apply_fixed(_select_model(best, model, "best frame"), fixed, "best frame")
-    others = [c for c in _by_fields(sub, BEST_COLUMNS) if c not in (by, "alpha", "P")]
-    _require_single(sub, others, "best frame")
-    alphas = sorted(sub["alpha"].unique().tolist())
-    values = sorted(sub[by].unique().tolist())
-    norm = _sweep_norm(alphas, log2=False)
-    cmap = plt.get_cmap(CMAP)
-    nrows = 1 if twin else 2
-    if figsize is None:
-        figsize = (13, 5.2) if twin else (13, 8.5)
-    fig, axes = plt.subplots(nrows, 2, figsize=figsize, squeeze=False, sharex=True,
-                             layout="constrained")
-    for j, kind in enumerate(("L", "A")):
-        ax = axes[0, j]
-        tf_ax = _twin_below(ax) if twin else axes[1, j]
-        for alpha in alphas:
-            color = cmap(norm(float(alpha)))
-            rows = sub[np.isclose(sub["alpha"].astype(float), float(alpha))]
+        for h in hues:
+            rows = sub if h is None else sub[sub[hue] == h]
             for split in ("train", "val"):
                 table = rows[rows["quantity"] == f"{kind}_{split}"].sort_values(by)
                 if table.empty:
                     continue
-                x = table[by].to_numpy(float)
-                ls = ":" if split == "train" else "-"
+                color = SPLIT_COLOR[split] if h is None else cmap(norm(float(h)))
+                ls = "-" if h is None or split == "val" else ":"
+                x = table[by].to_numpy(dtype=float)
                 ax.errorbar(x, table["best_mean"].to_numpy(float),
-                            yerr=_yerr(table["best_mean"], table["best_std"], kind), color=color,
-                            ls=ls, marker="o", ms=4, lw=1.4, capsize=2)
-                tf_ax.errorbar(x, table["tf_mean"].to_numpy(float),
-                               yerr=np.nan_to_num(table["tf_std"].to_numpy(float)), color=color,
-                               ls=ls, marker="s", ms=3.5, lw=1.0, capsize=2,
-                               alpha=0.55 if twin else 1.0)
-        name = "loss" if kind == "L" else "accuracy"
-        symbol = r"\mathcal{L}" if kind == "L" else r"\mathcal{A}"
+                            yerr=_yerr(table["best_mean"], table["best_std"], kind),
+                            color=color, ls=ls, marker="o", ms=5, lw=1.6, capsize=3)
+                twin.errorbar(x, table["tf_mean"].to_numpy(float),
+                              yerr=np.nan_to_num(table["tf_std"].to_numpy(float)), color=color,
+                              alpha=0.55, ls=":" if split == "train" else "-", marker="s",
+                              ms=4, lw=1.1, capsize=2)
+        symbol = KIND_SYMBOL["loss" if kind == "L" else "acc"]
         if kind == "L":
             ax.set_yscale("log")
         else:
             ax.set_ylim(-0.02, 1.05)
-        ax.set_ylabel(f"best {name} ${symbol}_{{\\mathrm{{train/val}}}}$")
-        tf_ax.set_ylabel(rf"$t_f({symbol})$ (step of the best value)")
-        ax.set_title(f"best {name}" + (f" and $t_f({symbol})$" if twin else ""))
-        if not twin:
-            tf_ax.set_title(f"$t_f({symbol})$")
-        for a in ([ax] if twin else [ax, tf_ax]):
-            if log2:
-                _set_log2_x(a, values)
-            a.grid(True, alpha=0.3)
-        axes[-1, j].set_xlabel(_field_label(by))
-        handles = [Line2D([], [], color="black", ls=":", label="train"),
-                   Line2D([], [], color="black", ls="-", label="validation"),
-                   Line2D([], [], color="black", marker="o", ls="none", label="best value")]
-        if twin:
-            handles.append(Line2D([], [], color="black", marker="s", ls="none", alpha=0.55,
-                                  label=r"$t_f$ (right axis)"))
+        ax.set_ylabel(f"best {'loss' if kind == 'L' else 'accuracy'} ${symbol}_{{\\mathrm{{train/val}}}}$")
+        twin.set_ylabel(rf"$t_f({symbol})$ (step of the best value)")
+        _set_x(ax, by, values, logx)
+        ax.set_xlabel(_field_label(by))
+        ax.grid(True, alpha=0.3)
+        ax.set_title("best loss" if kind == "L" else "best accuracy")
+        if hue is None:
+            handles = [Line2D([], [], color=c, marker="o", label=f"best {s}")
+                       for s, c in (("train", TRAIN_COLOR), ("validation", VAL_COLOR))]
+        else:
+            handles = [Line2D([], [], color="black", ls=":", label="train"),
+                       Line2D([], [], color="black", ls="-", label="validation")]
+        handles.append(Line2D([], [], color="gray", marker="s", ls="none", alpha=0.55,
+                              label="$t_f$ (right axis)"))
         ax.legend(handles=handles, loc="best", fontsize=8)
-    _add_colorbar(fig, axes.ravel().tolist(), norm, alphas, "alpha", log2=False)
-    fig.suptitle(f"{_model_name(model)}: best values versus {_field_label(by)} per "
-                 r"$\alpha$ ($T_{\mathrm{max}} = \alpha T$)" + _fixed_text(fixed))
+    if hue:
+        _add_colorbar(fig, axes.ravel().tolist(), norm, hues, hue, log2_hue)
+    fig.suptitle(f"{_model_name(model)}: best values versus {_field_label(by)}"
+                 + (f" per {_field_label(hue)}" if hue else "") + _fixed_text(fixed))
+    colours = ("blue: training, red: validation" if hue is None else
+               f"colour: {_field_text(hue)} ∈ {_fmt_values(hues, log2_hue)} (viridis, see colour "
+               "bar), training dotted, validation solid")
+    scale = {"log2": ", log₂ axis", "log10": ", log axis"}.get(logx, "")
     caption = (
-        f"{_model_name(model)}{_fixed_text(fixed)}: best values computed on training histories "
-        f"sliced at T_max = α·T for α ∈ {_fmt_values(alphas)}, versus {_field_text(by)} ∈ "
-        f"{_fmt_values(values, log2)}. Left: best loss (log scale) and t_f(L); right: best "
-        "accuracy and t_f(A)"
-        + (" (t_f on the right axis, faded squares)" if twin else " (t_f in the bottom row)")
-        + f"; train dotted, validation solid; colour: α (viridis, see colour bar); error bars "
-        f"±1 std; {_seeds_text(sub).split(',')[0]}."
-    )
+        f"{_model_name(model)}{_fixed_text(fixed)}: best loss (left, log scale) and best accuracy "
+        f"(right) over training, circles, with the first step t_f reaching them (squares, right "
+        f"axis), versus {_field_text(by)} ∈ {_fmt_values(values, logx == 'log2')}{scale}; "
+        f"{colours}. Error bars: ±1 std; {_seeds_text(sub).split(',')[0]}.")
     return fig, caption
 
 

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Beyond the report — why and when it groks
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/main/notebooks/50_beyond.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/v0.1.0/notebooks/50_beyond.ipynb)
 #
 # The seed shows *what* happens: memorisation, then late generalisation. Here we ask *why* and
 # *when*. Why: Nanda et al.'s progress measures (Fourier key frequencies of the number
@@ -26,80 +26,75 @@
 # at the same learning rate, and with plain AdamW at a 3× learning rate.
 
 # %% tags=["report-hide"]
-# Only in Google Colab: install modarith from its repository. Elsewhere this cell does nothing.
+# Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
+import os
 import sys
 
 if "google.colab" in sys.modules:
-    import subprocess
+    from IPython import get_ipython
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "git+https://github.com/modarith/modarith.git"], check=True)
+    REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
+    get_ipython().run_line_magic("pip", f'install -q "modarith[notebook] @ git+{REPO_URL}@v0.1.0"')
 
 # %% [markdown]
-# ### Parameters
+# ## Parameters
 #
-# The next cell is papermill's `parameters` cell. Change it here, or from the command line:
-# `papermill notebooks/50_beyond.ipynb out.ipynb -p profile quick`. Profiles: `smoke`
-# (seconds, for CI), `quick` (a reduced protocol for a laptop CPU, labelled below) and `full`
-# (SPEC's models and training defaults); `auto` picks `full` on a CUDA GPU and `quick`
-# otherwise. Runs already stored under `results_dir` are reused.
+# Change them here, or run headless:
+# `papermill notebooks/50_beyond.ipynb out.ipynb -p profile quick`.
+# On Colab, `results_dir = "drive"` mounts your Google Drive and keeps the results store and
+# the training checkpoints in `MyDrive/modarith/`: when the runtime disconnects, run the
+# notebook again and it resumes where it stopped instead of starting over.
 
 # %% tags=["parameters"]
-profile: str = "auto"  # experiment protocol: auto | smoke | quick | full (auto: full on CUDA, quick otherwise)
-device: str = "auto"  # training device: auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)
-results_dir: str = "auto"  # results store, reused when runs are already there (auto: results/ of the checkout)
-figures_dir: str = "auto"  # figures (PNG and SVG) are written here (auto: figures/ of the checkout)
-force: bool = False  # True retrains runs that are already stored
+profile = "auto"  # smoke (seconds) | quick (reduced, CPU) | full (SPEC) | auto: full on CUDA, else quick
+device = "auto"  # auto | cpu | cuda | mps
+results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
+figures_dir = "auto"  # PNG + SVG go to <figures_dir>/beyond/; auto: figures/ beside results/
+force = False  # True retrains runs that are already stored
 
-# %% tags=["report-hide"]
-from modarith.report import notebook_settings
+# %%
+import dataclasses
 
-settings = notebook_settings(profile=profile, device=device, results_dir=results_dir,
-                             figures_dir=figures_dir, force=force)
+import pandas as pd
+from modarith import plots, progress, progress_plots, protocol
+from modarith.config import RunConfig
+from modarith.engine import train
+from modarith.grok import grok_step, grok_summary, speedup_sentence, time_to_grok
+
+settings = protocol.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "beyond"
 print(settings)
 
 # %% [markdown]
 # ## The knobs
 #
-# Everything this notebook trains is set here, per profile and model. `base` holds the
-# RunConfig fields of every run of a model (`full`: SPEC's sanity-check runs, $p = 31$, $L = 2$,
-# $d = 128$, learning rate $10^{-3}$, $T = 10^4 + 1$); `snapshots` the weight snapshots of the
-# progress-measure runs; `seeds` the seeds of each time-to-grok distribution; `grokfast` the
-# filter's $(\alpha, \lambda)$, the values Grokfast's authors use for modular arithmetic.
-# The `quick` profile uses the quick sanity-check models of notebook 41 ($p = 23$, $d = 64$,
-# GPT learning rate $3 \cdot 10^{-3}$ for 2301 steps, LSTM $10^{-2}$ for 4001 steps): smaller
-# settings (one layer, $d = 32$) did not grok within 3000 steps on this CPU, with or without
-# Grokfast. It is the slowest quick notebook: 48 runs of time to grok.
+# The models are the sanity-check models of notebook 41 in the chosen profile
+# (`protocol.knobs("sanity", profile)`; `full`: SPEC's defaults, $p = 31$, $L = 2$,
+# $d = 128$, learning rate $10^{-3}$, $T = 10^4 + 1$; `quick`: $p = 23$, $d = 64$, GPT learning
+# rate $3 \cdot 10^{-3}$ for 2301 steps, LSTM $10^{-2}$ for 4001 steps — smaller settings, one
+# layer with $d = 32$, did not grok within 3000 steps on a 2-core CPU, with or without
+# Grokfast). Added here: the weight snapshots of the progress-measure runs, the seeds of each
+# time-to-grok distribution, Grokfast's $(\alpha, \lambda)$ (the values its authors use for
+# modular arithmetic), the learning-rate factor of the plain-AdamW comparison, and a finer
+# evaluation grid for the time-to-grok runs.
 
 # %%
+sanity_knobs = protocol.knobs("sanity", settings.profile)
 SHARED = {  # the same in every profile
     "seeds": list(range(8)),  # seeds of each time-to-grok distribution
     "grokfast": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},  # (α, λ) of the Grokfast variant
     "lr_factor": 3.0,  # learning-rate factor of the plain-AdamW comparison
 }
 KNOBS = {
-    "full": {
-        "base": {"gpt": {}, "lstm": {}},
-        "snapshots": {"snapshots_log": 40, "snapshot_every": 500},
-        "eval_every": 50,
-    },
-    "quick": {
-        "base": {m: {"p": 23, "d_model": 64, "steps": steps, "lr": lr}
-                 for m, steps, lr in (("gpt", 2_301, 3e-3), ("lstm", 4_001, 1e-2))},
-        "snapshots": {"snapshots_log": 24, "snapshot_every": 250},
-        "eval_every": 50,
-    },
-    "smoke": {
-        "base": {m: {"p": 7, "num_layers": 1, "d_model": 16, "steps": 30, "lr": 1e-2, "eval_dense": 5}
-                 for m in ("gpt", "lstm")},
-        "snapshots": {"snapshots_log": 5, "snapshot_every": 0},
-        "eval_every": 10,
-    },
+    "full": {"snapshots": {"snapshots_log": 40, "snapshot_every": 500}, "grok_eval": {"eval_every": 50}},
+    "quick": {"snapshots": {"snapshots_log": 24, "snapshot_every": 250}, "grok_eval": {"eval_every": 50}},
+    "smoke": {"snapshots": {"snapshots_log": 5, "snapshot_every": 0}, "grok_eval": {}},
 }
 knobs = {**SHARED, **KNOBS[settings.profile]}
-for m, base in knobs["base"].items():
-    print(f"{m}: {base or 'SPEC defaults'}; seeds {knobs['seeds']}; Grokfast {knobs['grokfast']}")
-print(settings.describe())
+base = {m: sanity_knobs.base[m] for m in ("gpt", "lstm")}
+for m in base:
+    print(f"{m}: {base[m] or 'SPEC defaults'}; snapshots {knobs['snapshots']}; seeds {knobs['seeds']}; "
+          f"Grokfast {knobs['grokfast']}; 3x lr = {knobs['lr_factor']}")
 
 # %% [markdown]
 # ## (a) Progress measures beside the accuracy curves
@@ -113,21 +108,7 @@ print(settings.describe())
 # removed (excluded loss). Is the structure there before $\mathcal{A}_{\text{val}}$ rises?
 
 # %%
-import pandas as pd
-from modarith import progress, progress_plots
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.grok import grok_step
-from modarith.plots import save_figure
-
-
-def show(fig, caption, name):
-    """Save the figure (PNG + SVG) and print its caption under the profile's label."""
-    save_figure(fig, figures / name)
-    print(f"{caption} [{settings.describe()}]")
-
-
-sanity = {m: RunConfig(model=m, seed=0, **knobs["base"][m], **knobs["snapshots"]) for m in knobs["base"]}
+sanity = {m: RunConfig(model=m, seed=0, **base[m], **knobs["snapshots"]) for m in base}
 records = dict(zip(sanity, train(list(sanity.values()), results=settings.results,
                                  device=settings.device, force=settings.force)))
 measures, keys = {}, {}
@@ -142,7 +123,7 @@ for m, cfg in sanity.items():
 for m in sanity:
     fig, caption = progress_plots.plot_progress(records[m].history, measures[m], keys[m],
                                                 f"{m.upper()} (seed 0)")
-    show(fig, caption, f"{m}_progress")
+    plots.show(fig, f"{caption} {settings.caption()}", figures, f"{m}_progress")
 
 
 # %% [markdown]
@@ -179,14 +160,10 @@ for m in sanity:
 # resamples, 95 %). A seed that never groks counts as ∞.
 
 # %%
-import dataclasses
-
-from modarith.grok import grok_summary, speedup_sentence, time_to_grok
-
 VARIANTS = {"AdamW": {}, "AdamW + Grokfast": knobs["grokfast"], "AdamW, 3× lr": "lr"}
 frames = []
-for m, base in knobs["base"].items():
-    cfg = RunConfig(model=m, **base, eval_every=knobs["eval_every"])
+for m in base:
+    cfg = RunConfig(model=m, **{**base[m], **knobs["grok_eval"]})
     for name, change in VARIANTS.items():
         c = dataclasses.replace(cfg, lr=cfg.lr * knobs["lr_factor"]) if change == "lr" \
             else dataclasses.replace(cfg, **change)
@@ -200,18 +177,18 @@ summary[["model", "variant", "n", "n_grokked", "median_step", "step_ci_low", "st
 
 # %%
 fig, caption = progress_plots.plot_time_to_grok(grok)
-show(fig, caption, "time_to_grok")
+plots.show(fig, f"{caption} {settings.caption()}", figures, "time_to_grok")
 
 # %% [markdown]
 # Computed: the speed-up of Grokfast over AdamW at the same learning rate, and AdamW at a 3×
 # learning rate (a larger step alone), per model.
 
 # %%
-for m in knobs["base"]:
-    base = summary[(summary.model == m) & (summary.variant == "AdamW")].iloc[0]
+for m in base:
+    adamw = summary[(summary.model == m) & (summary.variant == "AdamW")].iloc[0]
     for other in ("AdamW + Grokfast", "AdamW, 3× lr"):
         row = summary[(summary.model == m) & (summary.variant == other)].iloc[0]
-        print(f"{m.upper()} — " + speedup_sentence(base, row, "AdamW", other))
+        print(f"{m.upper()} — " + speedup_sentence(adamw, row, "AdamW", other))
     print()
 
 # %% [markdown]
@@ -226,7 +203,7 @@ final = {f"{m.upper()} (seed 0)": progress.number_embeddings(
     {n: t[-1] for n, t in progress.load_snapshots(cfg, settings.results)["params"].items()}, cfg)
     for m, cfg in sanity.items()}
 fig, caption = progress_plots.plot_fourier_heatmaps(final)
-show(fig, caption, "fourier_heatmaps")
+plots.show(fig, f"{caption} {settings.caption()}", figures, "fourier_heatmaps")
 for m in sanity:
     spec = progress.fourier_spectrum(final[f"{m.upper()} (seed 0)"])
     print(f"{m.upper()} seed 0: key frequencies (90 % of the energy) {keys[m]}, top-3 "

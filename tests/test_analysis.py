@@ -1,13 +1,12 @@
-"""Analysis on synthetic records with known answers: curves, best/t_f, α slicing, Δt, Table 1
-and the computed conclusions (each sentence must change when the data change)."""
+"""Analysis on synthetic records with known answers: curves, best/t_f, α slicing, Δt, the
+per-model table and the helpers the notebooks' answers are built from."""
 
 from __future__ import annotations
 
 import math
+import re
 from types import SimpleNamespace
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from modarith import analysis as A
@@ -136,7 +135,7 @@ def test_per_order_and_dt_quantities():
         A.best_frame([rec()], quantities=("A_val_o3",))
 
 
-# --------------------------------------------------------------------------- Table 1
+# --------------------------------------------------------------------------- tables
 def sanity_records(gpt_gen=(900, 900), lstm_gen=(800, 1000), lstm_val=(1.0, 0.99)):
     out = []
     for s, tg in zip((0, 42), gpt_gen):
@@ -146,8 +145,8 @@ def sanity_records(gpt_gen=(900, 900), lstm_gen=(800, 1000), lstm_val=(1.0, 0.99
     return out
 
 
-def test_table1_numbers_and_dt():
-    t = A.table1(sanity_records())
+def test_model_table_numbers_and_dt():
+    t = A.model_table(sanity_records())
     assert list(t.index) == ["A_train", "L_train", "A_val", "L_val", "dt_A", "dt_L"]
     assert list(t.columns.get_level_values(0).unique()) == ["lstm", "gpt"]
     assert t.loc["A_val", ("lstm", "mean")] == pytest.approx(0.995)
@@ -159,128 +158,38 @@ def test_table1_numbers_and_dt():
     assert math.isnan(t.loc["dt_A", ("gpt", "t_f")])
 
 
-def test_seed_table1_constants():
-    s = A.seed_table1()
-    assert s.loc["L_train", ("lstm", "mean")] == 1.54e-4
-    assert s.loc["L_train", ("lstm", "std")] == 2.82e-7
-    assert s.loc["A_val", ("lstm", "t_f")] == 9200
-    assert s.loc["L_val", ("gpt", "mean")] == 8.88e-4 and s.loc["L_val", ("gpt", "t_f")] == 10001
-    assert s.loc["dt_A", ("lstm", "mean")] == 9100 and s.loc["dt_A", ("gpt", "mean")] == 8600
-    assert s.loc["dt_L", ("lstm", "mean")] == 400 and s.loc["dt_L", ("gpt", "mean")] == 0
-
-
-def test_table1_html_bolds_best_per_row_and_text_shows_seed():
-    rs = sanity_records()
-    html = A.table1_html(rs).to_html()
-    assert "font-weight: bold" in html
-    frame, bold = A._display_table({"ours": A.table1(rs), "seed": A.seed_table1()})
-    rows = list(frame.index)
+def test_compare_tables_bolds_the_better_model_per_row():
+    nan = float("nan")
+    other = A.table_frame({m: {"A_train": (1.0, 0.0, 100), "L_train": (v, 0.0, 9600),
+                               "A_val": (1.0, 0.0, 9000), "L_val": (v, 0.0, 10000),
+                               "dt_A": (9000, nan, nan), "dt_L": (400, nan, nan)}
+                           for m, v in (("lstm", 1e-4), ("gpt", 2e-4))})
+    text, bold = A.compare_tables({"ours": A.model_table(sanity_records()), "other": other})
+    rows = list(text.index)
     # ours: GPT has the lower losses (1e-4 vs 2e-4) and the higher A_val; A_train tied
-    assert bold[("ours", "GPT")][rows.index("L_train")]
-    assert not bold[("ours", "LSTM")][rows.index("L_train")]
-    assert bold[("ours", "GPT")][rows.index("A_val")]
-    assert not any(bold[(s, m)][rows.index("A_train")] for s in ("ours", "seed")
-                   for m in ("LSTM", "GPT"))
-    assert not any(bold[("ours", m)][rows.index("Δt(A)")] for m in ("LSTM", "GPT"))
-    # seed: GPT's losses are bold, as in the published table
-    assert bold[("seed", "GPT")][rows.index("L_val")] and bold[("seed", "GPT")][rows.index("L_train")]
-    text = A.table1_text(rs)
-    assert "1.54e-04 ± 2.82e-07 (t_f = 9600)" in text and "9100" in text
-    assert "*" in text
+    assert bold.loc["L_train", ("ours", "GPT")] and not bold.loc["L_train", ("ours", "LSTM")]
+    assert bold.loc["A_val", ("ours", "GPT")]
+    assert not bold.loc["A_train"].any() and not bold.loc["Δt(A)"].any()
+    assert bold.loc["L_val", ("other", "LSTM")] and not bold.loc["L_val", ("other", "GPT")]
+    assert not bold.loc["A_val", ("other", "GPT")]  # tie in the other table
+    assert text.loc["L_train", ("other", "LSTM")] == "1.00e-04 ± 0.00e+00 (t_f = 9600)"
+    assert text.loc["Δt(A)", ("other", "GPT")] == "9000" and rows[-1] == "Δt(L)"
+    html = A.styled(text, bold, "caption").to_html()
+    rule = re.search(r"([^}]*)\{\s*font-weight: bold", html).group(1)  # one CSS rule, one id per cell
+    assert rule.count("#T_") == int(bold.to_numpy().sum()) == 5
 
 
-# --------------------------------------------------------------------------- conclusions
-def test_conclude_sanity_changes_with_data():
-    s1 = A.conclude_sanity(A.best_frame(sanity_records()))
-    assert len(s1) == 2 and s1[0].startswith("LSTM") and s1[1].startswith("GPT")
-    assert "generalises Δt(A) = 600 steps later" in s1[1]
-    s2 = A.conclude_sanity(A.best_frame(sanity_records(gpt_gen=(400, 400))))
-    assert "Δt(A) = 100" in s2[1] and s1 != s2
-    never = [rec("gpt", h=history(t_mem=100, t_gen=500, val_max=0.3))]
-    assert "does not generalise" in A.conclude_sanity(A.best_frame(never))[0]
-
-
-def data_size_records(gen_from=0.5, overfit_val=0.2):
-    rs = []
-    for m in ("lstm", "gpt"):
-        for r in (0.2, 0.3, 0.4, 0.5, 0.7):
-            v = 1.0 if r >= gen_from else (overfit_val if r <= 0.3 else 0.7)
-            rs.append(rec(m, r_train=r, h=history(t_gen=500, val_max=v)))
-    return rs
-
-
-def test_conclude_data_size_thresholds_and_change():
-    s = A.conclude_data_size(A.best_frame(data_size_records(), by=("r_train",)))
-    assert "smallest r_train with A_val ≥ 0.9 is 0.5" in s[0]
-    assert "largest r_train that just overfits" in s[0] and "is 0.3" in s[0]
-    s2 = A.conclude_data_size(A.best_frame(data_size_records(gen_from=0.4), by=("r_train",)))
-    assert "is 0.4" in s2[0] and s2 != s
-    s3 = A.conclude_data_size(A.best_frame(data_size_records(gen_from=0.9, overfit_val=0.6),
-                                           by=("r_train",)))
-    assert "none in the grid" in s3[0] and "no r_train just overfits" in s3[0]
-
-
-def orders_records(t2=800, t3=400):
-    h = history(t_mem=100, t_gen=max(t2, t3), orders={2: (100, t2), 3: (100, t3)})
-    return [rec(m, p=11, orders=(2, 3), h=h) for m in ("lstm", "gpt")]
-
-
-def test_conclude_orders_earlier_later():
-    q = A.ORDER_QUANTITIES
-    s = A.conclude_orders(A.best_frame(orders_records(), quantities=q))
-    assert "ternary reaches its best validation accuracy 400 steps earlier than binary" in s[0]
-    s2 = A.conclude_orders(A.best_frame(orders_records(t2=300, t3=700), quantities=q))
-    assert "400 steps later" in s2[1]
-    with pytest.raises(ValueError, match="per-order"):
-        A.conclude_orders(A.best_frame(orders_records()))
-
-
-def model_size_records(gpt_better_with_d=True):
-    rs = []
-    for m in ("lstm", "gpt"):
-        for L in (1, 2):
-            for d in (32, 64):
-                good = (d == 64) == gpt_better_with_d if m == "gpt" else d == 32
-                floor = 1e-4 if good else 1e-3
-                rs.append(rec(m, num_layers=L, d_model=d,
-                              h=history(t_gen=500, loss_floor=floor / L, val_max=1.0 if good else 0.95)))
-    return rs
-
-
-def test_conclude_model_size_directions():
-    by = ("num_layers", "d_model")
-    s = A.conclude_model_size(A.best_frame(model_size_records(), by=by, params=True))
-    text = " ".join(s)
-    gpt_l1 = next(x for x in s if x.startswith("GPT at L = 1"))
-    assert "best L_val decreases" in gpt_l1 and "best A_val increases" in gpt_l1
-    lstm_l1 = next(x for x in s if x.startswith("LSTM at L = 1"))
-    assert "best L_val increases" in lstm_l1 and "best A_val decreases" in lstm_l1
-    gpt_d64 = next(x for x in s if x.startswith("GPT at d = 64"))
-    assert "best L_val decreases" in gpt_d64 and "best A_val is unchanged" in gpt_d64
-    assert "Spearman" in text
-    s2 = A.conclude_model_size(A.best_frame(model_size_records(False), by=by, params=True))
-    assert "best L_val increases" in next(x for x in s2 if x.startswith("GPT at L = 1"))
-
-
-def compute_records(gen=((64, 300), (512, 800))):
-    rs = []
-    for m in ("lstm", "gpt"):
-        for B, tg in gen:
-            rs.append(rec(m, batch_size=B, h=history(t_gen=tg, loss_floor=1e-4 * B / 64)))
-    return rs
-
-
-def test_conclude_compute_alpha_and_batch():
-    b = A.best_frame(compute_records(), by=("batch_size",), alphas=(0.2, 0.5, 1.0), compute=True)
-    s = A.conclude_compute(b)
-    first = s[0]
-    assert first.startswith("LSTM") and "B = 64: α = 0.5" in first and "B = 512: α = 1" in first
-    assert "C ≈" in first
-    assert "best L_val increases with B" in s[1] and "lowest at B = 64" in s[1]
-    b2 = A.best_frame(compute_records(((64, 900), (512, 200))), by=("batch_size",),
-                      alphas=(0.2, 0.5, 1.0), compute=True)
-    s2 = A.conclude_compute(b2)
-    assert "B = 512: α = 0.2" in s2[0] and s2 != s
+# --------------------------------------------------------------------------- answer helpers
+def test_threshold_smallest_and_largest_grid_point():
+    rs = [rec(r_train=r, h=history(t_gen=500, val_max=v, train_max=1.0))
+          for r, v in ((0.3, 0.2), (0.5, 0.95), (0.7, 1.0))]
+    best = A.best_frame(rs, by=("r_train",))
+    assert A.threshold(best, "gpt", "r_train", lambda b: b["A_val"] >= 0.9) == (0.5, {
+        "L_train": pytest.approx(1e-3), "L_val": pytest.approx(1e-2), "A_train": 1.0, "A_val": 0.95})
+    r, b = A.threshold(best, "gpt", "r_train", lambda b: b["A_train"] >= 0.9 and b["A_val"] <= 0.5,
+                       pick=max)
+    assert r == 0.3 and b["A_val"] == 0.2
+    assert A.threshold(best, "gpt", "r_train", lambda b: b["A_val"] > 1) == (None, {})
 
 
 def reg_records(tfs=(900, 600, 300), peak_drop=True):
@@ -296,46 +205,29 @@ def reg_records(tfs=(900, 600, 300), peak_drop=True):
     return rs
 
 
-def test_conclude_regularization_monotone_and_norm():
+def test_direction_and_spearman_helpers():
+    assert A.direction([1, 2, 3]) == "increases"
+    assert A.direction([3, 2, 2]) == "decreases"
+    assert A.direction([1, 1]) == "is unchanged"
+    assert A.direction([1, 3, 2]) == "is non-monotone"
+    assert A.direction([1, math.nan, 3]) == "increases"  # NaN dropped
+    assert A.direction([900, 600, math.nan], nan_is_never=True) == "is non-monotone"
+    assert A.direction([math.nan, 800, 500], nan_is_never=True) == "decreases"
+    assert A.direction([math.nan, math.nan], nan_is_never=True) == "is unchanged"
+    assert A.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1)
+    assert math.isnan(A.spearman([1, 2], [5, 5]))
+    assert A.rho_text(math.nan).startswith("n/a") and A.rho_text(-1.0) == "-1.00"
+    assert A.first_step_at([0, 100, 200], [0.1, 0.95, 1.0]) == 100
+    assert math.isnan(A.first_step_at([0, 100], [0.1, 0.2]))
+
+
+def test_norm_around_generalisation():
     rs = reg_records()
-    s = A.conclude_regularization(A.best_frame(rs, by=("weight_decay",)), rs)
-    assert "yes: t_f(A_val) decreases monotonically" in s[0] and "ρ = -1.00" in s[0]
-    assert "(0.25: 900, 0.5: 600, 1: 300) comes earlier with every increase" in s[2]
-    assert "rises above its initial value before generalising in 3 of 3" in s[3]
-    assert "lower at t_f(A_val) than at its peak in 3 of 3" in s[3]
-    n = A.norm_around_generalisation(rs)
+    n = A.norm_around_generalisation(rs, by=("weight_decay",))
     row = n[n.weight_decay == 1.0].iloc[0]
     assert row["tf_A_val"] == 300 and row["norm_peak"] == 11.0 and row["norm_at_tf"] == 5.0
     assert row["step_peak"] == 100 and row["drop"] == pytest.approx(1 - 5 / 11)
     assert row["norm_init"] == 10.0 and row["rise"] == pytest.approx(0.1)
     assert row["t_gen"] == 300
-    rs2 = reg_records(tfs=(300, 900, 600), peak_drop=False)
-    s2 = A.conclude_regularization(A.best_frame(rs2, by=("weight_decay",)), rs2)
-    assert "not monotonically" in s2[0] and "is not monotone in the weight decay" in s2[2]
-    assert "in 3 of 3" in s2[3] and "than at its peak in 0 of 3" in s2[3]
-    rs3 = reg_records(tfs=(None, 800, 500))
-    s3 = A.conclude_regularization(A.best_frame(rs3, by=("weight_decay",)), rs3)
-    assert "(0.25: never, 0.5: 800, 1: 500) comes earlier" in s3[2]
-    assert "weight decay 0.25 never reaches A_val ≥ 0.9" in s3[0]
-
-
-def test_direction_and_spearman_helpers():
-    assert A._direction([1, 2, 3]) == "increases"
-    assert A._direction([3, 2, 2]) == "decreases"
-    assert A._direction([1, 1]) == "is unchanged"
-    assert A._direction([1, 3, 2]) == "is non-monotone"
-    assert A._spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1)
-    assert math.isnan(A._spearman([1, 2], [5, 5]))
-
-
-def test_conclude_attention_counts_heads():
-    tokens = ["BOS", "0", "+", "3", "=", "3"]
-    w = np.zeros((2, 2, 6, 6))
-    w[:, :, 4, 3] = 1.0  # every head at '=' looks at the second operand
-    w[1, 1, 4, 3], w[1, 1, 4, 2] = 0.0, 1.0  # ... except one that looks at '+'
-    res = SimpleNamespace(weights=w, tokens=tokens, predicted="3", correct=True, expected=3)
-    s = A.conclude_attention({("sanity GPT", "0 + 3 ="): res})
-    assert "3 of 4 heads" in s[0] and "1 on 'operator'" in s[0] and "correct" in s[0]
-    f = A.attention_focus(w, tokens)
-    assert f["mean"]["operand"] == pytest.approx(0.75)
-    assert isinstance(pd.DataFrame([f["argmax"]]), pd.DataFrame)
+    never = A.norm_around_generalisation(reg_records(tfs=(None, 800, 500)), by=("weight_decay",))
+    assert math.isnan(never[never.weight_decay == 0.25].iloc[0]["t_gen"])

@@ -124,3 +124,19 @@ def test_explorer_widget_or_none():
     runs = {"tiny": (_gpt(), TOK, 6)}
     app = attention_explorer(runs, equations=("0 + 3 =",))
     assert app is not None
+
+
+def test_attention_focus_counts_heads_and_mean_weights():
+    from modarith.attention import attention_focus
+
+    tokens = ["BOS", "0", "+", "3", "=", "3"]
+    w = np.zeros((2, 2, 6, 6))
+    w[:, :, 4, 3] = 1.0  # every head at '=' looks at the second operand
+    w[1, 1, 4, 3], w[1, 1, 4, 2] = 0.0, 1.0  # ... except one that looks at '+'
+    f = attention_focus(w, tokens)
+    assert f["heads"] == 4
+    assert f["argmax"] == {"operand": 3, "operator": 1, "=": 0, "BOS": 0, "PAD": 0}
+    assert f["mean"]["operand"] == pytest.approx(0.75) and f["mean"]["operator"] == pytest.approx(0.25)
+    assert f["mean"]["PAD"] == 0.0
+    with pytest.raises(ValueError, match="no '='"):
+        attention_focus(w, ["BOS", "0", "+", "3", "x", "3"])

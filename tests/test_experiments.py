@@ -1,243 +1,158 @@
-"""Experiment registry: the full profile is SPEC's protocol exactly; quick and smoke expand to
-valid grids; bad names raise; every experiment runs end to end in the smoke profile."""
+"""The protocol as data (modarith.protocol): ``full`` is SPEC's grids exactly (expected configs
+and counts derived here from SPEC's table); quick and smoke expand to valid, smaller grids; the
+settings table states what really runs; the plan counts groups; bad names raise."""
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
+import math
 
 import pytest
 
-from modarith import experiments as E
+from modarith import experiments, protocol
 from modarith.config import RunConfig
+from modarith.engine import group_configs, train
 
-SEEDS = {0, 42}
-MODELS = {"lstm", "gpt"}
-NAMES = ("sanity", "data_size", "orders", "model_size", "compute", "regularization",
-         "interpretability")
-
-
-def _expect(cs, expected):
-    """cs equals the expected configs exactly (as a multiset, no duplicates)."""
-    assert len(cs) == len(set(cs)) == len(expected)
-    assert set(cs) == set(expected)
-
-
-# --------------------------------------------------------------------------- registry
-def test_registry_names_and_metadata():
-    assert tuple(E.EXPERIMENTS) == NAMES
-    assert E.PROFILES == ("smoke", "quick", "full")
-    probs = {n: E.EXPERIMENTS[n].problem for n in NAMES}
-    assert probs["sanity"] == "4.1–4.2" and probs["compute"] == "4.6"
-    assert probs["interpretability"] == "4.8"
-    assert E.EXPERIMENTS["model_size"].by == ("num_layers", "d_model")
-    assert E.EXPERIMENTS["data_size"].by == ("r_train",)
-    assert E.EXPERIMENTS["compute"].by == ("batch_size",)
-    assert E.EXPERIMENTS["regularization"].by == ("weight_decay",)
+MODELS = ("lstm", "gpt")
+SEEDS = (0, 42)
+# SPEC, "The experiments": the grids, T per experiment, models.
+SPEC = {
+    "sanity": ({}, 10_001, MODELS, {}),
+    "data_size": ({"r_train": [r / 10 for r in range(1, 10)]}, 10_001, MODELS, {}),
+    "orders": ({}, 10_001, MODELS, {"p": 11, "orders": (2, 3)}),
+    "model_size": ({"num_layers": [1, 2, 3], "d_model": [2**6, 2**7, 2**8]}, 10_001, MODELS, {}),
+    "compute": ({"batch_size": [2**k for k in range(5, 10)]}, 2 * 10**4 + 1, MODELS, {}),
+    "regularization": ({"weight_decay": [0.25, 0.5, 0.75, 1.0]}, 4 * 10**4 + 1, ("lstm",), {}),
+}
+NAMES = (*SPEC, "interpretability")
 
 
-# --------------------------------------------------------------------------- full = SPEC
-def test_full_sanity():
-    _expect(E.configs("sanity", "full"),
-            [RunConfig(model=m, seed=s) for m in MODELS for s in SEEDS])
-    assert all(c.steps == 10_001 and c.p == 31 and c.batch_size == 512 and c.lr == 1e-3
-               and c.weight_decay == 1.0 and c.d_model == 128 and c.num_layers == 2
-               for c in E.configs("sanity", "full"))
+def spec_configs(name):
+    grid, steps, models, fixed = SPEC[name]
+    return [RunConfig(model=m, seed=s, steps=steps, **fixed, **dict(zip(grid, point)))
+            for m in models for point in itertools.product(*grid.values()) for s in SEEDS]
 
 
-def test_full_data_size():
-    grid = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    _expect(E.configs("data_size", "full"),
-            [RunConfig(model=m, seed=s, r_train=r) for m in MODELS for s in SEEDS for r in grid])
-    assert len(E.configs("data_size", "full")) == 36
+def test_registry():
+    assert tuple(protocol.EXPERIMENTS) == NAMES
+    assert protocol.PROFILES == ("smoke", "quick", "full")
+    assert {e.notebook[:2] for e in protocol.EXPERIMENTS.values()} == {
+        "41", "43", "44", "45", "46", "47", "48"}
 
 
-def test_full_orders():
-    _expect(E.configs("orders", "full"),
-            [RunConfig(model=m, seed=s, p=11, orders=(2, 3)) for m in MODELS for s in SEEDS])
+@pytest.mark.parametrize("name", tuple(SPEC))
+def test_full_is_spec(name):
+    cs = protocol.configs(name, "full")
+    expected = spec_configs(name)
+    assert cs == expected  # same runs, in the notebook's order (model, grid, seed)
+    grid, _, models, _ = SPEC[name]
+    assert len(cs) == len(models) * math.prod(len(v) for v in grid.values()) * len(SEEDS)
 
 
-def test_full_model_size():
-    _expect(E.configs("model_size", "full"),
-            [RunConfig(model=m, seed=s, num_layers=L, d_model=d)
-             for m in MODELS for s in SEEDS for L in (1, 2, 3) for d in (64, 128, 256)])
+def test_full_alphas_and_total_scale():
+    assert protocol.knobs("compute", "full").alphas == tuple(a / 10 for a in range(1, 11))
+    assert protocol.knobs("data_size", "full").alphas == ()
+    frame = protocol.list_experiments().set_index("name")
+    distinct = {c for n in SPEC for c in spec_configs(n)}
+    assert frame.loc["all (distinct runs)", "runs_full"] == len(distinct)
+    assert frame.loc["all (distinct runs)", "run_steps_full"] == sum(c.total_steps for c in distinct)
+    assert frame.loc["data_size", "run_steps_full"] == sum(c.total_steps for c in spec_configs("data_size"))
 
 
-def test_full_compute():
-    cs = E.configs("compute", "full")
-    _expect(cs, [RunConfig(model=m, seed=s, batch_size=B, steps=20_001)
-                 for m in MODELS for s in SEEDS for B in (32, 64, 128, 256, 512)])
-    assert E.EXPERIMENTS["compute"].alphas("full") == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
-                                                         0.9, 1.0)
-
-
-def test_full_regularization_lstm_only():
-    _expect(E.configs("regularization", "full"),
-            [RunConfig(model="lstm", seed=s, weight_decay=w, steps=40_001)
-             for s in SEEDS for w in (0.25, 0.5, 0.75, 1.0)])
-
-
-@pytest.mark.parametrize("profile", E.PROFILES)
-def test_interpretability_reuses_other_experiments(profile):
-    cs = E.configs("interpretability", profile)
-    others = set(itertools.chain.from_iterable(
-        E.configs(n, profile) for n in NAMES if n != "interpretability"))
-    assert len(cs) == 3 and all(c.model == "gpt" for c in cs)
-    assert set(cs) <= others  # trains nothing of its own
-    assert cs[1].orders == (2, 3)
-    sizes = [c.num_layers * c.d_model**2 for c in E.configs("model_size", profile)
-             if c.model == "gpt" and c != cs[0]]
-    assert cs[2].num_layers * cs[2].d_model**2 == max(sizes) and cs[2] != cs[0]
-    assert cs[0] in E.configs("sanity", profile) and cs[1] in E.configs("orders", profile)
+@pytest.mark.parametrize("profile", protocol.PROFILES)
+def test_interpretability_picks_runs_of_other_experiments(profile):
+    picks = dict(protocol.knobs("interpretability", profile).picks)
+    sanity = protocol.configs("sanity", profile)
+    orders = protocol.configs("orders", profile)
+    sizes = [c for c in protocol.configs("model_size", profile) if c.model == "gpt"]
+    gpt0 = [c for c in sanity if c.model == "gpt"][0]
+    assert picks["sanity GPT"] == gpt0
+    assert picks["orders GPT (binary + ternary)"] == [c for c in orders if c.model == "gpt"][0]
+    others = [c for c in sizes if (c.num_layers, c.d_model) != (gpt0.num_layers, gpt0.d_model)]
+    biggest = max(c.num_layers * c.d_model**2 for c in others)
+    pick = picks["model-size GPT"]
+    assert pick in sizes and pick.num_layers * pick.d_model**2 == biggest
     if profile == "full":
-        assert (cs[2].num_layers, cs[2].d_model) == (3, 256)
-        assert cs[0] == RunConfig(model="gpt", seed=0) and cs[1].p == 11
+        assert (pick.num_layers, pick.d_model) == (3, 256)
 
 
-def test_full_total_matches_spec_scale():
-    frame = E.list_experiments()
-    total = frame[frame["name"] == "all (distinct runs)"].iloc[0]
-    # 4 sanity (inside data_size and model_size) + 36 + 4 + 36 + 20 + 8, shared runs once
-    distinct = {c for n in NAMES for c in E.configs(n, "full")}
-    assert total["runs_full"] == len(distinct)
-    assert 1.3e6 < total["run_steps_full"] < 1.6e6  # SPEC: "about 1.5 million training steps"
-
-
-# --------------------------------------------------------------------------- quick and smoke
 @pytest.mark.parametrize("profile", ("quick", "smoke"))
 @pytest.mark.parametrize("name", NAMES)
 def test_reduced_profiles_expand_validly(profile, name):
-    exp = E.EXPERIMENTS[name]
-    cs = exp.configs(profile)
-    assert cs and all(isinstance(c, RunConfig) for c in cs)
-    assert len(cs) == len(set(cs))
-    full = exp.configs("full")
-    assert {c.model for c in cs} == {c.model for c in full}
-    for f in exp.by:  # every swept field keeps at least two values per model
-        for m in {c.model for c in cs}:
-            assert len({getattr(c, f) for c in cs if c.model == m}) >= 2, (name, f, m)
-    assert {c.orders for c in cs} == {c.orders for c in full}
+    k, full = protocol.knobs(name, profile), protocol.knobs(name, "full")
+    cs = k.configs()
+    assert cs and len(cs) == len(set(cs)) <= len(full.configs())
+    assert k.models == full.models and set(k.grid) == set(full.grid)
+    assert all(len(v) >= 2 for v in k.grid.values())  # every sweep keeps a direction
+    assert {c.orders for c in cs} == {c.orders for c in full.configs()}
     if profile == "smoke":
-        assert sum(c.total_steps for c in cs) <= 400
-    assert len(cs) <= len(full)
+        assert sum(c.total_steps for c in cs) <= 200
 
 
-def test_quick_profile_fits_budget_and_keeps_two_sanity_seeds():
-    frame = E.list_experiments()
-    total = frame[frame["name"] == "all (distinct runs)"].iloc[0]
+def test_quick_keeps_two_sanity_seeds_and_fits_budget():
+    frame = protocol.list_experiments().set_index("name")
+    total = frame.loc["all (distinct runs)"]
     assert total["run_steps_quick"] < total["run_steps_full"] / 10
-    assert {c.seed for c in E.configs("sanity", "quick")} == SEEDS  # Table 1 has a ± std
+    assert {c.seed for c in protocol.configs("sanity", "quick")} == set(SEEDS)
 
 
-def test_quick_reductions_table():
-    t = E.quick_reductions()
-    assert list(t.columns) == ["experiment", "model", "field", "full", "quick", "why"]
-    row = t[(t.experiment == "compute") & (t.field == "batch_size")].iloc[0]
-    assert row["full"] == "{32, 64, 128, 256, 512}"
-    assert (t["why"] != "").all()
-    runs = t[t.field == "runs"].set_index("experiment")
-    assert list(runs.index) == list(NAMES)
-    assert runs.loc["data_size", "full"] == "36 runs, 360,052 steps"
-    # every change row states what the configs really are
-    for _, r in t[t.field != "runs"].iterrows():
+@pytest.mark.parametrize("name", NAMES)
+def test_changes_table_states_what_runs(name):
+    t = protocol.changes(name, "quick")
+    assert list(t.columns) == ["model", "field", "full", "quick"]
+    q, f = protocol.configs(name, "quick"), protocol.configs(name, "full")
+    assert t.iloc[-1]["quick"] == f"{len(q)} runs, {sum(c.total_steps for c in q):,} steps"
+    for _, r in t.iloc[:-1].iterrows():
         if r["field"] == "alpha":
             continue
-        models = MODELS if r["model"] == "both" else {r["model"]}
-        exps = [e for e in NAMES if any(c.model in models for c in E.configs(e, "full"))] \
-            if r["experiment"] == "all" else r["experiment"].split(", ")
-        for e in exps:
-            for m in models:
-                q = {getattr(c, r["field"]) for c in E.configs(e, "quick") if c.model == m}
-                f = {getattr(c, r["field"]) for c in E.configs(e, "full") if c.model == m}
-                if q or f:
-                    assert E._values_text(q) == r["quick"] and E._values_text(f) == r["full"], r
+        for m in (("lstm", "gpt") if r["model"] == "both" else (r["model"],)):
+            qv = protocol.values_text(getattr(c, r["field"]) for c in q if c.model == m)
+            fv = protocol.values_text(getattr(c, r["field"]) for c in f if c.model == m)
+            if qv or fv:
+                assert (qv, fv) == (r["quick"], r["full"]), r
+    assert protocol.changes(name, "full").shape[0] == 1  # full changes nothing: the runs row
 
 
-def test_list_experiments_columns():
-    frame = E.list_experiments()
-    for col in ("name", "problem", "title", "runs_smoke", "runs_quick", "runs_full",
-                "run_steps_smoke", "run_steps_quick", "run_steps_full"):
-        assert col in frame.columns
-    assert list(frame["name"][:-1]) == list(NAMES)
-    assert frame.set_index("name").loc["sanity", "runs_full"] == 4
+def test_changes_of_data_size_in_quick():
+    t = protocol.changes("data_size", "quick").set_index("field")
+    assert t.loc["r_train", "full"] == "{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}"
+    assert t.loc["r_train", "quick"] == protocol.values_text(protocol.knobs("data_size", "quick").grid["r_train"])
+    assert "batch_size" not in t.index  # unchanged fields are not listed
 
 
-# --------------------------------------------------------------------------- bad input
+def test_plan_counts_groups_and_skips_stored(tmp_path):
+    cs = protocol.configs("data_size", "smoke")
+    table = protocol.plan(cs, tmp_path / "none", "cpu")
+    assert len(table) == len(group_configs(cs)) and table["runs"].sum() == len(cs)
+    assert table["run_steps"].sum() == sum(c.total_steps for c in cs)
+    assert (table["eta_s"] > 0).all()
+    train(cs[:1], results=tmp_path / "r", device="cpu", progress=False)
+    assert protocol.plan(cs, tmp_path / "r", "cpu", measure=False)["runs"].sum() == len(cs) - 1
+    assert protocol.plan(cs, tmp_path / "r", "cpu", force=True, measure=False)["runs"].sum() == len(cs)
+    assert f"{len(cs)} runs" in protocol.plan_text(cs, tmp_path / "none", "cpu")
+
+
 def test_bad_names_raise_value_error_naming_the_field():
     with pytest.raises(ValueError, match="experiment = 'nope'.*sanity"):
-        E.configs("nope", "full")
+        protocol.knobs("nope", "full")
     with pytest.raises(ValueError, match="profile = 'fast'.*smoke"):
-        E.configs("sanity", "fast")
+        protocol.configs("sanity", "fast")
     with pytest.raises(ValueError, match="profile = 'fast'"):
-        E.resolve_profile("fast", "cpu")
-    with pytest.raises(ValueError, match="profile"):
-        E.run_experiment("sanity", profile="fast", results=None)
-    with pytest.raises(ValueError, match="experiment"):
-        E.run_experiment("nope", profile="smoke", results=None)
+        protocol.resolve_profile("fast", "cpu")
+    with pytest.raises(ValueError, match="experiment = 'nope'"):
+        experiments.run_notebook("nope", profile="smoke")
+    with pytest.raises(ValueError, match="profile = 'fast'"):
+        experiments.run_notebook("sanity", profile="fast")
 
 
-def test_resolve_profile():
-    assert E.resolve_profile("auto", "cpu") == "quick"
-    assert E.resolve_profile("auto", "cuda") == "full"
-    assert E.resolve_profile("auto", "cuda:1") == "full"
-    assert E.resolve_profile("smoke", "cuda") == "smoke"
-    assert E.resolve_profile("auto", "auto") in ("quick", "full")
+def test_resolve_profile(monkeypatch):
+    assert protocol.resolve_profile("auto", "cpu") == "quick"
+    assert protocol.resolve_profile("auto", "cuda") == "full"
+    assert protocol.resolve_profile("auto", "cuda:1") == "full"
+    assert protocol.resolve_profile("smoke", "cuda") == "smoke"
+    import modarith.engine
 
-
-# --------------------------------------------------------------------------- end to end
-@pytest.fixture(scope="module")
-def smoke_results(tmp_path_factory):
-    """Every experiment in the smoke profile, trained once into one results folder."""
-    root = tmp_path_factory.mktemp("smoke")
-    out = {}
-    for name in NAMES:
-        out[name] = E.run_experiment(name, profile="smoke", results=root / "results",
-                                     device="cpu", progress=False)
-    return root, out
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_smoke_end_to_end_writes_figures(smoke_results, name, capsys):
-    root, results = smoke_results
-    res = results[name]
-    assert res.profile == "smoke" and res.device == "cpu"
-    assert len(res.records) == len(E.configs(name, "smoke"))
-    res.show(root / "figures", dpi=40)  # draws, saves and prints every figure, tables, conclusions
-    printed = capsys.readouterr().out
-    expected = {"sanity": 1, "data_size": 4, "orders": 3, "model_size": 2 * 2 + 4,
-                "compute": 4, "regularization": 2, "interpretability": 4}[name]
-    assert len(res.figure_paths) == 2 * expected  # PNG + SVG each
-    for path in res.figure_paths:
-        assert path.parent == root / "figures" / name
-        assert path.exists() and path.stat().st_size > 1000
-    assert {p.suffix for p in res.figure_paths} == {".png", ".svg"}
-    assert f"Figure {expected}." in printed and f"Figure {expected + 1}." not in printed
-    assert printed.count("(seed: Figure") == expected
-    assert "Conclusions computed from the data" in printed
-    sentences = res.conclusions()
-    assert sentences and all(isinstance(s, str) and s.endswith(".") for s in sentences)
-    if name == "sanity":
-        assert "Table 1" in printed and "9100" in printed  # seed's Δt(A) beside ours
-        assert res.table_frame().shape == (6, 6)
-    else:
-        with pytest.raises(ValueError, match="experiment"):
-            res.table()
-    if name == "interpretability":
-        models = res.models()
-        assert len(models) == 3
-        model, tok, seq_len = next(iter(models.values()))
-        assert seq_len == 6 and tok.p == 7
-
-
-@pytest.mark.slow
-def test_smoke_rerun_loads_from_store_and_cli_helpers(smoke_results, capsys):
-    root, _ = smoke_results
-    res = E.main_run("sanity", "smoke", root / "results", "cpu", root / "figs2",
-                     progress=False)
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("sanity (Problem 4.1–4.2): profile = smoke, device = cpu")
-    assert "Table 1" in out and "Figures:" in out
-    assert all(Path(p).exists() for p in res.figure_paths)
-    frame = E.main_list()
-    assert "all (distinct runs)" in capsys.readouterr().out and len(frame) == len(NAMES) + 1
+    monkeypatch.setattr(modarith.engine, "resolve_device", lambda d: "cuda")
+    assert protocol.resolve_profile("auto", "auto") == "full"
+    monkeypatch.setattr(modarith.engine, "resolve_device", lambda d: "cpu")
+    assert protocol.resolve_profile("auto", "auto") == "quick"

@@ -1,78 +1,72 @@
-"""Static checks of the report's notebooks (fast: nothing is executed here).
-
-Execution is covered by tests/test_report.py, which builds the smoke report with papermill.
-"""
+"""The notebooks: jupytext pairs in sync, committed without outputs, ruff-clean; parameters,
+Colab install cell and badge as documented; the grid each notebook builds equals the protocol's;
+and every notebook executed once in the smoke profile (papermill) shows its figures and
+answers."""
 
 from __future__ import annotations
 
 import ast
-import builtins
-import importlib.util
 import io
+import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from modarith import report
+from modarith import protocol
+from modarith.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
+STEMS = sorted(p.stem for p in NB_DIR.glob("*.ipynb"))
+EXPERIMENT_OF = {e.notebook: name for name, e in protocol.EXPERIMENTS.items()}
 COMMON = ("profile", "device", "results_dir", "figures_dir", "force")
+# Seed figures each experiment reproduces (SPEC, "The experiments").
+SEED_FIGURES = {"sanity": range(1, 2), "data_size": range(2, 6), "orders": range(6, 9),
+                "model_size": range(9, 19), "compute": range(19, 23),
+                "regularization": range(23, 25), "interpretability": range(25, 28)}
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("_make_notebooks", NB_DIR / "_make_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _nb(stem):
+    return nbformat.read(NB_DIR / f"{stem}.ipynb", as_version=4)
 
 
-def _read(info):
-    return nbformat.read(NB_DIR / info.file, as_version=4)
+def _tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
 
 
-def _parameters_cells(nb):
-    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+def test_every_experiment_has_a_notebook_and_every_notebook_a_source():
+    assert set(EXPERIMENT_OF) <= set(STEMS)
+    assert STEMS == sorted(p.stem for p in NB_DIR.glob("*.py"))
+    assert "00_parameter_counts" in STEMS and not (NB_DIR / "_make_notebooks.py").exists()
 
 
-IDS = [info.file for info in report.NOTEBOOKS]
-
-
-def test_registry_matches_folder():
-    on_disk = sorted(p.name for p in NB_DIR.glob("*.ipynb"))
-    assert on_disk == sorted(IDS), "every notebook must be registered in modarith.report.NOTEBOOKS"
-    assert IDS == sorted(IDS), "file names must sort in report order"
-
-
-@pytest.mark.parametrize("info", report.NOTEBOOKS, ids=IDS)
-def test_valid_and_without_outputs(info):
-    nb = _read(info)
+@pytest.mark.parametrize("stem", STEMS)
+def test_pair_in_sync_and_outputs_stripped(stem):
+    nb = _nb(stem)
     nbformat.validate(nb)
+    assert nb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    import jupytext  # the "test" extra must install it: CI checks the pairs
+
+    py = jupytext.read(NB_DIR / f"{stem}.py")
+    assert [(c.cell_type, c.source, _tags(c)) for c in py.cells] == \
+        [(c.cell_type, c.source, _tags(c)) for c in nb.cells], \
+        f"{stem}: .py and .ipynb differ; run `jupytext --sync notebooks/{stem}.py`"
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [], f"{info.file}: committed with outputs"
-            assert cell.execution_count is None, f"{info.file}: committed with execution counts"
+            assert cell.outputs == [] and cell.execution_count is None, f"{stem}: outputs committed"
 
 
-@pytest.mark.parametrize("info", report.NOTEBOOKS, ids=IDS)
-def test_title_badge_and_colab_setup(info):
-    nb = _read(info)
-    first = nb.cells[0]
-    assert first.cell_type == "markdown"
-    assert first.source.startswith(f"# {info.title}\n")
-    assert report.colab_badge(info.file) in first.source
-    assert report.colab_url(info.file).startswith("https://colab.research.google.com/github/")
-    setup = nb.cells[1]
-    assert setup.cell_type == "code"
-    assert '"google.colab" in sys.modules' in setup.source
-    assert report.pip_target() in setup.source
-    # outside Colab the setup cell does nothing (and installs nothing)
-    namespace: dict = {}
-    exec(compile(setup.source, "setup", "exec"), namespace)  # noqa: S102 - our own generated cell
-    assert "subprocess" not in namespace
+def test_notebook_sources_are_ruff_clean():
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", *sorted(map(str, NB_DIR.glob("*.py")))],
+                          capture_output=True, text=True, cwd=ROOT)
+    if "No module named ruff" in ruff.stderr:
+        pytest.skip("ruff is not installed")
+    assert ruff.returncode == 0, ruff.stdout + ruff.stderr
 
 
 def _literal_assignments(source: str) -> dict[str, object]:
@@ -82,105 +76,148 @@ def _literal_assignments(source: str) -> dict[str, object]:
                 if tok.type == tokenize.COMMENT}
     values = {}
     for node in tree.body:
-        assert isinstance(node, (ast.Assign, ast.AnnAssign)), f"not an assignment: {ast.dump(node)}"
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        assert len(targets) == 1 and isinstance(targets[0], ast.Name), "one plain name per line"
-        assert node.value is not None, f"{targets[0].id} has no value"
-        values[targets[0].id] = ast.literal_eval(node.value)  # literals only
-        assert node.end_lineno in comments, f"{targets[0].id} has no comment"
-        if isinstance(node, ast.AnnAssign):  # the annotation is evaluated in the notebook
-            assert isinstance(node.annotation, ast.Name) and hasattr(builtins, node.annotation.id)
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+        assert node.end_lineno in comments, f"{node.targets[0].id} has no comment"
     for line in source.splitlines():
-        if line.strip():  # papermill skips lines holding more than one "="
-            assert line.count("=") == 1, f"papermill cannot parse {line!r}"
+        assert line.count("=") == 1, f"papermill cannot parse {line!r}"
     return values
 
 
-@pytest.mark.parametrize("info", report.NOTEBOOKS, ids=IDS)
-def test_one_parameters_cell_of_commented_literals(info):
+@pytest.mark.parametrize("stem", STEMS)
+def test_parameters_cell(stem):
     import papermill
 
-    nb = _read(info)
-    cells = _parameters_cells(nb)
-    assert len(cells) == 1, f"{info.file}: expected exactly one cell tagged 'parameters'"
+    cells = [c for c in _nb(stem).cells if "parameters" in _tags(c)]
+    assert len(cells) == 1
     values = _literal_assignments(cells[0].source)
-    inspected = papermill.inspect_notebook(str(NB_DIR / info.file))
-    assert list(inspected) == list(values), "papermill must see every parameter"
-    assert all(p["help"] for p in inspected.values()), "every parameter documented"
-    if info.experiment is not None:
-        assert tuple(values)[: len(COMMON)] == COMMON
-        assert values["profile"] == "auto" and values["device"] == "auto"
-        # the cell after the parameters validates them
-        index = nb.cells.index(cells[0])
-        assert "notebook_settings(" in nb.cells[index + 1].source
-        assert f'run_experiment("{info.experiment}"' in "".join(c.source for c in nb.cells)
+    inspected = papermill.inspect_notebook(str(NB_DIR / f"{stem}.ipynb"))
+    assert list(inspected) == list(values) and all(p["help"] for p in inspected.values())
+    if stem in EXPERIMENT_OF:
+        assert tuple(values)[:len(COMMON)] == COMMON
+        assert values["profile"] == values["device"] == values["results_dir"] == "auto"
+        assert values["force"] is False
+        assert '"drive"' in cells[0].source or "drive" in cells[0].source
+        text = "".join(c.source for c in _nb(stem).cells if c.cell_type == "markdown")
+        assert 'results_dir = "drive"' in text and "Google Drive" in text
 
 
-@pytest.mark.parametrize("info", report.NOTEBOOKS, ids=IDS)
-def test_code_cells_parse_and_ids_unique(info):
-    nb = _read(info)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            ast.parse(cell.source)
-    ids = [cell.id for cell in nb.cells]
-    assert len(ids) == len(set(ids))
+@pytest.mark.parametrize("stem", STEMS)
+def test_title_badge_and_colab_install_cell(stem, monkeypatch):
+    nb = _nb(stem)
+    first, install = nb.cells[0], nb.cells[1]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    owner_name = protocol.REPO_URL.removeprefix("https://github.com/")
+    badge = (f"https://colab.research.google.com/github/{owner_name}/blob/{protocol.REPO_REF}"
+             f"/notebooks/{stem}.ipynb")
+    assert badge in first.source
+    assert install.cell_type == "code" and "report-hide" in _tags(install)
+    assert f'"MODARITH_REPO_URL", "{protocol.REPO_URL}"' in install.source
+    assert f'install -q "modarith[notebook] @ git+{{REPO_URL}}@{protocol.REPO_REF}"' in install.source
+    assert 'run_line_magic("pip"' in install.source
+    urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(c.source for c in nb.cells)))
+    assert urls <= {protocol.REPO_URL}, urls  # one repository URL everywhere
+    # outside Colab the cell installs nothing
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    namespace: dict = {}
+    exec(compile(install.source, "install", "exec"), namespace)  # noqa: S102 - our own cell
+    assert "REPO_URL" not in namespace
 
 
-def _paired(info) -> bool:
-    """True for a notebook kept as a jupytext percent-format source beside it (``.py``)."""
-    return (NB_DIR / info.file).with_suffix(".py").exists()
+def _grid_cell(stem):
+    cells = [c for c in _nb(stem).cells if c.cell_type == "code" and "configs = " in c.source]
+    assert len(cells) == 1, f"{stem}: expected one cell that builds `configs`"
+    return cells[0].source.split("print(protocol.plan_text")[0]
 
 
-def test_notebooks_are_up_to_date_with_generator():
-    generator = _generator()
-    stale = [info.file for info in report.NOTEBOOKS if not _paired(info)
-             and (NB_DIR / info.file).read_text(encoding="utf-8") != generator.render(info)]
-    assert not stale, f"run `python notebooks/_make_notebooks.py`; stale: {stale}"
+@pytest.mark.parametrize("profile", protocol.PROFILES)
+@pytest.mark.parametrize("stem", sorted(EXPERIMENT_OF))
+def test_grid_in_sight_equals_the_protocol(stem, profile, capsys):
+    """The list comprehension a reader sees builds exactly protocol.configs(...)."""
+    name = EXPERIMENT_OF[stem]
+    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, profile)}
+    exec(compile(_grid_cell(stem), stem, "exec"), namespace)  # noqa: S102 - our own cell
+    assert namespace["configs"] == protocol.configs(name, profile)
 
 
-@pytest.mark.parametrize("info", [i for i in report.NOTEBOOKS if _paired(i)],
-                         ids=[i.file for i in report.NOTEBOOKS if _paired(i)])
-def test_paired_notebooks_match_their_source(info):
-    import jupytext
-
-    source = jupytext.read(NB_DIR / info.file.replace(".ipynb", ".py"))
-    nb = _read(info)
-    assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in source.cells], \
-        f"run `jupytext --sync notebooks/{info.file}`"
-
-
-def test_repository_url_written_once():
-    sources = {(NB_DIR / i.file).with_suffix(".py") for i in report.NOTEBOOKS}  # badge, like the .ipynb
-    holders = [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py")
-               if ".venv" not in p.parts and "build" not in p.parts and p not in sources
-               and report.REPO_URL in p.read_text(encoding="utf-8", errors="ignore")]
-    assert holders == ["modarith/report.py"]
+@pytest.mark.parametrize("stem", sorted(EXPERIMENT_OF))
+def test_one_cell_per_seed_figure_and_question(stem):
+    nb = _nb(stem)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    figure_cells = [s for s in code if "plots.show(" in s]
+    assert all(s.count("plots.show(") == 1 for s in figure_cells)
+    assert all("Seed: Figure" in s for s in figure_cells)
+    answers = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "print(" in c.source
+               and i > max(j for j, d in enumerate(nb.cells) if "plots.show(" in d.source)]
+    assert answers, f"{stem}: no answer cell after the figures"
+    assert nb.cells[-1].cell_type == "markdown" or "report-hide" in _tags(nb.cells[-1])
 
 
+def _outputs(path):
+    nb = nbformat.read(str(path), as_version=4)
+    html, text = [], []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "error":
+                raise AssertionError(f"{path.name}: {o['ename']}: {o['evalue']}")
+            if "data" in o and "text/html" in o["data"]:
+                html.append(o["data"]["text/html"])
+            if o.get("name") == "stdout":
+                text.append(o["text"])
+    return html, "".join(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", sorted(EXPERIMENT_OF))
+def test_smoke_execution_figures_and_answers(stem, smoke_notebooks, smoke_results):
+    name = EXPERIMENT_OF[stem]
+    html, text = _outputs(smoke_notebooks[stem])
+    n = len(protocol.configs(name, "smoke"))
+    assert f"{n} runs (" in text and "nothing to train: every run is stored" in text
+    figures = [h for h in html if h.startswith('<figure class="modarith-figure"><img src="data:image/png;base64,')]
+    captions = [re.search(r"<figcaption>(.*)</figcaption>", h, re.S).group(1) for h in figures]
+    assert captions and all("smoke profile" in c for c in captions)
+    numbers = {int(m) for c in captions for m in re.findall(r"Seed: Figure (\d+)\.", c)}
+    expected = set(SEED_FIGURES[name])
+    if name == "model_size":  # one figure per depth of the grid (the smoke grid has fewer)
+        depths = len(protocol.knobs(name, "smoke").grid["num_layers"])
+        expected = {9 + i for i in range(depths)} | {12 + i for i in range(depths)} | set(range(15, 19))
+    assert numbers == expected
+    written = sorted((smoke_results.parent / "figures" / name).iterdir())
+    assert len(written) == 2 * len(figures)
+    assert {p.suffix for p in written} == {".png", ".svg"} and all(p.stat().st_size > 1000 for p in written)
+    last = text.split("every run is stored.")[-1]
+    assert last.strip(), f"{stem}: no computed answer printed"
+
+
+@pytest.mark.slow
+def test_smoke_parameter_counts_and_table1(smoke_notebooks):
+    _, text = _outputs(smoke_notebooks["00_parameter_counts"])
+    assert "every count equals its closed form" in text
+    html, _ = _outputs(smoke_notebooks["41_sanity_check"])
+    table = [h for h in html if "<table" in h]
+    assert len(table) == 1 and "Table 1." in table[0] and "9100" in table[0]
+
+
+# --------------------------------------------------------------------------- settings
 def test_settings_errors_name_the_parameter():
-    with pytest.raises(ValueError, match=r"profile='fast'.*auto, smoke, quick, full"):
-        report.notebook_settings(profile="fast")
-    with pytest.raises(ValueError, match=r"device='tpu'.*auto, cpu, cuda, mps"):
-        report.notebook_settings(device="tpu")
+    with pytest.raises(ValueError, match=r"profile = 'fast'.*smoke"):
+        protocol.settings(profile="fast")
+    with pytest.raises(ValueError, match=r"device = 'tpu'.*cuda"):
+        protocol.settings(device="tpu")
     with pytest.raises(ValueError, match="force"):
-        report.notebook_settings(force="yes")
+        protocol.settings(force="yes")
     with pytest.raises(ValueError, match="results_dir"):
-        report.notebook_settings(results_dir="")
+        protocol.settings(results_dir="")
+    with pytest.raises(ValueError, match="results_dir = 'drive' needs Google Colab"):
+        protocol.settings(device="cpu", results_dir="drive")
 
 
-def test_settings_resolve(tmp_path):
-    settings = report.notebook_settings(profile="smoke", device="cpu", results_dir=str(tmp_path / "r"),
-                                        figures_dir=str(tmp_path / "f"))
-    assert (settings.profile, settings.device) == ("smoke", "cpu")
-    assert settings.figures.is_dir() and settings.results.is_absolute()
-    assert "REDUCED" in settings.describe()
-    auto = report.notebook_settings(profile="auto", device="cpu", results_dir=str(tmp_path),
-                                    figures_dir=str(tmp_path))
-    assert auto.profile == "quick"
-
-
-def test_auto_folders_follow_the_checkout(tmp_path, monkeypatch):
-    monkeypatch.chdir(NB_DIR)  # Jupyter opens the notebooks here
-    assert report.default_dir("results") == ROOT / "results"
-    monkeypatch.chdir(tmp_path)  # outside a checkout (Colab): the working directory
-    assert report.default_dir("results") == tmp_path.resolve() / "results"
+def test_settings_resolve(tmp_path, monkeypatch):
+    s = protocol.settings("smoke", "cpu", str(tmp_path / "r"), str(tmp_path / "f"))
+    assert (s.profile, s.device, s.results) == ("smoke", "cpu", tmp_path / "r")
+    assert s.figures.is_dir() and "smoke profile" in s.caption()
+    assert protocol.settings("auto", "cpu", str(tmp_path), str(tmp_path)).profile == "quick"
+    monkeypatch.chdir(NB_DIR)  # Jupyter opens the notebooks here: auto = the checkout's folders
+    auto = protocol.settings("smoke", "cpu", figures_dir=str(tmp_path))
+    assert auto.results == ROOT / "results"

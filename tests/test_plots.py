@@ -103,18 +103,21 @@ def test_plot_train_val_ambiguous_raises():
     assert "r_train = 0.5" in caption
 
 
-def test_plot_orders():
+def test_plot_train_val_per_order():
     metrics = [f"{s}_{k}_o{o}" for s in ("train", "val") for k in ("loss", "acc")
                for o in (2, 3)]
-    fig, caption = plots.plot_orders(curves_frame(metrics=metrics), "gpt")
+    fig, caption = plots.plot_train_val(curves_frame(metrics=metrics), ["gpt"], orders=(2, 3))
     assert len(fig.axes) == 4
     axes = np.array(fig.axes).reshape(2, 2)
     assert all(ax.get_yscale() == "log" for ax in axes[0])
+    assert all(len(ax.get_lines()) == 2 for ax in axes.ravel())
     assert "binary" in axes[0, 0].get_title() and "ternary" in axes[0, 1].get_title()
     _check_labels(fig)
-    assert "GPT" in caption and "binary" in caption
-    with pytest.raises(ValueError, match="per-order"):
-        plots.plot_orders(curves_frame(), "gpt")
+    assert "GPT" in caption and "binary (order 2)" in caption
+    with pytest.raises(ValueError, match="_o2"):
+        plots.plot_train_val(curves_frame(), ["gpt"], orders=(2, 3))
+    with pytest.raises(ValueError, match="needs one model"):
+        plots.plot_train_val(curves_frame(metrics=metrics), ["lstm", "gpt"], orders=(2, 3))
 
 
 def test_plot_sweep_linear():
@@ -175,37 +178,35 @@ def test_plot_best_log2():
     assert "2^5" in caption
 
 
-def test_plot_best_bars():
+def test_plot_best_hue_by_field():
     frame = best_frame({"num_layers": [1, 2, 3], "d_model": [64, 128, 256]})
-    fig, caption = plots.plot_best_bars(frame, "lstm")
-    assert len(fig.axes) == 5
-    assert len(_colorbars(fig)) == 1
-    grid = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-    assert grid[0].get_yscale() == "log" and grid[2].get_yscale() == "log"
-    assert len(grid[0].patches) == 9
+    fig, caption = plots.plot_best(frame, "lstm", "d_model", hue="num_layers")
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(_colorbars(fig)) == 1 and len(panels) == 4  # 2 panels + 2 twins
+    assert panels[0].get_yscale() == "log" and panels[0].get_xscale() == "log"  # log2 d
+    # one best-value line per (L, split) in each panel: 3 depths x train/val
+    assert len([ln for ln in panels[0].get_lines() if ln.get_marker() == "o"]) >= 6
     _check_labels(fig)
-    assert "{1, 2, 3}" in caption and "2^8" in caption
+    assert "L ∈ {1, 2, 3}" in caption and "2^8" in caption
+    with pytest.raises(ValueError, match="several values"):
+        plots.plot_best(frame, "lstm", "d_model")  # L is not fixed
 
 
-def test_plot_best_vs_params():
+def test_plot_best_versus_params_log_axis():
     frame = best_frame({"num_layers": [1, 2], "d_model": [64, 128]}, with_p=True)
-    fig, caption = plots.plot_best_vs_params(frame, "gpt")
-    assert len(fig.axes) == 2
+    fig, caption = plots.plot_best(frame, "gpt", "P")
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
-    assert fig.axes[1].get_xscale() == "log"
     _check_labels(fig)
-    assert "(1, 64)" in caption
+    assert "log axis" in caption and "P ∈ {" in caption
 
 
-def test_plot_compute():
+def test_plot_best_alpha_hue():
     frame = best_frame({"batch_size": [32, 64, 128, 256], "alpha": [0.25, 0.5, 1.0]})
-    fig, caption = plots.plot_compute(frame, "gpt")
+    fig, caption = plots.plot_best(frame, "gpt", "batch_size", hue="alpha")
     assert len(fig.axes) == 5  # 2 panels + 2 twins + colour bar
     assert len(_colorbars(fig)) == 1
     assert fig.axes[0].get_yscale() == "log"
-    assert "{0.25, 0.5, 1}" in caption and "2^8" in caption
-    fig2, _ = plots.plot_compute(frame, "gpt", twin=False)
-    assert len(fig2.axes) == 5  # 2x2 + colour bar
+    assert "α ∈ {0.25, 0.5, 1}" in caption and "2^8" in caption
 
 
 def test_plot_attention_grid():
@@ -238,3 +239,24 @@ def test_save_figure(tmp_path):
     paths = plots.save_figure(fig, tmp_path / "sub" / "fig1")
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_show_saves_png_svg_and_displays_one_html_figure(tmp_path, monkeypatch, capsys):
+    import base64
+
+    fig, caption = plots.plot_train_val(curves_frame())
+    shown = []
+    monkeypatch.setattr("IPython.get_ipython", lambda: object())
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    plots.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40)
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["train_val.png", "train_val.svg"]
+    html = shown[0].data
+    assert html.startswith('<figure class="modarith-figure"><img src="data:image/png;base64,')
+    png = base64.b64decode(html.split("base64,")[1].split('"')[0])
+    assert png == (tmp_path / "exp" / "train_val.png").read_bytes()
+    assert html.endswith(" &lt;b&gt;</figcaption></figure>")  # caption escaped
+    assert not plt.get_fignums()  # closed
+    monkeypatch.setattr("IPython.get_ipython", lambda: None)
+    fig, caption = plots.plot_train_val(curves_frame())
+    plots.show(fig, caption, None)
+    assert capsys.readouterr().out.startswith("LSTM and GPT")

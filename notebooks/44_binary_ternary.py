@@ -1,0 +1,139 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Problem 4.4 — Binary and ternary operations
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/v0.1.0/notebooks/44_binary_ternary.ipynb)
+#
+# The models now see binary equations $a + b = r$ and ternary ones $a + b + c = r$ (mod $p$,
+# with $p = 11$ in SPEC so that both sets have a manageable size). Is one order learned before
+# the other?
+
+# %% tags=["report-hide"]
+# Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
+import os
+import sys
+
+if "google.colab" in sys.modules:
+    from IPython import get_ipython
+
+    REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
+    get_ipython().run_line_magic("pip", f'install -q "modarith[notebook] @ git+{REPO_URL}@v0.1.0"')
+
+# %% [markdown]
+# ## Parameters
+#
+# Change them here, or run headless:
+# `papermill notebooks/44_binary_ternary.ipynb out.ipynb -p profile quick`.
+# On Colab, `results_dir = "drive"` mounts your Google Drive and keeps the results store and
+# the training checkpoints in `MyDrive/modarith/`: when the runtime disconnects, run the
+# notebook again and it resumes where it stopped instead of starting over.
+
+# %% tags=["parameters"]
+profile = "auto"  # smoke (seconds) | quick (reduced, CPU) | full (SPEC) | auto: full on CUDA, else quick
+device = "auto"  # auto | cpu | cuda | mps
+results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
+figures_dir = "auto"  # PNG + SVG go to <figures_dir>/orders/; auto: figures/ beside results/
+force = False  # True retrains runs that are already stored
+
+# %%
+from modarith import analysis, plots, protocol
+from modarith.config import RunConfig
+from modarith.engine import train
+
+settings = protocol.settings(profile, device, results_dir, figures_dir, force)
+figures = settings.figures / "orders"
+print(settings)
+
+# %% [markdown]
+# ## The runs
+#
+# Both models on all $p^2$ binary and $p^3$ ternary equations (binary ones padded on the right
+# to the ternary length), each order split with $r_{\text{train}} = 0.5$ (stratified), every
+# seed.
+# Every setting not swept here is at the profile's defaults (SPEC: $p = 31$, $L = 2$,
+# $d = 128$, AdamW with learning rate $10^{-3}$ and weight decay 1, batch 512,
+# $T = 10^4 + 1$ steps, seeds 0 and 42). What this profile changes from SPEC, computed from
+# the configurations below:
+
+# %%
+knobs = protocol.knobs("orders", settings.profile)
+print(protocol.changes("orders", settings.profile).to_string(index=False))
+
+# %%
+configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in knobs.seeds]
+print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
+
+# %%
+records = train(configs, results=settings.results, device=settings.device, force=settings.force)
+curves = analysis.curves_frame(records)
+best = analysis.best_frame(records, quantities=analysis.ORDER_QUANTITIES)
+
+# %% [markdown]
+# ## (a) Training curves over all equations
+
+# %%
+fig, caption = plots.plot_train_val(curves, ["lstm", "gpt"])
+plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 6.", figures, "train_val")
+
+# %% [markdown]
+# ## (b) Per order: binary and ternary equations separately
+
+# %%
+fig, caption = plots.plot_train_val(curves, ["lstm"], orders=(2, 3))
+plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 7.", figures, "lstm_orders")
+
+# %%
+fig, caption = plots.plot_train_val(curves, ["gpt"], orders=(2, 3))
+plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 8.", figures, "gpt_orders")
+
+# %% [markdown]
+# ## (c) Which order is learned faster?
+#
+# Computed: the best validation accuracy of each order and the first step $t_f$ reaching it;
+# the timing is compared only when both orders generalise ($\mathcal{A}_{\text{val}} \ge 0.9$).
+
+# %%
+for m in analysis.models_in(best):
+    b = analysis.select(best, m, "A_val_o2").iloc[0]
+    t = analysis.select(best, m, "A_val_o3").iloc[0]
+    desc = (f"binary best A_val = {analysis.fmt(b['best_mean'])} at t_f = {analysis.fmt(b['tf_mean'], 'tf')}, "
+            f"ternary {analysis.fmt(t['best_mean'])} at t_f = {analysis.fmt(t['tf_mean'], 'tf')}")
+    if t["best_mean"] < 0.9 and b["best_mean"] < 0.9:
+        verdict = "neither order generalises (A_val < 0.9), so the timing is not comparable"
+    elif t["best_mean"] < 0.9:
+        verdict = "ternary does not generalise (A_val < 0.9) while binary does"
+    elif b["best_mean"] < 0.9:
+        verdict = "binary does not generalise (A_val < 0.9) while ternary does"
+    elif t["tf_mean"] != b["tf_mean"]:
+        verdict = (f"ternary reaches its best validation accuracy "
+                   f"{analysis.fmt(abs(b['tf_mean'] - t['tf_mean']), 'dt')} steps "
+                   f"{'earlier' if t['tf_mean'] < b['tf_mean'] else 'later'} than binary")
+    else:
+        verdict = "both orders reach their best validation accuracy at the same step"
+    lb = analysis.select(best, m, "L_val_o2").iloc[0]["best_mean"]
+    lt = analysis.select(best, m, "L_val_o3").iloc[0]["best_mean"]
+    print(f"{analysis.name(m)}: {verdict} ({desc}); best L_val binary {analysis.fmt(lb, 'L')} "
+          f"vs ternary {analysis.fmt(lt, 'L')}.")
+
+# %% [markdown]
+# ## Discussion
+#
+# One might expect binary equations, shorter and fewer, to be learned first. But the ternary
+# set is $p$ times larger, so with the same $r_{\text{train}}$ the models see many more
+# ternary examples of the same group structure, and a model that has found the rule for
+# $a + b$ can reuse it for $(a + b) + c$. The per-order curves of (b) and the computed
+# comparison of (c) answer the question for these runs.
