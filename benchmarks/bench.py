@@ -1,7 +1,8 @@
 """Benchmark: the vectorised engine against the course-style reference loop, in one process.
 
-    python benchmarks/bench.py [--device cpu|cuda] [--json PATH] [--tiny] [--threads N]
-                               [--sizes 1,2,8,18] [--models gpt,lstm] [--compile] [--bf16]
+    python -m modarith bench [--device cpu|cuda] [--json PATH] [--tiny] [--threads N]
+                             [--sizes 1,2,8,18] [--models gpt,lstm] [--compile] [--end-to-end 300]
+    (or python benchmarks/bench.py ...)
 
 For each model (GPT, LSTM at SPEC defaults: d 128, L 2, p 31, r_train 0.5, full batch of 480)
 it builds every variant first — the reference loop (:mod:`benchmarks.reference_loop`, one
@@ -142,25 +143,31 @@ class _Variant:
         self.t_eval: list[float] = []
 
 
-def _engine_variant(cfg: RunConfig, K: int, device: str, compile_mode: str | None = None) -> _Variant:
+def _engine_variant(cfg: RunConfig, K: int, device: str, compile_mode: str | None = None,
+                    fast: bool = True) -> _Variant:
+    """Engine group of K runs: fast path (default), the vmapped reference modules
+    (``fast=False``, labelled "vmap"), or the fast path under ``torch.compile``."""
     configs = [replace(cfg, seed=s) for s in range(K)]
-    g = GroupTrainer(configs, device)
-    label = "engine"
+    g = GroupTrainer(configs, device, fast=fast)
+    label = "engine" if fast else "vmap"
     if compile_mode:
-        g._vloss = torch.compile(g._vloss, mode=compile_mode, dynamic=False)
-        g._veval = torch.compile(g._veval, mode=compile_mode, dynamic=False)
+        g._fast_logits = torch.compile(g._fast_logits, mode=compile_mode, dynamic=False)
         label = "compile" if compile_mode == "default" else f"compile:{compile_mode}"
     return _Variant(f"{label} K={K}", K, g.update, g.evaluate)
 
 
 def bench_model(cfg: RunConfig, sizes: list[int], device: str, rounds: int, n_steps: int,
-                reference: bool = True, compile_modes: tuple[str, ...] = (), log=print) -> dict:
-    """Per run-step times of the reference loop and engine groups for one workload."""
+                reference: bool = True, compile_modes: tuple[str, ...] = (), log=print,
+                vmap_sizes: tuple[int, ...] = ()) -> dict:
+    """Per run-step times of the reference loop and engine groups for one workload
+    (``vmap_sizes``: also the engine without its fast path, for what the fast path gains)."""
     dev = torch.device(device)
     variants: list[_Variant] = []
     if reference:
         ref = ReferenceLoop(cfg, device)
         variants.append(_Variant("reference", 1, ref.train_step, ref.evaluate))
+    for K in vmap_sizes:
+        variants.append(_engine_variant(cfg, K, device, fast=False))
     for K in sizes:
         variants.append(_engine_variant(cfg, K, device))
         for mode in compile_modes:  # compile time measured; a failure is logged, not fatal
@@ -196,11 +203,109 @@ def bench_model(cfg: RunConfig, sizes: list[int], device: str, rounds: int, n_st
             "K": v.K, "update_s": tu, "eval_s": te, "group_step_s": tu + f_eval * te,
             "run_step_s": per_run_step, "update_spread": [min(v.t_update), max(v.t_update)],
             "train_flops_per_s": v.K * fl_train / tu,
+            "run_steps_per_s": 1.0 / per_run_step,
+            "runs_per_hour": 3600.0 / (per_run_step * T),
             "compile_s": getattr(v, "compile_s", None)}
     ref_t = out["variants"].get("reference", {}).get("run_step_s")
     for v in out["variants"].values():
         v["speedup_vs_reference"] = ref_t / v["run_step_s"] if ref_t else None
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end: the CLI against the course-style loop (issue 10's measurement)
+# ---------------------------------------------------------------------------------------------
+def _wall(cmd: list[str], threads: int | None, timeout: float | None) -> float:
+    """Wall seconds of a fresh Python process (``threads``: OMP/MKL threads, None = torch's
+    default); ``inf`` when it runs past ``timeout``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MODARITH_WORKERS"):
+        env.pop(var, None)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    try:
+        subprocess.run([sys.executable] + cmd, check=True, env=env, cwd=root, capture_output=True,
+                       timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return float("inf")
+    return time.perf_counter() - t0
+
+
+def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | None, threads: int | None,
+              device: str, overrides: dict | None = None, timeout: float | None = None) -> float:
+    """Wall seconds of ``python -m modarith train`` (a fresh process, a fresh results folder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["-m", "modarith", "train", "--model", model, "--steps", str(steps),
+               "--seeds", ",".join(map(str, seeds)), "--results", tmp, "--no-progress", "--device", device]
+        if workers:
+            cmd += ["--workers", str(workers)]
+        for k, v in (overrides or {}).items():
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+        return _wall(cmd, threads, timeout)
+
+
+_LOOP = """
+import sys, json
+from benchmarks.reference_loop import ReferenceLoop
+from modarith.config import RunConfig
+model, steps, seeds, device, overrides = json.loads(sys.argv[1])
+for s in seeds:
+    ReferenceLoop(RunConfig(model=model, seed=s, steps=steps, **overrides), device).run()
+"""
+
+
+def _loop_wall(model: str, steps: int, seeds: tuple[int, ...], threads: int | None, device: str,
+               overrides: dict | None = None, timeout: float | None = None) -> float:
+    """Wall seconds of the course-style loop training ``seeds`` one after another, in a fresh
+    process like the CLI (``threads`` None: torch's default, all cores)."""
+    arg = json.dumps([model, steps, list(seeds), device, overrides or {}])
+    return _wall(["-c", _LOOP, arg], threads, timeout)
+
+
+def bench_end_to_end(models: list[str], steps: int = 300, seeds: tuple[int, ...] = SEEDS,
+                     device: str = "cpu", log=print, overrides: dict | None = None,
+                     timeout: float | None = None) -> dict:
+    """``len(seeds)`` runs × ``steps`` updates at SPEC settings (changed by ``overrides``, e.g.
+    for a test), wall seconds, in this order: loop at 1 thread, CLI with 1 worker (1 thread),
+    loop at all cores, CLI with its default workers. Ratios: CLI default vs loop default, CLI
+    1 worker vs loop 1 thread. Each is a fresh process (startup included); one that runs
+    past ``timeout`` seconds counts as ``inf``."""
+    from modarith.engine import cpu_cores
+
+    cores = cpu_cores()
+    out = {"steps": steps, "seeds": list(seeds), "cores": cores, "models": {}}
+    for model in models:
+        r = {}
+        r["loop_1_thread_s"] = _loop_wall(model, steps, seeds, 1, device, overrides, timeout)
+        r["cli_1_worker_s"] = _cli_wall(model, steps, seeds, 1, 1, device, overrides, timeout)
+        r["loop_default_threads_s"] = _loop_wall(model, steps, seeds, None, device, overrides, timeout)
+        r["cli_default_workers_s"] = _cli_wall(model, steps, seeds, None, None, device, overrides, timeout)
+        r["speedup_default"] = r["loop_default_threads_s"] / r["cli_default_workers_s"]
+        r["speedup_1_thread"] = r["loop_1_thread_s"] / r["cli_1_worker_s"]
+        log(f"  end to end {model}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()))
+        out["models"][model] = r
+    return out
+
+
+# Nominal dense peaks of one NVIDIA H200 (SXM), for a FLOP-bound projection only.
+GPU_PEAK = {"name": "H200 (nominal)", "fp32": 67e12, "bf16": 989e12}
+
+
+def project_flops(profile: str, peak: float) -> dict:
+    """Projection: the protocol's useful training + evaluation FLOPs / a peak (a lower bound)."""
+    configs, source = protocol_configs(profile)
+    flops = 0
+    for cfgs in configs.values():
+        for c in cfgs:
+            flops += c.total_steps * train_flops(c) + len(c.eval_steps()) * eval_flops(c)
+    return {"source": source, "profile": profile, "flops": flops, "peak_flops": peak,
+            "projected_s": flops / peak}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +419,23 @@ def table(report: dict) -> str:
     lines.append(f"matmul peak: fp32 {pk['fp32'] / 1e9:.0f} GFLOP/s"
                  + (f", bf16 {pk['bf16'] / 1e9:.0f} GFLOP/s" if pk.get("bf16") else "")
                  + f"  (threads {report['threads']}, device {report['device_name']})")
+    if pk.get("bf16"):
+        lines.append("fraction of bf16 peak (fp32 run): " + ", ".join(
+            f"{m} {n} {100 * f:.1f}%" for m, r in report.get("fraction_of_bf16_peak", {}).items()
+            for n, f in r.items() if n.startswith("engine")))
+    e2e = report.get("end_to_end")
+    if e2e:
+        for m, r in e2e["models"].items():
+            lines.append(f"end to end, {len(e2e['seeds'])} seeds x {e2e['steps']} steps, {m}: loop "
+                         f"{r['loop_default_threads_s']:.1f} s ({e2e['cores']} threads) vs CLI "
+                         f"{r['cli_default_workers_s']:.1f} s (default workers) = {r['speedup_default']:.2f}x; "
+                         f"loop {r['loop_1_thread_s']:.1f} s (1 thread) vs CLI {r['cli_1_worker_s']:.1f} s "
+                         f"(1 worker) = {r['speedup_1_thread']:.2f}x")
+    gp = report.get("projection_gpu")
+    if gp:
+        lines.append(f"PROJECTION on a GPU ({GPU_PEAK['name']}), FLOPs / peak, a lower bound: full protocol "
+                     f"{_fmt_s(gp['fp32']['projected_s'])} fp32, {_fmt_s(gp['bf16']['projected_s'])} bf16 "
+                     f"({gp['fp32']['flops'] / 1e15:.1f} PFLOP)")
     for key in ("projection", "projection_quick"):
         pr = report.get(key)
         if pr:
@@ -340,6 +462,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
                     help="engine precision for the timed workloads (default fp32)")
     ap.add_argument("--no-projection", action="store_true")
+    ap.add_argument("--vmap-sizes", default=None,
+                    help="also time the engine without its fast path for these K (default 2; tiny: none)")
+    ap.add_argument("--e2e-timeout", type=float, default=None, metavar="S",
+                    help="end to end: a process running past S seconds counts as infinitely slow")
+    ap.add_argument("--e2e-models", default=None, help="end to end: models (default --models)")
+    ap.add_argument("--end-to-end", type=int, default=None, metavar="STEPS",
+                    help="also time 2 seeds x STEPS updates: CLI (default workers, 1 worker) vs the loop "
+                         "(all cores, 1 thread), each in a fresh process (default: 300; 0 = skip; tiny: 0)")
     args = ap.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -358,6 +488,8 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = [int(s) for s in args.sizes.split(",")]
     rounds = args.rounds or rounds
     n_steps = args.steps or n_steps
+    vmap_sizes = tuple(int(k) for k in (args.vmap_sizes or ("" if args.tiny else "2")).split(",") if k)
+    e2e_steps = args.end_to_end if args.end_to_end is not None else (0 if args.tiny else 300)
 
     def log(*a):
         print(*a, file=sys.stderr, flush=True)
@@ -383,14 +515,23 @@ def main(argv: list[str] | None = None) -> dict:
         log(f"{model}: building {len(sizes)} engine groups" + ("" if args.no_reference else " + reference"))
         results[model] = bench_model(cfg, sizes, device, rounds, n_steps,
                                      reference=not args.no_reference, log=log,
-                                     compile_modes=tuple(args.compile_mode.split(",")) if args.compile else ())
+                                     vmap_sizes=vmap_sizes, compile_modes=tuple(args.compile_mode.split(",")) if args.compile else ())
     report["results"] = results
     # fraction of peak of the single-run engine step (the Exp-1 workload) and the best group
     pk = report["peak_flops"]["fp32"]
     report["fraction_of_fp32_peak"] = {
         m: {n: v["train_flops_per_s"] / pk for n, v in r["variants"].items()} for m, r in results.items()}
+    pk16 = report["peak_flops"]["bf16"]
+    if pk16:
+        report["fraction_of_bf16_peak"] = {
+            m: {n: v["train_flops_per_s"] / pk16 for n, v in r["variants"].items()} for m, r in results.items()}
+    if e2e_steps:
+        log(f"end to end: {len(SEEDS)} seeds x {e2e_steps} steps, CLI vs loop")
+        report["end_to_end"] = bench_end_to_end((args.e2e_models or args.models).split(","), e2e_steps,
+                                                SEEDS, device, log, timeout=args.e2e_timeout)
     if not args.no_projection:
         report["projection"] = project(results, "full")
+        report["projection_gpu"] = {k: project_flops("full", GPU_PEAK[k]) for k in ("fp32", "bf16")}
         try:
             report["projection_quick"] = project(results, "quick")
         except Exception as e:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m modarith {train,run,list,runs}``.
+"""Command line: ``python -m modarith {train,run,list,runs,bench}``.
 
 Every flag is validated like the config it feeds: a bad value prints a message naming the
 flag and the accepted values and exits with code 2, before anything is trained.
@@ -73,6 +73,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field (``--d-model`` or ``--d_model``), plus ``--seeds``."""
     comments = _field_comments()
@@ -87,6 +97,19 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 42], help="comma-separated seeds (default 0,42)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
                    help="save a resumable checkpoint every N updates (default: time-based, < 2 %% cost)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="worker processes on this machine (default: one per CPU core / per GPU; "
+                        "1 for small jobs; env MODARITH_WORKERS)")
+    p.add_argument("--executor", default="local", metavar="NAME",
+                   help="local (worker processes) | slurm (one submitit job per group) | "
+                        "submitit-local (submitit's local executor) (default local)")
+    p.add_argument("--partition", default=None, help="Slurm partition (--executor slurm)")
+    p.add_argument("--time", type=_positive_int, default=240, metavar="MIN",
+                   help="job time limit in minutes (--executor slurm; default 240)")
+    p.add_argument("--gpus", type=_non_negative_int, default=0, metavar="N",
+                   help="GPUs per job (--executor slurm; default 0)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="submit the jobs and return; rerun the same command to collect the results")
 
 
 def _field_comments() -> dict[str, str]:
@@ -118,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--figures", default="figures", type=_folder, help="figures folder (default figures/)")
     _common(r)
     sub.add_parser("list", help="list experiments and the runs each profile needs")
+    b = sub.add_parser("bench", help="speed: course-style loop vs engine (K, workers), peaks, "
+                                     "projections (from the repository root; see benchmarks/NOTES.md)")
+    b.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of benchmarks/bench.py (--help)")
     s = sub.add_parser("runs", help="table of the stored runs in a results folder (compact by default)")
     s.add_argument("--results", default="results", type=_folder)
     view = s.add_mutually_exclusive_group()
@@ -127,12 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bench(argv: list[str]) -> int:
+    try:
+        from benchmarks.bench import main as bench_main
+    except ImportError:
+        return _fail("bench: benchmarks/ is not importable: run from the repository root")
+    try:
+        bench_main(argv)
+    except SystemExit as e:  # argparse: --help (0) or a bad flag (2)
+        return int(e.code or 0)
+    return 0
+
+
 def _fail(message: str) -> int:
     print(f"python -m modarith: error: {message}", file=sys.stderr)
     return 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -154,10 +195,31 @@ def main(argv: list[str] | None = None) -> int:
             flag = str(e).split("RunConfig.")[-1].split(" ")[0]
             flag = "seeds" if flag == "seed" else flag
             return _fail(f"--{flag.replace('_', '-')}: {e}")
-        from .engine import train
+        from .cluster import check_executor
 
-        records = train(configs, results=args.results, device=args.device, force=args.force,
-                        progress=not args.no_progress, checkpoint_every=args.checkpoint_every)
+        try:
+            check_executor(args.executor)
+        except ValueError as e:
+            return _fail(f"--executor: {e}")
+        if args.executor != "local":
+            if args.workers is not None:
+                return _fail("--workers: only with --executor local (cluster jobs run one group each)")
+            from .cluster import submit
+
+            sub = submit(configs, args.results, executor=args.executor, wait=not args.no_wait,
+                         partition=args.partition, time_min=args.time, gpus=args.gpus, device=args.device)
+            if sub.missing:
+                print(f"{len(sub.jobs)} jobs submitted ({', '.join(str(j.job_id) for j in sub.jobs)}); "
+                      f"{len(sub.missing)} runs not stored yet: rerun this command to collect them")
+            records = sub.records
+        else:
+            from .engine import train
+
+            records = train(configs, results=args.results, device=args.device, force=args.force,
+                            progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+                            workers=args.workers)
+        if not records:
+            return 0
         import pandas as pd
 
         rows = [{"run_id": r.run_id, "model": r.config.model, "seed": r.config.seed,

@@ -1,11 +1,14 @@
 """Training engine: a list of run configs in, a list of records out.
 
 Runs that share an architecture, batch size and schedule train together as one *group*:
-their parameters are stacked into one flat tensor ``(K, P)``, the forward/backward pass is
-``torch.vmap`` over ``torch.func.grad`` of a functional call of one template module, and
-AdamW + gradient clipping are applied per run with per-run learning rate and weight decay.
-Data, splits, batch indices and the metrics history stay on the device; the host only reads
-the history at the end (and at checkpoints / progress-bar updates, every ``eval_every`` steps).
+their parameters are stacked into one flat tensor ``(K, P)``. The forward pass runs all K runs
+at once through :mod:`modarith.fast` (fused kernels, positions with a shared prefix computed
+once per distinct prefix, logits only on the right-hand side; ``GroupTrainer(fast=False)``
+runs the reference modules under ``torch.vmap`` instead), one autograd backward gives every
+run its gradient, and AdamW + gradient clipping are applied per run with per-run learning
+rate and weight decay. Data, splits, batch indices and the metrics history stay on the
+device; the host only reads the history at the end (and at checkpoints / progress-bar
+updates, every ``eval_every`` steps).
 
 A group of one is the simple case; a group of K gives the same numbers as K groups of one
 (up to float rounding of batched matmuls) — ``tests/test_engine.py`` checks it.
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -30,6 +34,7 @@ from torch import nn
 from torch.func import functional_call
 
 from . import __version__
+from . import fast as fast_path
 from .config import RunConfig, run_id
 from .data import make_dataset, split_indices
 from .metrics import get_loss_and_accuracy, summarize
@@ -42,6 +47,7 @@ CHECKPOINT_FORMAT = 2  # layout of GroupTrainer.state(); older checkpoints are m
 # (benchmarks/checkpoint_cost.py, 2-core CPU): GPT d=128 K=2, 9 MiB, 20 ms per save -> 0.03 %;
 # GPT d=128 K=8, 37 MiB, 85 ms -> 0.14 %; LSTM d=128 K=8, 25 MiB, 130 ms -> 0.22 %.
 CHECKPOINT_INTERVAL_S = 60.0
+CHECKPOINT_COST_FACTOR = 50.0  # the next save waits >= this many times the last save's duration
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +165,7 @@ def _shuffle_perm(seed: int, epoch: int, n: int) -> torch.Tensor:
 class GroupTrainer:
     """Trains K configs that share a :func:`group_key` as one vectorised computation."""
 
-    def __init__(self, configs: list[RunConfig], device: str = "cpu"):
+    def __init__(self, configs: list[RunConfig], device: str = "cpu", fast: bool = True):
         keys = {group_key(c) for c in configs}
         if len(keys) != 1:
             raise ValueError("GroupTrainer needs configs with one group_key; use group_configs()")
@@ -205,6 +211,13 @@ class GroupTrainer:
         self.rhs_only = True
         self._eval_rhs = self._rhs(self.EQ, self.Y, self.M)
         self.metric_names.append("param_norm")
+        # fast path (modarith.fast): fused K-batched forwards with shared prefixes; ``fast=False``
+        # runs the reference modules under vmap (same numbers up to float rounding)
+        self.fast = fast
+        row_start_max = int(self.EQ.min()) + 1  # the rows compute every RHS position themselves
+        self._plan_eval = fast_path.make_plan(ds.source, N, row_start_max).to(device)
+        self._plan_train = fast_path.make_plan(ds.source, min(c0.batch_size, N), row_start_max,
+                                               share=c0.dropout == 0).to(device)
 
         # ---- batches: full batch when N_train <= B (static), else per-epoch reshuffles ------
         B = c0.batch_size
@@ -249,6 +262,11 @@ class GroupTrainer:
         # on the CPU, bit-identical gradients (benchmarks/NOTES.md).
         self._vloss = torch.vmap(self._loss, randomness=randomness)
         self._veval = torch.vmap(self._eval_one, in_dims=(0, 0, 0))
+        self._vloss_from_logits = torch.vmap(
+            lambda lg, y, eq, m, w: get_loss_and_accuracy(lg, y, eq, m, reduction="mean", sample_weight=w))
+        self._vsample_metrics = torch.vmap(
+            lambda lg, y, eq, m: get_loss_and_accuracy(lg, y, eq, m, reduction="none"), in_dims=(0, None, None, None))
+        self._vsummaries = torch.vmap(self._summaries)
 
     # ---- functional pieces (per run; vmapped over K) ------------------------------------------
     def _rhs(self, eq: torch.Tensor, y: torch.Tensor, m: torch.Tensor):
@@ -268,7 +286,7 @@ class GroupTrainer:
             logits = functional_call(self.template, (params, self.buffers), (x,), kwargs)[0]
         return logits.float()  # (B, S, V), or (B, R, V) at ``positions``
 
-    def _loss(self, flat_k, x, y, eq, m, w):
+    def _loss(self, flat_k, x, y, eq, m, w, idx=None):
         if self.rhs_only:
             pos, y, m, eq = self._rhs(eq, y, m)
             logits = self._forward(flat_k, x, pos)  # (B, R, V)
@@ -276,6 +294,24 @@ class GroupTrainer:
             logits = self._forward(flat_k, x)  # (B, S, V)
         loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="mean", sample_weight=w)
         return loss, acc
+
+    def _fast_logits(self, flat: torch.Tensor, plan, idx: torch.Tensor, positions: torch.Tensor,
+                     dropout: float) -> torch.Tensor:
+        """Logits (K, B, R, V) of all K runs at ``positions`` (K, B, R) of dataset rows ``idx``
+        (K, B), through :mod:`modarith.fast` (shared prefixes, fused kernels)."""
+        c0 = self.configs[0]
+        params = self.layout.unflatten(flat)  # name -> (K, ...)
+        rows = self.X[idx][..., plan.row_start:]  # (K, B, S - row_start)
+        anc = [a[idx] for a in plan.row_anc]  # (K, B) each
+        pad = c0.p + 4
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            if c0.model == "gpt":
+                logits = fast_path.gpt_logits(params, self.buffers["embedding.positions"], plan, rows, anc,
+                                              positions, c0.num_heads, c0.num_layers, pad, dropout,
+                                              c0.non_linearity)
+            else:
+                logits = fast_path.lstm_logits(params, plan, rows, anc, positions, c0.num_layers, pad, dropout)
+        return logits.float()
 
     def _eval_one(self, flat_k, train_mask, val_mask):
         if self.rhs_only:
@@ -285,6 +321,10 @@ class GroupTrainer:
             y, m, eq = self.Y, self.M, self.EQ
             logits = self._forward(flat_k, self.X)  # (N, S, V)
         loss, acc = get_loss_and_accuracy(logits, y, eq, m, reduction="none")
+        return self._summaries(loss, acc, flat_k, train_mask, val_mask)
+
+    def _summaries(self, loss, acc, flat_k, train_mask, val_mask):
+        """One run's history row from per-sample loss and accuracy (N,) over the dataset."""
         out = []
         masks = [(train_mask, val_mask)] + [(train_mask * om, val_mask * om) for om in self.order_masks]
         for tm, vm in masks:
@@ -295,7 +335,7 @@ class GroupTrainer:
         return torch.stack(out)
 
     def _gather(self, idx: torch.Tensor, w: torch.Tensor):
-        return self.X[idx], self.Y[idx], self.EQ[idx], self.M[idx], w
+        return self.X[idx], self.Y[idx], self.EQ[idx], self.M[idx], w, idx
 
     def _batch(self, t: int):
         """Batch for update number t (0-based): (x, y, eq, mask, weight), each (K, Bmax, ...)."""
@@ -319,33 +359,63 @@ class GroupTrainer:
     @torch.no_grad()
     def evaluate(self) -> None:
         """Evaluate every run on its full train and validation sets; store in the history."""
-        self.template.eval()  # no dropout at evaluation
-        try:
-            self.hist[:, self.n_evals_done] = self._veval(self.flat, self.train_mask, self.val_mask)
-        finally:
-            self.template.train()
+        if self.fast:
+            K, N = self.K, self.X.shape[0]
+            pos, y, m, eq = self._eval_rhs  # (N, R) each, eq (N,)
+            idx = torch.arange(N, device=self.device).expand(K, N)
+            logits = self._fast_logits(self.flat, self._plan_eval, idx, pos.expand(K, -1, -1), 0.0)
+            loss, acc = self._vsample_metrics(logits, y, eq, m)  # (K, N) each
+            self.hist[:, self.n_evals_done] = self._vsummaries(loss, acc, self.flat, self.train_mask,
+                                                                self.val_mask)
+        else:
+            self.template.eval()  # no dropout at evaluation
+            try:
+                self.hist[:, self.n_evals_done] = self._veval(self.flat, self.train_mask, self.val_mask)
+            finally:
+                self.template.train()
         self.n_evals_done += 1
 
+    def _batch_loss(self, flat: torch.Tensor, batch) -> torch.Tensor:
+        """Per-run training loss (K,) on a batch from :meth:`_batch`."""
+        if not self.fast:
+            return self._vloss(flat, *batch)[0]
+        x, y, eq, m, w, idx = batch
+        pos, y, m, eq = self._rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
+        logits = self._fast_logits(flat, self._plan_train, idx, pos, self.configs[0].dropout)
+        return self._vloss_from_logits(logits, y, eq, m, w)[0]
+
     def update(self) -> None:
-        """One AdamW update of every run (per-run clipping, lr and weight decay)."""
-        x, y, eq, m, w = self._batch(self.step)
-        flat = self.flat.detach().requires_grad_(True)
-        loss, _ = self._vloss(flat, x, y, eq, m, w)  # (K,)
-        (g,) = torch.autograd.grad(loss.sum(), flat)  # (K, P)
+        """One optimizer step of every run: gradient -> clip -> AdamW (per-run settings)."""
+        g = self.gradients()  # (K, P)
         with torch.no_grad():
-            if self.grad_ema is not None:
+            if self.grad_ema is not None:  # Grokfast-EMA, before clipping
                 g = self._grokfast(g)
-            gnorm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # (K, 1)
-            g.mul_((self.clip / (gnorm + 1e-6)).clamp(max=1.0))
-            self.step += 1
-            b1, b2 = self.beta1, self.beta2
-            self.flat.mul_(1.0 - self.lr * self.wd)
-            self.exp_avg.lerp_(g, 1.0 - b1)
-            self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-            bc1 = 1.0 - b1**self.step
-            bc2_sqrt = math.sqrt(1.0 - b2**self.step)
-            denom = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(self.eps)
-            self.flat.sub_(self.exp_avg / denom * (self.lr / bc1))
+            self.clip_(g)
+            self.adamw_(g)
+
+    def gradients(self) -> torch.Tensor:
+        """Per-run gradients (K, P) of the training loss on batch number ``self.step``."""
+        flat = self.flat.detach().requires_grad_(True)
+        loss = self._batch_loss(flat, self._batch(self.step))  # (K,)
+        (g,) = torch.autograd.grad(loss.sum(), flat)  # runs are independent: ∂Σ/∂θ_k = ∂L_k/∂θ_k
+        return g
+
+    def clip_(self, g: torch.Tensor) -> None:
+        """Clip each run's gradient (K, P) to its ℓ2 norm ``clip_norm``, in place."""
+        gnorm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # (K, 1)
+        g.mul_((self.clip / (gnorm + 1e-6)).clamp(max=1.0))
+
+    def adamw_(self, g: torch.Tensor) -> None:
+        """One AdamW step of every run (decoupled weight decay, bias-corrected moments)."""
+        self.step += 1
+        b1, b2 = self.beta1, self.beta2
+        self.flat.mul_(1.0 - self.lr * self.wd)
+        self.exp_avg.lerp_(g, 1.0 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+        bc1 = 1.0 - b1**self.step
+        bc2_sqrt = math.sqrt(1.0 - b2**self.step)
+        denom = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(self.eps)
+        self.flat.sub_(self.exp_avg / denom * (self.lr / bc1))
 
     def _grokfast(self, g: torch.Tensor) -> torch.Tensor:
         """Grokfast-EMA filter, per run: ema <- α·ema + (1-α)·g (ema = g at the first update),
@@ -371,7 +441,8 @@ class GroupTrainer:
 
     def run(self, progress: bool = True, checkpoint: Path | None = None,
             checkpoint_every: int | None = None,
-            checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S, desc: str | None = None) -> None:
+            checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S, desc: str | None = None,
+            on_progress: Callable[[int], None] | None = None) -> None:
         """Train to the last step, evaluating on schedule; save checkpoints if asked.
 
         ``checkpoint``: where to save the full state (see :meth:`state`), every
@@ -380,52 +451,79 @@ class GroupTrainer:
         keeps saving under 2 % of the run time. Resuming is :meth:`load_state` before ``run``
         (``train_group`` does both). The run's random stream (dropout) is seeded from the
         group's run ids and restored from a checkpoint, without touching the global RNG.
+        ``on_progress(n)``: called with the number of run-steps (updates × K) done since its
+        last call, at most about once a second (worker processes report to the parent's bar).
         """
         from tqdm.auto import tqdm
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            rng = getattr(self, "_rng", None)
-            if rng is None:
-                torch.manual_seed(int(hashlib.sha256("|".join(self.run_ids).encode()).hexdigest()[:15], 16))
-            else:
-                torch.set_rng_state(rng["cpu"])
-                if devices and rng.get("cuda") is not None:
-                    torch.cuda.set_rng_state(rng["cuda"], self.device)
-            eval_set = self.eval_steps
-            next_eval = self.n_evals_done
+            self._seed_rng()
             c0 = self.configs[0]
-            every = c0.eval_every
             desc = desc or f"{c0.model} L={c0.num_layers} d={c0.d_model} ×{self.K}"
             bar = tqdm(total=self.T, initial=self.step, desc=desc, disable=not progress,
                        mininterval=1.0, dynamic_ncols=True)
             self.checkpoint_seconds: list[float] = []  # duration of each save (cost accounting)
             self._run_t0 = time.monotonic()
-            interval, last_ckpt = checkpoint_interval_s, time.monotonic()
+            self._ckpt_interval, self._last_ckpt = checkpoint_interval_s, time.monotonic()
+            reported, last_report = 0, time.monotonic()
+            if on_progress is not None and self.step:
+                on_progress(self.step * self.K)  # resumed: count what the checkpoint holds
             try:
                 while True:
                     if self._snapshot_set:
                         self.snapshot()
-                    if next_eval < len(eval_set) and eval_set[next_eval] == self.step:
-                        self.evaluate()
-                        next_eval += 1
-                        if progress and self.step % every == 0 and self.step > 0:
-                            va = self.hist[:, next_eval - 1, self.metric_names.index("val_acc")]
-                            bar.set_postfix(val_acc=f"{va.mean().item():.3f}", refresh=False)
+                    self._evaluate_if_due(bar if progress else None)
                     if self.step >= self.T:
                         break
-                    if checkpoint is not None and self.step > 0 and (
-                            self.step % checkpoint_every == 0 if checkpoint_every is not None else
-                            self.step % every == 0 and time.monotonic() - last_ckpt >= interval):
-                        t = time.monotonic()
-                        self.save_state(checkpoint)
-                        last_ckpt = time.monotonic()
-                        self.checkpoint_seconds.append(last_ckpt - t)
-                        interval = max(checkpoint_interval_s, 50.0 * (last_ckpt - t))
+                    if checkpoint is not None:
+                        self._checkpoint_if_due(checkpoint, checkpoint_every, checkpoint_interval_s)
                     self.update()
                     bar.update(1)
+                    reported += self.K
+                    if on_progress is not None and time.monotonic() - last_report >= 1.0:
+                        on_progress(reported)
+                        reported, last_report = 0, time.monotonic()
             finally:
                 bar.close()
+                if on_progress is not None and reported:
+                    on_progress(reported)
+
+    def _seed_rng(self) -> None:
+        """Seed the (forked) global RNG from the run ids, or restore a checkpoint's state."""
+        rng = getattr(self, "_rng", None)
+        if rng is None:
+            torch.manual_seed(int(hashlib.sha256("|".join(self.run_ids).encode()).hexdigest()[:15], 16))
+            return
+        torch.set_rng_state(rng["cpu"])
+        if self.device.type == "cuda" and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def _evaluate_if_due(self, bar=None) -> None:
+        """Evaluate when ``self.step`` is on the schedule; show the mean val_acc on ``bar``."""
+        if self.n_evals_done < len(self.eval_steps) and self.eval_steps[self.n_evals_done] == self.step:
+            self.evaluate()
+            if bar is not None and self.step % self.configs[0].eval_every == 0 and self.step > 0:
+                va = self.hist[:, self.n_evals_done - 1, self.metric_names.index("val_acc")]
+                bar.set_postfix(val_acc=f"{va.mean().item():.3f}", refresh=False)
+
+    def _checkpoint_if_due(self, path: Path, every: int | None, interval_s: float) -> None:
+        """Save the state every ``every`` updates, or (``every`` None) at the first
+        ``eval_every`` multiple once the time-based interval has passed."""
+        if self.step == 0:
+            return
+        if every is not None:
+            due = self.step % every == 0
+        else:
+            due = (self.step % self.configs[0].eval_every == 0
+                   and time.monotonic() - self._last_ckpt >= self._ckpt_interval)
+        if not due:
+            return
+        t = time.monotonic()
+        self.save_state(path)
+        self._last_ckpt = time.monotonic()
+        self.checkpoint_seconds.append(self._last_ckpt - t)
+        self._ckpt_interval = max(interval_s, CHECKPOINT_COST_FACTOR * (self._last_ckpt - t))
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict:
@@ -509,7 +607,9 @@ class GroupTrainer:
         sd.update({n: b.detach().clone().cpu() for n, b in self.buffers.items()})
         return sd
 
-    def records(self, wall_time_s: float) -> list[Record]:
+    def records(self, group_wall_time_s: float) -> list[Record]:
+        """One record per run; ``meta`` holds the group's wall time and each run's share of it
+        (``group_wall_time_s / K``: the runs trained together, not one after another)."""
         hist = self.hist.cpu()
         out = []
         for k, c in enumerate(self.configs):
@@ -517,7 +617,8 @@ class GroupTrainer:
             for j, name in enumerate(self.metric_names):
                 h[name] = [float(v) for v in hist[k, :, j]]
             meta = {"version": code_version(), "torch": torch.__version__, "device": str(self.device),
-                    "wall_time_s": wall_time_s / self.K, "group_wall_time_s": wall_time_s,
+                    "wall_time_share_s": group_wall_time_s / self.K,
+                    "group_wall_time_s": group_wall_time_s,
                     "group_size": self.K, "created": datetime.now(timezone.utc).isoformat()}
             out.append(Record(self.run_ids[k], c, h, summarize(h), meta))
         return out
@@ -537,7 +638,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def _check_train_args(results, force, progress, max_group_size, checkpoint_every,
-                      checkpoint_interval_s) -> None:
+                      checkpoint_interval_s, workers=None) -> None:
     import os
 
     if results is not None and (not isinstance(results, (str, os.PathLike)) or not str(results).strip()):
@@ -545,7 +646,8 @@ def _check_train_args(results, force, progress, max_group_size, checkpoint_every
     for name, v in (("force", force), ("progress", progress)):
         if not isinstance(v, bool):
             raise ValueError(f"{name} = {v!r} is invalid: expected True or False")
-    for name, v in (("max_group_size", max_group_size), ("checkpoint_every", checkpoint_every)):
+    for name, v in (("max_group_size", max_group_size), ("checkpoint_every", checkpoint_every),
+                    ("workers", workers)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} = {v!r} is invalid: expected None or an integer >= 1")
     v = checkpoint_interval_s
@@ -559,7 +661,8 @@ def _check_train_args(results, force, progress, max_group_size, checkpoint_every
 def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "results",
           device: str = "auto", force: bool = False, progress: bool = True,
           max_group_size: int | None = None, checkpoint_every: int | None = None,
-          checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S) -> list[Record]:
+          checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
+          workers: int | None = None) -> list[Record]:
     """Train what is missing from the store, load the rest; return records in input order.
 
     ``results=None`` trains in memory without storing anything. With a store:
@@ -570,6 +673,13 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     - a process holds ``results/locks/<run_id>.lock`` for the runs it trains; another process
       wanting the same runs waits, then loads what the first one stored;
     - corrupt or foreign files are moved to ``results/corrupt/`` with a warning and retrained.
+
+    ``workers``: number of worker processes the groups are spread over (``None``:
+    :func:`default_workers`; 1: everything in this process). Each worker runs whole groups
+    with ``cores // workers`` threads; when there are fewer groups than workers, the largest
+    groups are split (a group of K gives the same numbers as K groups of one), and one overall
+    progress bar counts run-steps. A killed worker loses only the steps since its group's
+    last checkpoint: a rerun resumes it.
 
     A CUDA out-of-memory error in a group splits it in halves and retries (with a warning).
     """
@@ -582,7 +692,8 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     bad = [c for c in configs if not isinstance(c, RunConfig)]
     if bad:
         raise ValueError(f"configs must be RunConfig instances, got {type(bad[0]).__name__}")
-    _check_train_args(results, force, progress, max_group_size, checkpoint_every, checkpoint_interval_s)
+    _check_train_args(results, force, progress, max_group_size, checkpoint_every, checkpoint_interval_s,
+                      workers)
     device = resolve_device(device)
     store = Store(results) if results is not None else None
     if store is not None:
@@ -599,9 +710,79 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
         else:
             todo[rid] = c
     # sorted by run id: group membership (hence checkpoint names) does not depend on input order
-    queue = group_configs([todo[r] for r in sorted(todo)], max_group_size)
+    groups = group_configs([todo[r] for r in sorted(todo)], max_group_size)
+    n = workers if workers is not None else default_workers(device, groups)
     opts = dict(device=device, progress=progress, checkpoint_every=checkpoint_every,
                 checkpoint_interval_s=checkpoint_interval_s)
+    if n > 1 and groups:
+        groups = split_groups(groups, n)
+        n = min(n, len(groups))
+    if n <= 1:
+        found.update(train_groups(groups, store, force, **opts))
+    else:
+        found.update(_train_parallel(groups, results, force, n, **opts))
+    return [found[run_id(c)] for c in configs]
+
+
+# Below this many run-steps, starting worker processes (an interpreter and torch each, seconds)
+# costs more than the second core saves: ``default_workers`` keeps such work in-process.
+MIN_PARALLEL_RUN_STEPS = 2_000
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(device: str, groups: list[list[RunConfig]] | None = None) -> int:
+    """Default worker count: ``MODARITH_WORKERS`` if set; else one per GPU on CUDA, one per
+    core on the CPU (1 on MPS), and 1 when ``groups`` hold under ``MIN_PARALLEL_RUN_STEPS``."""
+    import os
+
+    env = os.environ.get("MODARITH_WORKERS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"MODARITH_WORKERS = {env!r} is invalid: expected an integer >= 1")
+        return int(env)
+    if groups is not None and sum(c.total_steps for g in groups for c in g) < MIN_PARALLEL_RUN_STEPS:
+        return 1
+    if str(device).startswith("cuda"):
+        return max(1, torch.cuda.device_count()) if device == "cuda" else 1
+    return cpu_cores() if str(device) == "cpu" else 1
+
+
+def _group_cost(group: list[RunConfig]) -> float:
+    """Rough relative cost of a group (run-steps × model width² × layers), for scheduling."""
+    c = group[0]
+    return c.total_steps * len(group) * c.d_model**2 * c.num_layers
+
+
+def split_groups(groups: list[list[RunConfig]], n: int) -> list[list[RunConfig]]:
+    """Split the largest groups in halves until there are ``n`` groups (or all are single);
+    returned largest cost first (so parallel workers finish close together)."""
+    groups = [list(g) for g in groups]
+    while len(groups) < n:
+        i = max(range(len(groups)), key=lambda i: len(groups[i]))
+        if len(groups[i]) < 2:
+            break
+        g = groups.pop(i)
+        half = (len(g) + 1) // 2
+        groups[i:i] = [g[:half], g[half:]]
+    return sorted(groups, key=_group_cost, reverse=True)
+
+
+def train_groups(groups: list[list[RunConfig]], store: Store | None, force: bool = False,
+                 **opts) -> dict[str, Record]:
+    """Train (or load) groups one after another in this process; CUDA out-of-memory in a
+    group splits it in halves and retries."""
+    found: dict[str, Record] = {}
+    queue = list(groups)
+    device = opts.get("device", "cpu")
     while queue:
         group = queue.pop(0)
         try:
@@ -623,7 +804,79 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
         if str(device).startswith("cuda"):
             torch.cuda.empty_cache()
         queue[:0] = [group[:half], group[half:]]
-    return [found[run_id(c)] for c in configs]
+    return found
+
+
+# ---- worker processes -------------------------------------------------------------------------
+_WORKER: dict = {}  # in a worker process: its progress queue and device
+
+
+def _worker_init(threads: int, progress_queue, device_queue) -> None:
+    """Worker process initializer: pin the thread count, take a device, keep the queue."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    torch.set_num_threads(threads)
+    _WORKER["progress"] = progress_queue
+    _WORKER["device"] = device_queue.get() if device_queue is not None else None
+
+
+def _worker_train(group: list[RunConfig], results: str | None, force: bool, opts: dict) -> dict[str, Record]:
+    """Task of a worker process: train (or load) one group over the shared store."""
+    q = _WORKER.get("progress")
+    opts = dict(opts, progress=False, on_progress=q.put if q is not None else None)
+    if _WORKER.get("device"):
+        opts["device"] = _WORKER["device"]
+    return train_groups([group], Store(results) if results is not None else None, force, **opts)
+
+
+def _train_parallel(groups: list[list[RunConfig]], results, force: bool, n: int, **opts) -> dict[str, Record]:
+    """Train groups in ``n`` worker processes (``concurrent.futures``, spawn), one overall bar."""
+    import multiprocessing as mp
+    import os
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm.auto import tqdm
+
+    device = opts["device"]
+    ctx = mp.get_context("spawn")
+    progress_queue = ctx.Queue()
+    device_queue = None
+    if device == "cuda":  # one process per GPU
+        device_queue = ctx.Queue()
+        for i in range(n):
+            device_queue.put(f"cuda:{i % max(1, torch.cuda.device_count())}")
+    threads = max(1, cpu_cores() // n) if device == "cpu" else 1
+    total = sum(c.total_steps for g in groups for c in g)
+    bar = tqdm(total=total, unit="run-step", desc=f"{len(groups)} groups, {n} workers",
+               disable=not opts.get("progress", True), mininterval=1.0, dynamic_ncols=True, smoothing=0.05)
+    saved_env = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({v: str(threads) for v in saved_env})  # children read it at torch import
+    found: dict[str, Record] = {}
+    try:
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
+                                 initargs=(threads, progress_queue, device_queue)) as pool:
+            pending = {pool.submit(_worker_train, g, None if results is None else str(results), force, opts)
+                       for g in groups}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                try:
+                    while True:
+                        bar.update(progress_queue.get_nowait())
+                except queue_mod.Empty:
+                    pass
+                for f in done:
+                    found.update(f.result())  # a worker's exception is raised here
+    finally:
+        bar.close()
+        for v, old in saved_env.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
+    return found
 
 
 def _train_or_load(group: list[RunConfig], store: Store | None, force: bool, **opts) -> dict[str, Record]:
@@ -647,7 +900,8 @@ def _train_or_load(group: list[RunConfig], store: Store | None, force: bool, **o
 def train_group(configs: list[RunConfig], device: str = "cpu", progress: bool = True,
                 store: Store | None = None, checkpoint_every: int | None = None,
                 checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
-                resume: bool = True) -> list[tuple[Record, dict]]:
+                resume: bool = True, on_progress: Callable[[int], None] | None = None
+                ) -> list[tuple[Record, dict]]:
     """Train one vectorised group; store each record (and weights) when a store is given.
 
     With a store the group checkpoints to ``store.checkpoint_path(group_id(configs))`` and,
@@ -669,7 +923,7 @@ def train_group(configs: list[RunConfig], device: str = "cpu", progress: bool = 
                 store.quarantine(ckpt, f"checkpoint {e}")
         del state
     trainer.run(progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every,
-                checkpoint_interval_s=checkpoint_interval_s)
+                checkpoint_interval_s=checkpoint_interval_s, on_progress=on_progress)
     wall = getattr(trainer, "elapsed_before", 0.0) + time.perf_counter() - t0
     out = []
     for k, rec in enumerate(trainer.records(wall)):

@@ -49,7 +49,7 @@ class Record:
     config: RunConfig
     history: dict  # metric name -> list, one entry per evaluation (see DESIGN.md)
     summary: dict  # metrics.summarize(history)
-    meta: dict = field(default_factory=dict)  # version, git, device, wall_time_s, created
+    meta: dict = field(default_factory=dict)  # version, device, group_wall_time_s, wall_time_share_s, created
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, "protocol": PROTOCOL, "run_id": self.run_id, "config": self.config.to_dict(),
@@ -412,14 +412,17 @@ class Store:
         return out
 
     def summaries(self):
-        """All stored runs as a pandas DataFrame: run_id, config fields, summary, wall time."""
+        """All stored runs as a pandas DataFrame: run_id, config fields, summary, the group's
+        wall time and each run's share of it (group wall time / runs in the group)."""
         import pandas as pd
 
         rows = []
         for rec in self.records():
             row = {"run_id": rec.run_id, **rec.config.to_dict(), **rec.summary}
             row["orders"] = tuple(row["orders"])
-            row["wall_time_s"] = rec.meta.get("wall_time_s")
+            # records before schema change named the per-run share "wall_time_s"
+            row["wall_time_share_s"] = rec.meta.get("wall_time_share_s", rec.meta.get("wall_time_s"))
+            row["group_wall_time_s"] = rec.meta.get("group_wall_time_s")
             row["device"] = rec.meta.get("device")
             rows.append(row)
         return pd.DataFrame(rows)

@@ -15,21 +15,27 @@ from modarith.config import RunConfig
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_tiny_writes_expected_json(tmp_path):
-    from benchmarks.bench import main
+def test_bench_tiny_writes_expected_json(tmp_path, capsys):
+    from modarith.cli import main
 
     out = tmp_path / "bench.json"
-    report = main(["--tiny", "--device", "cpu", "--json", str(out)])
-    data = json.loads(out.read_text())
+    assert main(["bench", "--tiny", "--device", "cpu", "--json", str(out)]) == 0  # python -m modarith bench
+    report = json.loads(out.read_text())
+    data = report
     assert data.keys() >= {"date", "device", "threads", "peak_flops", "results", "projection",
-                           "fraction_of_fp32_peak", "table"}
+                           "projection_gpu", "fraction_of_fp32_peak", "table"}
+    assert "PROJECTION on a GPU" in capsys.readouterr().out
+    gpu = data["projection_gpu"]
+    assert gpu["fp32"]["flops"] == gpu["bf16"]["flops"] > 0
+    assert gpu["fp32"]["projected_s"] > gpu["bf16"]["projected_s"] > 0
     assert data["peak_flops"]["fp32"] > 0
     for model in ("gpt", "lstm"):
         res = data["results"][model]
         assert res["train_flops_per_run_step"] > 0 and res["eval_flops_per_eval"] > 0
         assert set(res["variants"]) == {"reference", "engine K=1", "engine K=2"}
         for v in res["variants"].values():
-            for key in ("update_s", "eval_s", "run_step_s", "train_flops_per_s", "speedup_vs_reference"):
+            for key in ("update_s", "eval_s", "run_step_s", "train_flops_per_s", "speedup_vs_reference",
+                        "run_steps_per_s", "runs_per_hour"):
                 assert v[key] > 0, (model, key)
     proj = data["projection"]
     assert set(proj["experiments"]) == {"sanity", "data_size", "orders", "model_size", "compute",
@@ -58,3 +64,23 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path, script):
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["results"]["gpt"]["variants"]
     assert (tmp_path / "equality.txt").read_text().strip().endswith("OK")
+
+
+def test_end_to_end_cli_wall_and_table(monkeypatch):
+    """One real CLI process timed by the end-to-end harness; the comparison's ratios and table
+    line from the four timings (the loop itself is timed by the real bench only)."""
+    from benchmarks import bench
+
+    tiny = dict(p=5, d_model=8, num_layers=1, eval_dense=1, eval_every=2)
+    assert bench._cli_wall("lstm", 3, (0, 1), 1, 1, "cpu", tiny) > 0
+    walls = iter([40.0, 10.0, 30.0, 6.0])  # loop 1 thread, CLI 1 worker, loop all cores, CLI default
+    monkeypatch.setattr(bench, "_loop_wall", lambda *a: next(walls))
+    monkeypatch.setattr(bench, "_cli_wall", lambda *a: next(walls))
+    out = bench.bench_end_to_end(["gpt"], steps=300, device="cpu", log=lambda *a: None)
+    r = out["models"]["gpt"]
+    assert (r["loop_1_thread_s"], r["cli_1_worker_s"], r["loop_default_threads_s"],
+            r["cli_default_workers_s"]) == (40.0, 10.0, 30.0, 6.0)
+    assert r["speedup_default"] == 5.0 and r["speedup_1_thread"] == 4.0
+    text = bench.table({"peak_flops": {"fp32": 1.0}, "results": {}, "threads": 1, "device_name": "x",
+                        "end_to_end": out})
+    assert "end to end, 2 seeds x 300 steps, gpt" in text and "= 5.00x" in text and "= 4.00x" in text

@@ -5,12 +5,13 @@ import math
 import pytest
 import torch
 
-from modarith.config import RunConfig
+from modarith.config import RunConfig, run_id
 from modarith.data import make_dataset, split_indices
 from modarith.engine import (
     GroupTrainer,
     _shuffle_perm,
     group_configs,
+    group_key,
     init_model,
     resolve_device,
     train,
@@ -35,9 +36,9 @@ def test_group_equals_individual_runs(model, batch_size):
     ]
     groups = group_configs(configs)
     assert len(groups) == 1 and len(groups[0]) == 3
-    together = train(configs, results=None, progress=False)
+    together = train(configs, results=None, progress=False, device="cpu")
     for cfg, rec in zip(configs, together):
-        alone = train([cfg], results=None, progress=False)[0]
+        alone = train([cfg], results=None, progress=False, device="cpu")[0]
         assert rec.history["step"] == alone.history["step"]
         torch.testing.assert_close(_hist(rec), _hist(alone), rtol=1e-4, atol=1e-5)
     # the runs really differ from each other (per-run seed, lr, wd and split are honoured)
@@ -91,15 +92,15 @@ def test_engine_matches_plain_torch_adamw_loop(model, batch_size):
 
 def test_same_config_same_numbers():
     cfg = RunConfig(model="gpt", seed=5, batch_size=16, **TINY)
-    a = train([cfg], results=None, progress=False)[0]
-    b = train([cfg], results=None, progress=False)[0]
+    a = train([cfg], results=None, progress=False, device="cpu")[0]
+    b = train([cfg], results=None, progress=False, device="cpu")[0]
     assert a.history == b.history
 
 
 def test_history_schedule_and_per_order_metrics():
     cfg = RunConfig(model="lstm", p=5, orders=(2, 3), d_model=8, num_layers=1, steps=12,
                     eval_dense=3, eval_every=5)
-    rec = train([cfg], results=None, progress=False)[0]
+    rec = train([cfg], results=None, progress=False, device="cpu")[0]
     assert rec.history["step"] == [0, 1, 2, 3, 5, 10, 12]
     for k in ("train_loss_o2", "val_acc_o3", "param_norm"):
         assert len(rec.history[k]) == 7
@@ -122,7 +123,7 @@ def test_learns_p11(model, steps, lr):
     """A small model on p = 11 fits its training set (memorisation) within a bounded budget."""
     cfg = RunConfig(model=model, p=11, d_model=32, num_layers=1, num_heads=2, lr=lr,
                     weight_decay=0.1, steps=steps, eval_every=50, eval_dense=0)
-    rec = train([cfg], results=None, progress=False)[0]
+    rec = train([cfg], results=None, progress=False, device="cpu")[0]
     assert rec.summary["A_train"] >= 0.99, rec.summary
     assert rec.history["train_loss"][-1] < 0.1 * rec.history["train_loss"][0]
 
@@ -132,3 +133,106 @@ def test_bad_device_and_configs():
         resolve_device("tpu")
     with pytest.raises(ValueError, match="RunConfig"):
         train(["not a config"], results=None)
+
+
+# ------------------------------------------------------------------------------- precision
+@pytest.mark.parametrize("model", ["gpt", "lstm"])
+def test_bf16_tracks_fp32_and_keeps_fp32_losses(model):
+    """bf16 autocast for 200 steps against fp32: it is really on (histories differ), the
+    initial loss agrees to bf16 matmul precision, both fit the training set, and the logged
+    losses are fp32 numbers (a loss computed from un-upcast bf16 logits would be bf16-valued)."""
+    base = dict(model=model, p=7, d_model=32, num_layers=1, num_heads=2, steps=200, lr=3e-3,
+                eval_dense=0, eval_every=50)
+    fp32 = train(RunConfig(**base), results=None, progress=False, device="cpu")[0].history
+    bf16 = train(RunConfig(**base, precision="bf16"), results=None, progress=False, device="cpu")[0].history
+    assert fp32["train_loss"] != bf16["train_loss"]  # autocast is engaged
+    l0, b0 = fp32["train_loss"][0], bf16["train_loss"][0]
+    assert abs(b0 - l0) / l0 < 5e-3, (l0, b0)
+    assert abs(fp32["train_acc"][-1] - bf16["train_acc"][-1]) <= 0.1
+    assert 0.5 < bf16["train_loss"][-1] / fp32["train_loss"][-1] < 2.0  # same training curve
+    assert bf16["train_loss"][-1] < 0.1 * b0  # and it does train
+    as_bf16 = torch.tensor(bf16["train_loss"]).bfloat16().float()
+    assert not torch.equal(as_bf16, torch.tensor(bf16["train_loss"])), "losses are bf16-rounded"
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
+    """Default cadence (checkpoint_every=None) with a tiny interval (and no cost back-off):
+    a save at every eval_every multiple, each a loadable file."""
+    from modarith import engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_COST_FACTOR", 0.0)
+    cfg = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=40, eval_dense=0, eval_every=5)
+    g = GroupTrainer([cfg], device="cpu")
+    saved = []
+    orig = g.save_state
+
+    def save(path):
+        orig(path)
+        saved.append((g.step, path.stat().st_size))
+
+    monkeypatch.setattr(g, "save_state", save)
+    ckpt = tmp_path / "c.pt"
+    g.run(progress=False, checkpoint=ckpt, checkpoint_every=None, checkpoint_interval_s=1e-9)
+    steps = [s for s, _ in saved]
+    assert steps == list(range(5, 40, 5)), steps  # every eval_every multiple before the end
+    assert all(n > 0 for _, n in saved)
+    assert len(g.checkpoint_seconds) == len(saved)
+    fresh = GroupTrainer([cfg], device="cpu")
+    fresh.load_state(ckpt)
+    assert fresh.step == steps[-1]
+
+
+# --------------------------------------------------------------------------------- workers
+def test_split_groups_gives_every_worker_work():
+    from modarith.engine import split_groups
+
+    cfgs = [RunConfig(seed=s, **TINY) for s in range(5)] + [RunConfig(model="lstm", seed=0, **TINY)]
+    groups = group_configs(cfgs)
+    assert [len(g) for g in groups] == [5, 1]
+    split = split_groups(groups, 4)
+    assert len(split) == 4 and sorted(len(g) for g in split) == [1, 1, 2, 2]
+    assert sorted(run_id(c) for g in split for c in g) == sorted(run_id(c) for c in cfgs)
+    assert all(len({group_key(c) for c in g}) == 1 for g in split)
+    assert len(split_groups(groups, 10)) == 6  # never more groups than runs
+    assert split_groups(groups, 1) == [groups[0], groups[1]]
+
+
+def test_default_workers(monkeypatch):
+    from modarith import engine
+
+    monkeypatch.delenv("MODARITH_WORKERS", raising=False)
+    small = [[RunConfig(**TINY)]]
+    big = [[RunConfig(steps=10_001)]]
+    assert engine.default_workers("cpu", small) == 1  # process start would cost more
+    assert engine.default_workers("cpu", big) == engine.cpu_cores()
+    monkeypatch.setenv("MODARITH_WORKERS", "3")
+    assert engine.default_workers("cpu", small) == 3
+    monkeypatch.setenv("MODARITH_WORKERS", "0")
+    with pytest.raises(ValueError, match="MODARITH_WORKERS"):
+        engine.default_workers("cpu", big)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_workers(bad):
+    with pytest.raises(ValueError, match="workers"):
+        train([RunConfig(**TINY)], results=None, workers=bad)
+
+
+def test_workers_over_shared_store_equal_in_process(tmp_path, capsys):
+    """Two worker processes (a group of 2 split in two) give the in-process group's numbers,
+    store every run, show one overall bar, and a rerun loads instead of training."""
+    cfgs = [RunConfig(model="gpt", seed=s, batch_size=16, **TINY) for s in (0, 42)]
+    alone = train(cfgs, results=None, progress=False, device="cpu", workers=1)
+    got = train(cfgs, results=tmp_path, progress=True, device="cpu", workers=2)
+    err = capsys.readouterr().err
+    assert "2 groups, 2 workers" in err and "run-step" in err
+    for a, b in zip(alone, got):
+        assert a.run_id == b.run_id and b.meta["group_size"] == 1 and a.meta["group_size"] == 2
+        assert a.history["step"] == b.history["step"]
+        torch.testing.assert_close(_hist(b), _hist(a), rtol=1e-4, atol=1e-5)
+        assert b.meta["group_wall_time_s"] == b.meta["wall_time_share_s"] > 0
+    assert math.isclose(alone[0].meta["wall_time_share_s"] * 2, alone[0].meta["group_wall_time_s"])
+    again = train(cfgs, results=tmp_path, progress=False, device="cpu", workers=2)
+    assert [r.history for r in again] == [r.history for r in got]
+    assert [r.meta["created"] for r in again] == [r.meta["created"] for r in got]  # loaded

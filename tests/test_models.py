@@ -315,6 +315,72 @@ def test_vmap_with_dropout_needs_randomness(name):
         "gpt": lambda: small_gpt(dropout=0.1),
         "lstm": lambda: LSTMLM(13, 16, 16, 2, dropout=0.1),
     }[name]
-    models = [make().train() for _ in range(2)]
-    _, (logits, _) = vmapped(models, torch.randint(0, 13, (4, 8)), randomness="different")
-    assert logits.shape == (2, 4, 8, 13) and torch.isfinite(logits).all()
+    one = make().train()
+    models = [copy.deepcopy(one) for _ in range(3)]  # identical parameters
+    x = torch.randint(0, 13, (4, 8))
+    _, (logits, _) = vmapped(models, x, randomness="different")
+    assert logits.shape == (3, 4, 8, 13)
+    # the K copies draw different dropout masks: identical parameters, different outputs
+    assert not torch.allclose(logits[0], logits[1]) and not torch.allclose(logits[1], logits[2])
+    # and without dropout the same copies agree exactly (so the difference is the masks)
+    for m in models:
+        m.eval()
+    _, (plain, _) = vmapped(models, x, randomness="different")
+    torch.testing.assert_close(plain[0], plain[1], rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------- positions= (RHS only)
+def _dataset_and_rhs(p, orders):
+    from modarith.data import make_dataset
+
+    ds = make_dataset(p, "+", orders)
+    S = ds.source.shape[1]
+    pos = (ds.eq_positions[:, None] + torch.arange(1, 3)).clamp(max=S - 1)  # (N, 2)
+    return ds, pos
+
+
+def _rhs_model(name, p, orders):
+    S = 6 if orders == (2,) else 8
+    torch.manual_seed(21)
+    if name == "gpt":
+        return GPT(num_heads=2, num_layers=2, embedding_size=16, vocabulary_size=p + 5,
+                   sequence_length=S, padding_index=p + 4)
+    return LSTMLM(p + 5, 16, 16, 2, padding_index=p + 4)
+
+
+@pytest.mark.parametrize("name", ["gpt", "lstm"])
+@pytest.mark.parametrize("orders", [(2,), (2, 3)])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_positions_path_equals_full_forward_gathered(name, orders, mode):
+    """``positions=`` over all N rows of the dataset (evaluation) and in training mode:
+    logits equal the full forward's logits at those positions, and so do the gradients."""
+    p = 7 if orders == (2,) else 5
+    ds, pos = _dataset_and_rhs(p, orders)
+    model = _rhs_model(name, p, orders)
+    model.train(mode == "train")
+    full = model(ds.source)[0]  # (N, S, V)
+    gathered = full.gather(1, pos.unsqueeze(-1).expand(-1, -1, full.shape[-1]))  # (N, 2, V)
+    rhs = model(ds.source, positions=pos)[0]
+    assert rhs.shape == (len(ds), 2, p + 5)
+    torch.testing.assert_close(rhs, gathered, rtol=1e-5, atol=1e-6)
+    w = torch.randn(rhs.shape, generator=torch.Generator().manual_seed(2))
+    g_full = torch.autograd.grad((gathered * w).sum(), list(model.parameters()), allow_unused=True)
+    g_rhs = torch.autograd.grad((rhs * w).sum(), list(model.parameters()), allow_unused=True)
+    for (n, _), a, b in zip(model.named_parameters(), g_rhs, g_full):
+        if a is None or b is None:
+            assert a is None and b is None, n
+            continue
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=n)
+
+
+def test_block_positions_equal_full_block_gathered():
+    """``Block(x, positions=...)``: outputs and attention rows equal the full block's there."""
+    torch.manual_seed(22)
+    block = Block(16, 2, 4, 0.0)
+    x = torch.randn(10, 8, 16)
+    pos = torch.stack([torch.randperm(8)[:3] for _ in range(10)])  # (B, 3), any positions
+    out, att = block(x)
+    out_p, att_p = block(x, positions=pos)
+    torch.testing.assert_close(out_p, out.gather(1, pos.unsqueeze(-1).expand(-1, -1, 16)), rtol=1e-5, atol=1e-6)
+    ref_att = att.gather(2, pos[:, None, :, None].expand(-1, att.shape[1], -1, att.shape[-1]))
+    torch.testing.assert_close(att_p, ref_att, rtol=1e-5, atol=1e-6)

@@ -21,7 +21,7 @@ CFG = RunConfig(seed=0, **TINY)
 @pytest.fixture
 def stored(tmp_path):
     """A results folder with CFG trained; returns (store, record)."""
-    rec = train([CFG], results=tmp_path, progress=False)[0]
+    rec = train([CFG], results=tmp_path, progress=False, device="cpu")[0]
     return Store(tmp_path), rec
 
 
@@ -33,12 +33,12 @@ def _retrained_after(store, reason, names=(".json",)):
     """train() warns with the path and reason, moves the file(s) aside and retrains."""
     rpath = store.record_path(CFG)
     with pytest.warns(UserWarning) as caught:
-        rec = train([CFG], results=store.path, progress=False)[0]
+        rec = train([CFG], results=store.path, progress=False, device="cpu")[0]
     messages = [str(w.message) for w in caught]
     assert any(str(rpath.parent) in m and reason in m for m in messages), messages
     moved = _corrupt_files(store)
     assert any(n.startswith(f"{run_id(CFG)}{names[0]}") for n in moved), moved
-    assert rec.history == train([CFG], results=None, progress=False)[0].history
+    assert rec.history == train([CFG], results=None, progress=False, device="cpu")[0].history
     assert store.get(CFG) is not None  # the retrained record is stored and valid
     return moved
 
@@ -96,7 +96,7 @@ def test_corrupt_record_is_moved_aside_and_retrained(stored, case):
 
 def test_records_skips_and_reports_corrupt(stored):
     store, _ = stored
-    train([RunConfig(seed=1, **TINY)], results=store.path, progress=False)
+    train([RunConfig(seed=1, **TINY)], results=store.path, progress=False, device="cpu")
     store.record_path(CFG).write_text("{")
     with pytest.warns(UserWarning, match="not valid JSON"):
         recs = store.records()
@@ -113,7 +113,7 @@ def test_weights_replaced_detected_at_load(stored):
         load_model(CFG, store.path)
     assert store.get(CFG) is None  # record and weights both moved aside: the run is retrained
     assert len(_corrupt_files(store)) == 2
-    train([CFG], results=store.path, progress=False)
+    train([CFG], results=store.path, progress=False, device="cpu")
     load_model(CFG, store.path)
 
 
@@ -156,10 +156,10 @@ def test_malicious_checkpoint_refused_and_training_restarts(tmp_path):
     ck.parent.mkdir(parents=True)
     torch.save({"format": 2, "flat": Evil(marker)}, ck)
     with pytest.warns(UserWarning, match="checkpoint cannot be loaded safely"):
-        rec = train([CFG], results=tmp_path, progress=False)[0]
+        rec = train([CFG], results=tmp_path, progress=False, device="cpu")[0]
     assert not marker.exists()
     assert rec.meta["resumed_from_step"] is None
-    assert rec.history == train([CFG], results=None, progress=False)[0].history
+    assert rec.history == train([CFG], results=None, progress=False, device="cpu")[0].history
     assert any(n.startswith(ck.name) for n in _corrupt_files(store))
 
 
@@ -197,11 +197,11 @@ def test_corrupt_checkpoint_quarantined_and_restarted(tmp_path, case):
     damage, reason = CKPT_CASES[case]
     damage(ck)
     with pytest.warns(UserWarning) as caught:
-        rec = train([CFG], results=tmp_path, progress=False)[0]
+        rec = train([CFG], results=tmp_path, progress=False, device="cpu")[0]
     assert any(str(ck) in str(w.message) and reason in str(w.message) for w in caught), \
         [str(w.message) for w in caught]
     assert rec.meta["resumed_from_step"] is None
-    assert rec.history == train([CFG], results=None, progress=False)[0].history
+    assert rec.history == train([CFG], results=None, progress=False, device="cpu")[0].history
     assert any(n.startswith(ck.name) for n in _corrupt_files(store))
 
 
@@ -211,9 +211,9 @@ def test_valid_checkpoint_is_resumed_in_process(tmp_path):
     atomic_torch_save(_make_checkpoint([CFG], steps=4), ck)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rec = train([CFG], results=tmp_path, progress=False)[0]
+        rec = train([CFG], results=tmp_path, progress=False, device="cpu")[0]
     assert rec.meta["resumed_from_step"] == 4
-    ref = train([CFG], results=None, progress=False)[0]
+    ref = train([CFG], results=None, progress=False, device="cpu")[0]
     assert rec.history == ref.history
     assert not ck.exists()
 
@@ -222,7 +222,7 @@ def test_force_ignores_stored_records_and_checkpoints(stored):
     store, rec = stored
     ck = _checkpoint(store, [CFG])
     atomic_torch_save(_make_checkpoint([CFG], steps=4), ck)
-    again = train([CFG], results=store.path, progress=False, force=True)[0]
+    again = train([CFG], results=store.path, progress=False, device="cpu", force=True)[0]
     assert again.meta["resumed_from_step"] is None and again.history == rec.history
 
 
@@ -239,7 +239,7 @@ def test_stale_temporary_files_ignored_then_cleaned(stored):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # readers never look at temporary files
         assert len(store.records()) == 1
-        train([CFG], results=store.path, progress=False)
+        train([CFG], results=store.path, progress=False, device="cpu")
     assert not old.exists() and not ck_tmp.exists() and young.exists()
 
 
