@@ -38,6 +38,7 @@ from . import fast as fast_path
 from .config import RunConfig, run_id
 from .data import make_dataset, split_indices
 from .metrics import get_loss_and_accuracy, summarize
+from .progress import writer as progress_writer
 from .store import CorruptRecord, Record, Store, atomic_torch_save, safe_torch_load
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -463,6 +464,7 @@ class GroupTrainer:
             desc = desc or f"{c0.model} L={c0.num_layers} d={c0.d_model} ×{self.K}"
             bar = tqdm(total=self.T, initial=self.step, desc=desc, disable=not progress,
                        mininterval=1.0, dynamic_ncols=True)
+            events = progress_writer(desc, self.K, self.T, self.step)  # $MODARITH_PROGRESS, or None
             self.checkpoint_seconds: list[float] = []  # duration of each save (cost accounting)
             self._run_t0 = time.monotonic()
             self._ckpt_interval, self._last_ckpt = checkpoint_interval_s, time.monotonic()
@@ -480,12 +482,16 @@ class GroupTrainer:
                         self._checkpoint_if_due(checkpoint, checkpoint_every, checkpoint_interval_s)
                     self.update()
                     bar.update(1)
+                    if events is not None:
+                        events.update(self.step)
                     reported += self.K
                     if on_progress is not None and time.monotonic() - last_report >= 1.0:
                         on_progress(reported)
                         reported, last_report = 0, time.monotonic()
             finally:
                 bar.close()
+                if events is not None:
+                    events.close(self.step)
                 if on_progress is not None and reported:
                     on_progress(reported)
 

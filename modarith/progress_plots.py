@@ -1,4 +1,4 @@
-"""Figures of the progress measures (:mod:`modarith.progress`) and of time to grok
+"""Figures of the progress measures (:mod:`modarith.progress_measures`) and of time to grok
 (:mod:`modarith.grok`). Like :mod:`modarith.plots`, every ``plot_*`` function returns
 ``(fig, caption)`` with a caption computed from the data it was given."""
 
@@ -12,7 +12,7 @@ from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from .plots import TRAIN_COLOR, VAL_COLOR
-from .progress import fourier_coefficients, key_frequencies, top_k_fraction
+from .progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
 
 MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "loss": ("train loss (result token)", TRAIN_COLOR, "-"),

@@ -56,7 +56,7 @@ force = False  # True retrains runs that are already stored
 import dataclasses
 
 import pandas as pd
-from modarith import plots, progress, progress_plots, protocol
+from modarith import plots, progress_measures, progress_plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 from modarith.grok import grok_step, grok_summary, speedup_sentence, time_to_grok
@@ -113,11 +113,11 @@ records = dict(zip(sanity, train(list(sanity.values()), results=settings.results
                                  device=settings.device, force=settings.force)))
 measures, keys = {}, {}
 for m, cfg in sanity.items():
-    snaps = progress.load_snapshots(cfg, settings.results)
-    spectrum = progress.fourier_spectrum(progress.number_embeddings(
+    snaps = progress_measures.load_snapshots(cfg, settings.results)
+    spectrum = progress_measures.fourier_spectrum(progress_measures.number_embeddings(
         {n: t[-1] for n, t in snaps["params"].items()}, cfg))
-    keys[m] = progress.key_frequencies(spectrum)
-    measures[m] = progress.progress_frame(cfg, snaps, keys=keys[m])
+    keys[m] = progress_measures.key_frequencies(spectrum)
+    measures[m] = progress_measures.progress_frame(cfg, snaps, keys=keys[m])
 
 # %%
 for m in sanity:
@@ -199,16 +199,16 @@ for m in base:
 # embedding dimensions on a few frequencies (bright rows), the others stay dark.
 
 # %%
-final = {f"{m.upper()} (seed 0)": progress.number_embeddings(
-    {n: t[-1] for n, t in progress.load_snapshots(cfg, settings.results)["params"].items()}, cfg)
+final = {f"{m.upper()} (seed 0)": progress_measures.number_embeddings(
+    {n: t[-1] for n, t in progress_measures.load_snapshots(cfg, settings.results)["params"].items()}, cfg)
     for m, cfg in sanity.items()}
 fig, caption = progress_plots.plot_fourier_heatmaps(final)
 plots.show(fig, f"{caption} {settings.caption()}", figures, "fourier_heatmaps")
 for m in sanity:
-    spec = progress.fourier_spectrum(final[f"{m.upper()} (seed 0)"])
+    spec = progress_measures.fourier_spectrum(final[f"{m.upper()} (seed 0)"])
     print(f"{m.upper()} seed 0: key frequencies (90 % of the energy) {keys[m]}, top-3 "
-          f"{progress.key_frequencies(spec, n=3)}, Gini {progress.gini(spec[1:]):.2f}, "
-          f"energy in the top 3 {progress.top_k_fraction(spec, 3):.0%}.")
+          f"{progress_measures.key_frequencies(spec, n=3)}, Gini {progress_measures.gini(spec[1:]):.2f}, "
+          f"energy in the top 3 {progress_measures.top_k_fraction(spec, 3):.0%}.")
 
 # %% [markdown]
 # ## Discussion

@@ -65,9 +65,9 @@ def _build_report(argv, capsys):
 
 
 def _notebook(**kw):
-    from modarith import report
+    from modarith import protocol
 
-    report.notebook_settings(**kw)
+    protocol.settings(**kw)
 
 
 def _equation(text):
@@ -122,7 +122,6 @@ CASES = [
     # build_report.py options
     ("build_report", ["--profile", "turbo"], "--profile", "quick"),
     ("build_report", ["--device", "tpu"], "--device", "mps"),
-    ("build_report", ["--device", "cuda"], "--device", "cpu"),
     ("build_report", ["--only", "9.9"], "--only", "4.3"),
     ("build_report", ["--results", " "], "--results", "folder path"),
     ("build_report", ["--out", ""], "--out", "folder path"),

@@ -1,18 +1,22 @@
-"""build_report.py: options, math, failure handling, and the smoke report end to end.
+"""build_report.py: options, the nbconvert export, progress, failure handling, and the smoke
+report end to end.
 
-The end-to-end test runs ``python build_report.py --profile smoke`` (papermill on every
-notebook, into a temporary folder — or into ``$MODARITH_REPORT_BUILD`` when set, e.g.
-``build/`` in CI to keep the artefacts), then opens ``report.html`` in headless Chromium over
-the DevTools protocol (``--remote-debugging-pipe``, standard library only) and checks that
-the page made no network request, that every image loaded, that the math rendered as MathML
-with no raw ``$`` left, and saves screenshots. The browser parts are skipped, with the reason,
-when no Chromium is installed (CI installs Debian's ``chromium``).
+The end-to-end tests share one session-scoped smoke build (``python build_report.py --profile
+smoke`` into a temporary folder, or into ``$MODARITH_REPORT_BUILD`` when set, e.g. ``build/``
+in CI to keep the artefacts) over the suite's shared smoke results store (``smoke_results`` of
+``tests/conftest.py`` when it exists, else a store of its own). The browser test opens
+``report.html`` in headless Chromium over the DevTools protocol (``--remote-debugging-pipe``,
+standard library only) and checks that the page made no network request, that every image
+loaded, that the math rendered as MathML with no raw ``$`` left, and saves screenshots. The
+browser and PDF parts are skipped, with the reason, when no Chromium is installed (CI installs
+Debian's ``chromium``).
 """
 
 from __future__ import annotations
 
 import base64
 import html as html_lib
+import io
 import json
 import os
 import re
@@ -26,12 +30,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from modarith import report
+from modarith import progress, report
+from modarith.config import RunConfig, run_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# ----------------------------------------------------------------------------- fast checks
+def _visible_text(page: str) -> str:
+    page = re.sub(r"<(style|script|math)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+# ----------------------------------------------------------------------------- options
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "build_report.py"), *args], capture_output=True,
@@ -47,7 +57,20 @@ def test_bad_options_exit_2_naming_the_option(args, option, accepted):
     proc = _cli(*args)
     assert proc.returncode == 2
     assert option in proc.stderr and accepted in proc.stderr
-    assert "[1/" not in proc.stdout  # nothing ran
+    assert "[1/" not in proc.stdout and "Plan:" not in proc.stdout  # nothing planned or ran
+
+
+def test_device_cuda_without_cuda_exits_2(monkeypatch, capsys, tmp_path):
+    """--device cuda on a machine without CUDA (patched, so the test is the same everywhere)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["--device", "cuda", "--out", str(tmp_path / "out")], notebooks_dir=ROOT / "notebooks")
+    err = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert "--device" in err.err and "'cpu'" in err.err
+    assert "Plan:" not in err.out and not (tmp_path / "out").exists()
 
 
 def test_select_notebooks():
@@ -56,60 +79,222 @@ def test_select_notebooks():
     assert report.select_notebooks("2.6")[0].file == "00_parameter_counts.ipynb"
 
 
-def test_markdown_math_becomes_mathml():
-    out = report.markdown_to_html("Inline $x_{i}^2$ and\n$$P = 4 (d^2 + b\\, d)$$\nand $a$\nb $c$ d.")
-    assert out.count("<math") == 4
-    assert "$" not in re.sub(r"<math.*?</math>", "", out, flags=re.S)
-    assert 'display="block"' in out
-    assert report.math_to_mathml("costs 5 dollars") == "costs 5 dollars"
+# ----------------------------------------------------------------------------- dependencies
+
+IMPORT_TO_PACKAGE = {"IPython": "ipython"}  # import name -> distribution name, where they differ
+PLATFORM_MODULES = {"google"}  # google.colab: imported only inside Colab, which provides it
 
 
-def test_outputs_render_offline():
-    png = base64.b64encode(b"\x89PNG fake").decode()
-    fig = report._render_output({"output_type": "display_data", "data": {"image/png": png, "text/plain": "<Figure>"}})
-    assert f"data:image/png;base64,{png}" in fig
-    widget = {"output_type": "display_data", "data": {report.WIDGET_MIME: {}, "text/plain": "VBox()"}}
-    assert report._render_output(widget) == ""
-    assert report._render_output({"output_type": "stream", "name": "stderr", "text": "50%|###"}) == ""
-    md = report._render_output({"output_type": "display_data", "data": {"text/markdown": "**A** $\\alpha$"}})
-    assert "<math" in md and "<strong>A</strong>" in md
+def _requirements() -> dict[str, set[str]]:
+    """pyproject.toml's dependencies: {"core": names, "<extra>": names} (bare lower-case names)."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+    def names(reqs):
+        return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in reqs}
+
+    return {"core": names(project["dependencies"]),
+            **{k: names(v) for k, v in project["optional-dependencies"].items()}}
 
 
-def test_failing_notebook_is_named_and_kept(tmp_path, capsys):
-    """A failing cell: named with its notebook, executed copy kept, report still written, exit 1."""
-    info = report.select_notebooks("1")[0]
+def test_every_runtime_import_is_declared():
+    """Every package modarith imports (at module level or lazily) is a dependency of the core
+    or of an extra (the checkout's own folders, e.g. benchmarks/, aside), and environment.yml
+    lists the core, notebook, report and test ones."""
+    import ast
+
+    reqs = _requirements()
+    declared = set().union(*reqs.values())
+    local = {p.stem for p in ROOT.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()
+             or (p.is_dir() and any(p.glob("*.py")))}
+    imported = set()
+    for path in (ROOT / "modarith").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {IMPORT_TO_PACKAGE.get(m, m).lower() for m in imported
+                   if m not in sys.stdlib_module_names | PLATFORM_MODULES | local}
+    assert third_party - declared == set(), "imported but not declared in pyproject.toml"
+    env = (ROOT / "environment.yml").read_text(encoding="utf-8")
+    listed = {m.group(1).lower() for m in re.finditer(r"^\s+- ([A-Za-z0-9_.-]+)", env, re.M)}
+    wanted = (reqs["core"] | reqs["notebook"] | reqs["report"] | reqs["test"]) - {"torch", "modarith"}
+    assert {re.sub(r"\[.*", "", w) for w in wanted} - listed == set(), "missing from environment.yml"
+
+
+# ----------------------------------------------------------------------------- nbconvert export
+
+PNG = base64.b64encode(b"\x89PNG fake").decode()
+BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+         "(https://colab.research.google.com/github/o/n/blob/main/notebooks/x.ipynb)")
+
+
+def _output(kind, **kw):
+    return nbformat.v4.new_output(kind, **kw)
+
+
+def _notebook_with_every_kind_of_cell():
+    new_code, new_md = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        new_md(f"# A notebook\n\n{BADGE}\n\nInline $x_{{i}}^2$ and\n$$P = 4 (d^2 + b\\, d)$$\n\n"
+               "## Part\n\ntext\n\n## Part\n\ncosts 5 dollars"),
+        new_code("SECRET_SETUP = 1", metadata={"tags": ["report-hide"]},
+                 outputs=[_output("stream", name="stdout", text="hidden output\n")]),
+        new_code('profile = "smoke"', metadata={"tags": ["parameters"]}),
+        new_code("print('shown')", outputs=[
+            _output("stream", name="stdout", text="the bound $a_1$ holds\n"),
+            _output("stream", name="stderr", text="50%|#####     | progress bar\n"),
+            _output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "m"},
+                                          "text/plain": "VBox(children=())"}),
+            _output("display_data", data={"text/html": (
+                f'<figure class="modarith-figure"><img src="data:image/png;base64,{PNG}">'
+                "<figcaption>Loss against $r_{train}$.</figcaption></figure>")}),
+            _output("display_data", data={"image/png": PNG, "text/plain": "<Figure size 640x480 with 1 Axes>"}),
+            _output("display_data", data={"text/markdown": "**Best values** for $\\alpha$.",
+                                          "text/plain": "<IPython.core.display.Markdown object>"}),
+            _output("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"},
+                    execution_count=1),
+        ]),
+    ]
+    return nb
+
+
+def test_export_hides_code_converts_math_and_numbers_figures():
+    page, _ = report.report_exporter().from_notebook_node(_notebook_with_every_kind_of_cell())
+    visible = _visible_text(page)
+    # removed: report-hide and parameters cells, every input, stderr, widgets, figure reprs
+    for absent in ("SECRET_SETUP", "hidden output", 'profile = "smoke"', "print(", "progress bar",
+                   "VBox", "<Figure size"):
+        assert absent not in page, absent
+    # offline: no script, stylesheet link or remote image; the Colab badge became a link
+    assert not re.search(r"<script\b|<link\b|@import", page, re.I)
+    assert not re.search(r"""\bsrc\s*=\s*(?!["']?data:)""", page)
+    assert "colab-badge.svg" not in page and 'href="https://colab.research.google.com/github/o/n' in page
+    # math: x_i^2, P = …, a_1 (stdout), r_train (HTML figure caption), alpha (Markdown output)
+    assert page.count("<math") == 5 and page.count('<math display="block"') == 1
+    assert "$" not in visible and "costs 5 dollars" in visible
+    assert re.search(r"<strong>Best values</strong> for <math", page)
+    # the figure keeps its <figure class="modarith-figure"> (numbered by the CSS counter)
+    assert page.count('<figure class="modarith-figure">') == 1
+    assert re.search(r"<figcaption>Loss against <math", page)
+    assert "counter-increment: figure" in page and 'content: "Figure " counter(figure)' in page
+
+
+def test_table_of_contents_has_unique_anchors():
+    page, _ = report.report_exporter().from_notebook_node(_notebook_with_every_kind_of_cell())
+    page = report.add_toc(page.replace("<main", "<!-- modarith:toc --><main", 1))
+    ids = re.findall(r'<h[1-3] id="([^"]+)"', page)
+    assert ids == ["a-notebook", "part", "part-2"]
+    nav = re.search(r'<nav class="toc".*?</nav>', page, re.S).group(0)
+    assert re.findall(r'href="#([^"]+)"', nav) == ids
+    assert "<ol><li><a href=\"#part\">" in nav  # the h2 entries nest under their h1
+
+
+# ----------------------------------------------------------------------------- progress and plan
+
+def test_engine_writes_progress_events(tmp_path, monkeypatch):
+    from modarith.engine import train
+
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.ENV, str(events))
+    monkeypatch.setattr(progress, "WRITE_EVERY_S", 0.0)
+    configs = [RunConfig(model="gpt", p=5, d_model=8, num_layers=1, num_heads=2, steps=6, seed=s,
+                         eval_dense=2, eval_every=2) for s in (0, 1)]
+    train(configs, results=None, device="cpu", progress=False, workers=1)  # one group, in this process
+    seen = progress.ProgressTail(events).read()
+    assert [e["event"] for e in seen] == ["group"] + ["step"] * 6 + ["end"]
+    assert [e["step"] for e in seen if e["event"] == "step"] == list(range(1, 7))
+    assert {(e["runs"], e["total"]) for e in seen} == {(2, configs[0].total_steps)}
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_build_progress_lines(tmp_path, monkeypatch, tty):
+    """Plain lines (not a TTY) name the notebook, the group, the step and the ETA; on a TTY
+    one tqdm line updates in place."""
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.ENV, str(events))
+    monkeypatch.setattr(progress, "WRITE_EVERY_S", 0.0)
+    shown_to = io.StringIO()
+    shown = progress.BuildProgress(events, "[2/8] 43_data_size.ipynb", 3, tty=tty, stream=shown_to,
+                                 plain_every_s=0.0)
+    writer = progress.writer("gpt L=2 d=64 ×4", 4, 100, 0)
+    shown.poll()
+    writer.update(40)
+    shown.poll()
+    writer.close(100)
+    shown.close()
+    text = shown_to.getvalue()
+    assert "[2/8] 43_data_size.ipynb group 1/3 gpt L=2 d=64 ×4 (4 runs)" in text
+    if tty:
+        assert "\r" in text and "40/100" in text and "100/100" in text
+    else:
+        lines = text.splitlines()
+        assert lines[0].endswith("step 0/100 …")
+        assert re.search(r"step 40/100 \(40 %\), [\d.]+ steps/s, ETA ", lines[1])
+        assert re.search(r"done, step 100/100 in ", lines[2]) and len(lines) == 3
+
+
+def test_format_seconds():
+    assert [progress.format_seconds(s) for s in (0.25, 12, 125, 3725, None, float("nan"))] == \
+        ["0.2 s", "12 s", "2 min 05 s", "1 h 02 min", "unknown", "unknown"]
+
+
+# ----------------------------------------------------------------------------- failures
+
+def test_failing_notebook_is_named_kept_and_marked(tmp_path, capsys):
+    """A notebook that trains, then fails in its last cell: progress lines while it trains, the
+    notebook and the failing cell named, the executed copy kept, the report still written with
+    the notebook marked, exit 1."""
+    info = report.select_notebooks("4.1")[0]
     nb = nbformat.read(ROOT / "notebooks" / info.file, as_version=4)
-    nb.cells.insert(5, nbformat.v4.new_code_cell('raise RuntimeError("boom in a cell")'))
+    nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError("boom in a cell")'))
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
     nbformat.write(nb, nbdir / info.file)
     out = tmp_path / "out"
-    code = report.main(["--only", "1", "--profile", "smoke", "--device", "cpu", "--out", str(out),
+    code = report.main(["--only", "4.1", "--profile", "smoke", "--device", "cpu", "--out", str(out),
                         "--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figures"),
                         "--no-pdf"], notebooks_dir=nbdir)
     printed = capsys.readouterr().out
     assert code == 1
-    assert info.file in printed and "RuntimeError: boom in a cell" in printed and "cell 6" in printed
+    runs = len(report.notebook_configs(info, "smoke"))
+    assert re.search(rf"\[1/1\] {re.escape(info.file)}\s+{runs} runs: {runs} to train", printed)
+    assert re.search(rf"\[1/1\] {re.escape(info.file)} group 1/\d+ .*: step 0/\d+ …", printed)
+    assert re.search(rf"\[1/1\] {re.escape(info.file)} group \d+/\d+ .*: done, step (\d+)/\1 in ", printed)
+    assert f"cell {len(nb.cells) + 1} " in printed  # + papermill's injected-parameters cell
+    assert info.file in printed and "RuntimeError: boom in a cell" in printed
     executed = nbformat.read(out / "notebooks" / info.file, as_version=4)
     assert any(o.get("output_type") == "error" for c in executed.cells if c.cell_type == "code"
                for o in c.outputs)
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "This notebook failed" in page and "FAILED" in page
+    assert '<div class="notebook-failed"><strong>This notebook failed.</strong>' in page
+    assert '<td class="status-failed">FAILED</td>' in page and "boom in a cell" in page
 
 
 # ----------------------------------------------------------------------------- smoke build
 
-@pytest.fixture(scope="module")
-def smoke_build(tmp_path_factory):
-    """Run the smoke build once for the module: returns (out dir, stdout, seconds)."""
+@pytest.fixture(scope="session")
+def report_results(request, tmp_path_factory) -> Path:
+    """The smoke results store: the suite's shared one (``smoke_results`` of conftest.py) when
+    there is one, else a store of this module's own, filled by the smoke build."""
+    try:
+        return Path(request.getfixturevalue("smoke_results"))
+    except pytest.FixtureLookupError:
+        return tmp_path_factory.mktemp("report-results")
+
+
+@pytest.fixture(scope="session")
+def smoke_build(report_results, tmp_path_factory):
+    """Run the smoke build once for the session: returns (out dir, work dir, stdout, seconds)."""
     base = os.environ.get("MODARITH_REPORT_BUILD")
-    root = Path(base).resolve() if base else tmp_path_factory.mktemp("report")
-    out = root / "build" if base is None else root
-    work = root if base is None else tmp_path_factory.mktemp("report-work")
+    work = tmp_path_factory.mktemp("report")
+    out = Path(base).resolve() if base else work / "build"
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "build_report.py"), "--profile", "smoke", "--device", "cpu",
-         "--out", str(out), "--results", str(work / "results"), "--figures", str(work / "figures")],
+         "--out", str(out), "--results", str(report_results), "--figures", str(work / "figures")],
         capture_output=True, text=True, cwd=ROOT, timeout=1500)
     seconds = time.perf_counter() - start
     assert proc.returncode == 0, f"smoke build failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"
@@ -119,37 +304,68 @@ def smoke_build(tmp_path_factory):
 @pytest.mark.slow
 def test_smoke_build_outputs(smoke_build):
     out, work, stdout, seconds = smoke_build
-    first = stdout.splitlines()[0]
-    assert first.startswith("profile smoke") and "device cpu" in first and "REDUCED" in first
-    for info in report.NOTEBOOKS:
+    lines = stdout.splitlines()
+    assert lines[0].startswith("profile smoke") and "device cpu" in lines[0] and "REDUCED" in lines[0]
+    # the plan: totals, then one line per notebook, before anything runs
+    assert lines[1].startswith(f"Plan: {len(report.NOTEBOOKS)} notebooks, ")
+    distinct = {run_id(c) for info in report.NOTEBOOKS for c in report.notebook_configs(info, "smoke")}
+    assert f" {len(distinct)} distinct runs: " in lines[1]
+    for i, info in enumerate(report.NOTEBOOKS, 1):
+        assert lines[1 + i].startswith(f"  [{i}/{len(report.NOTEBOOKS)}] {info.file}")
         assert re.search(rf"\] {re.escape(info.file)}: ok \(", stdout)
         executed = nbformat.read(out / "notebooks" / info.file, as_version=4)
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
         if info.experiment is not None:  # the build passes profile, device and folders
             assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    assert "without encryption" not in stdout
     assert any((work / "figures").rglob("*.png")), "figures must land in --figures"
     print(f"smoke build: {seconds:.0f} s")
 
 
-def _visible_text(page: str) -> str:
-    page = re.sub(r"<(style|script|math)\b.*?</\1>", " ", page, flags=re.S | re.I)
-    return html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
+@pytest.mark.slow
+def test_plan_counts_stored_runs(smoke_build, report_results, tmp_path):
+    """After the smoke build every run is stored: the plan trains nothing; an empty store
+    trains everything, in the engine's groups; a run of an earlier notebook counts there."""
+    from modarith.engine import group_configs
+
+    chosen = report.select_notebooks("4.1,4.8")  # 4.8 loads the sanity check's GPT
+    sanity, picks = (report.notebook_configs(info, "smoke") for info in chosen)
+    shared = len(set(sanity) & set(picks))
+    assert shared > 0
+    stored = report.build_plan(chosen, "smoke", "cpu", report_results)
+    assert [(p.runs, p.earlier, p.to_train) for p in stored] == [(len(sanity), 0, 0),
+                                                                  (len(picks), shared, 0)]
+    fresh = report.build_plan(chosen, "smoke", "cpu", tmp_path / "empty")
+    assert [p.to_train for p in fresh] == [len(sanity), len(picks) - shared]
+    assert len(fresh[0].groups) == len(group_configs(sanity))
+    assert fresh[0].run_steps == sum(c.total_steps for c in sanity) and fresh[0].seconds > 0
+    assert "to train" in report.describe_build_plan(chosen, fresh, "cpu").splitlines()[0]
+    assert "nothing to train" in report.describe_build_plan(chosen, stored, "cpu").splitlines()[0]
 
 
 @pytest.mark.slow
 def test_smoke_report_html_is_self_contained(smoke_build):
     out = smoke_build[0]
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count("<section class=\"notebook\"") == len(report.NOTEBOOKS)
+    assert page.count('class="notebook-start"') == len(report.NOTEBOOKS)
     # nothing to fetch: no remote src, stylesheet, script or CSS url
     assert not re.search(r"""\bsrc\s*=\s*(?!["']?data:)""", page), "every src must be a data: URI"
     assert not re.search(r"<link\b|<script\b|@import|url\(\s*['\"]?(?:https?:)?//", page, re.I)
-    assert "<math" in page and "$" not in _visible_text(page)
+    visible = _visible_text(page)
+    assert "<math" in page and "$" not in visible
     assert 'class="math-error"' not in page, "a formula latex2mathml could not convert"
-    assert "Problem 2.10" in page and "nav class=\"toc\"" in page
-    assert "import " not in _visible_text(page), "code cells must be hidden"
-    for field in ("Profile", "Device", "modarith version", "Date", "wall time"):
-        assert field in page
+    assert "import " not in visible, "code cells must be hidden"
+    for field in ("Profile", "Device", "modarith version", "Date", "Total wall time"):
+        assert f"<th>{field}</th>" in page
+    assert 'class="dataframe reductions"' in page, "the table of the profile's reductions"
+    # table of contents: one entry per notebook title, each pointing at an anchor of the page
+    nav = re.search(r'<nav class="toc".*?</nav>', page, re.S).group(0)
+    targets = re.findall(r'href="#([^"]+)"', nav)
+    assert len(targets) >= len(report.NOTEBOOKS) and all(f'id="{t}"' in page for t in targets)
+    assert "Problem 2.10" in nav
+    # figures: every figure is a numbered <figure class="modarith-figure">
+    assert page.count('<figure class="modarith-figure">') >= 10
+    assert 'content: "Figure " counter(figure)' in page
     assert page.count("<img") >= 10, "figures and attention heatmaps embedded"
 
 
@@ -157,9 +373,16 @@ def test_smoke_report_html_is_self_contained(smoke_build):
 def test_smoke_report_pdf(smoke_build):
     if report.find_chromium() is None:
         pytest.skip(f"no Chromium: {report.INSTALL_HINT}")
-    pdf = smoke_build[0] / "report.pdf"
+    from pypdf import PdfReader
+
+    out = smoke_build[0]
+    pdf = out / "report.pdf"
     assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
-    assert report.pdf_page_count(pdf) >= 1
+    figures = (out / "report.html").read_text(encoding="utf-8").count('<figure class="modarith-figure">')
+    text = "\n".join(page.extract_text() for page in PdfReader(str(pdf)).pages)
+    # the CSS counter numbers the figures 1 … n across the whole report
+    numbers = [int(n) for n in re.findall(r"Figure (\d+)\. ", text)]
+    assert numbers[:1] == [1] and max(numbers) == figures, (numbers, figures)
 
 
 # ----------------------------------------------------------------------------- browser (CDP)

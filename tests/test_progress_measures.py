@@ -10,7 +10,7 @@ from test_engine import TINY
 
 from modarith.config import RunConfig
 from modarith.engine import GroupTrainer, init_model, snapshots_path, train
-from modarith.progress import (
+from modarith.progress_measures import (
     binary_grid,
     fourier_spectrum,
     gini,
