@@ -2,7 +2,9 @@
 
 A :class:`RunConfig` is the *identity* of a run: the results store keys every record by
 :func:`run_id`, a stable hash of all fields. Fields that do not change the numbers (the
-device, progress bars) are deliberately not part of it.
+device, progress bars) are deliberately not part of it. Optional features added later
+(:data:`OPTIONAL_DEFAULTS`: Grokfast, weight snapshots) enter the hash only when they are
+set, so the identities of runs that do not use them are unchanged.
 """
 
 from __future__ import annotations
@@ -83,6 +85,13 @@ class RunConfig:
     eval_dense: int = 100  # evaluate at every step t <= eval_dense ...
     eval_every: int = 100  # ... then every eval_every steps, and at the last step
     precision: str = "fp32"  # "fp32" or "bf16" (autocast mixed precision; off by default)
+    # Grokfast-EMA gradient filter (Lee et al. 2024), before clipping and AdamW, per run:
+    # g_ema <- α·g_ema + (1-α)·g (g_ema starts at the first gradient), then g <- g + λ·g_ema.
+    grokfast_alpha: float = 0.0  # α, EMA decay in (0, 1); 0 together with λ = 0 means off
+    grokfast_lamb: float = 0.0  # λ, amplification of the slow gradient (> 0); 0 means off
+    # Weight snapshots, stored with the run (runs/<run_id>.snapshots.pt); off when both are 0.
+    snapshots_log: int = 0  # number of log-spaced snapshot steps in [1, T] (plus step 0 and T)
+    snapshot_every: int = 0  # also snapshot every this many steps (0: none)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -139,6 +148,22 @@ class RunConfig:
         object.__setattr__(self, "weight_decay", float(wd))
         if self.precision not in PRECISIONS:
             raise _bad("precision", self.precision, f"one of {PRECISIONS}", PRECISIONS)
+        a, lamb = self.grokfast_alpha, self.grokfast_lamb
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not (0.0 <= a < 1.0):
+            raise _bad("grokfast_alpha", a, "a number in [0, 1) (0 with grokfast_lamb = 0: off)")
+        if isinstance(lamb, bool) or not isinstance(lamb, (int, float)) or not (
+                lamb >= 0 and math.isfinite(lamb)):
+            raise _bad("grokfast_lamb", lamb, "a finite number >= 0 (0: off)")
+        if (a == 0) != (lamb == 0):
+            raise _bad("grokfast_alpha" if a == 0 else "grokfast_lamb", a if a == 0 else lamb,
+                       "Grokfast needs both grokfast_alpha in (0, 1) and grokfast_lamb > 0, "
+                       "or both 0 (off)")
+        object.__setattr__(self, "grokfast_alpha", float(a))
+        object.__setattr__(self, "grokfast_lamb", float(lamb))
+        for name in ("snapshots_log", "snapshot_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise _bad(name, v, "an integer >= 0 (0: off)")
 
     # ---- derived quantities -------------------------------------------------------------
     @property
@@ -173,6 +198,25 @@ class RunConfig:
         s.add(T)
         return sorted(s)
 
+    @property
+    def grokfast(self) -> bool:
+        """True when the Grokfast-EMA gradient filter is on."""
+        return self.grokfast_lamb > 0
+
+    def snapshot_steps(self) -> list[int]:
+        """Steps whose weights are snapshotted (before that step's update): 0, T,
+        ``snapshots_log`` log-spaced steps in [1, T] (rounded; duplicates merged) and the
+        multiples of ``snapshot_every``. Empty when snapshots are off."""
+        if not (self.snapshots_log or self.snapshot_every):
+            return []
+        T = self.total_steps
+        s = {0, T}
+        n = self.snapshots_log
+        s |= {round(T ** (i / max(n - 1, 1))) for i in range(n)}
+        if self.snapshot_every:
+            s |= set(range(0, T + 1, self.snapshot_every))
+        return sorted(s)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["orders"] = list(self.orders)
@@ -191,15 +235,31 @@ class RunConfig:
         return cls(**d)
 
 
+# Fields added after the first results were stored: left out of the run identity while they
+# hold these (default) values, so that runs which do not use them keep their identity.
+OPTIONAL_DEFAULTS = {"grokfast_alpha": 0.0, "grokfast_lamb": 0.0, "snapshots_log": 0,
+                     "snapshot_every": 0}
+
+
+def identity_dict(config: RunConfig) -> dict:
+    """The fields hashed by :func:`run_id`: every field, less optional ones at their default."""
+    d = config.to_dict()
+    for name, default in OPTIONAL_DEFAULTS.items():
+        if d[name] == default:
+            del d[name]
+    return d
+
+
 def run_id(config: RunConfig, protocol: int = PROTOCOL) -> str:
-    """Stable identity of a run: sha256 of the canonical JSON of every field and the protocol.
+    """Stable identity of a run: sha256 of the canonical JSON of :func:`identity_dict` and the
+    protocol.
 
     ``protocol`` is :data:`PROTOCOL` except to find runs stored under an older protocol
     (version 1 hashed the fields alone).
     """
     if protocol not in PROTOCOL_CHANGES:
         raise ValueError(f"protocol = {protocol!r} is invalid: expected one of {sorted(PROTOCOL_CHANGES)}")
-    d = config.to_dict()
+    d = identity_dict(config)
     if protocol >= 2:
         d = {"protocol": protocol, **d}
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"))

@@ -94,7 +94,8 @@ def init_model(config: RunConfig) -> nn.Module:
 
 
 # Fields that may differ between runs of one vectorised group; everything else must match.
-PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps")
+PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps", "grokfast_alpha",
+                  "grokfast_lamb")
 
 
 def group_key(config: RunConfig) -> tuple:
@@ -245,6 +246,13 @@ class GroupTrainer:
         col = lambda f: torch.tensor([float(getattr(c, f)) for c in configs], device=device)[:, None]  # noqa: E731
         self.lr, self.wd, self.clip = col("lr"), col("weight_decay"), col("clip_norm")
         self.beta1, self.beta2, self.eps = c0.beta1, c0.beta2, c0.eps
+        # Grokfast-EMA (only when a run of the group asks for it; λ = 0 runs get g + 0·ema = g)
+        self.grad_ema = torch.zeros_like(self.flat) if any(c.grokfast for c in configs) else None
+        self.gf_alpha, self.gf_lamb = col("grokfast_alpha"), col("grokfast_lamb")
+        # weight snapshots (group-wide schedule; empty when off): steps and (K, P) CPU copies
+        self.snapshot_steps = c0.snapshot_steps()
+        self._snapshot_set = frozenset(self.snapshot_steps)
+        self.snapshots: list[torch.Tensor] = []
         self.hist = torch.full((K, len(self.eval_steps), len(self.metric_names)), float("nan"),
                                device=device)
         self.n_evals_done = 0
@@ -381,6 +389,8 @@ class GroupTrainer:
         """One optimizer step of every run: gradient -> clip -> AdamW (per-run settings)."""
         g = self.gradients()  # (K, P)
         with torch.no_grad():
+            if self.grad_ema is not None:  # Grokfast-EMA, before clipping
+                g = self._grokfast(g)
             self.clip_(g)
             self.adamw_(g)
 
@@ -407,6 +417,28 @@ class GroupTrainer:
         bc2_sqrt = math.sqrt(1.0 - b2**self.step)
         denom = (self.exp_avg_sq.sqrt() / bc2_sqrt).add_(self.eps)
         self.flat.sub_(self.exp_avg / denom * (self.lr / bc1))
+
+    def _grokfast(self, g: torch.Tensor) -> torch.Tensor:
+        """Grokfast-EMA filter, per run: ema <- α·ema + (1-α)·g (ema = g at the first update),
+        return g + λ·ema. g, ema: (K, P); α, λ: (K, 1)."""
+        if self.step == 0:
+            self.grad_ema.copy_(g)
+        else:
+            self.grad_ema.mul_(self.gf_alpha).add_((1.0 - self.gf_alpha) * g)
+        return g + self.gf_lamb * self.grad_ema
+
+    def snapshot(self) -> None:
+        """Record the parameters at the current step if it is a snapshot step (a CPU copy)."""
+        if self.step in self._snapshot_set and len(self.snapshots) < len(self.snapshot_steps) \
+                and self.snapshot_steps[len(self.snapshots)] == self.step:
+            self.snapshots.append(self.flat.detach().cpu().clone())
+
+    def run_snapshots(self, k: int) -> dict:
+        """Snapshots of run k: ``{"steps": (n,) int64, "params": {name: (n, *shape)}}``."""
+        steps = torch.tensor(self.snapshot_steps[:len(self.snapshots)], dtype=torch.long)
+        flat = torch.stack([s[k] for s in self.snapshots]) if self.snapshots else \
+            torch.zeros(0, self.flat.shape[1])  # (n, P)
+        return {"steps": steps, "params": {n: t.clone() for n, t in self.layout.unflatten(flat).items()}}
 
     def run(self, progress: bool = True, checkpoint: Path | None = None,
             checkpoint_every: int | None = None,
@@ -441,6 +473,8 @@ class GroupTrainer:
                 on_progress(self.step * self.K)  # resumed: count what the checkpoint holds
             try:
                 while True:
+                    if self._snapshot_set:
+                        self.snapshot()
                     self._evaluate_if_due(bar if progress else None)
                     if self.step >= self.T:
                         break
@@ -512,7 +546,9 @@ class GroupTrainer:
         return {"format": CHECKPOINT_FORMAT, "run_ids": list(self.run_ids), "step": self.step,
                 "n_evals_done": self.n_evals_done, "flat": self.flat.cpu(),
                 "exp_avg": self.exp_avg.cpu(), "exp_avg_sq": self.exp_avg_sq.cpu(),
-                "hist": self.hist.cpu(), "rng": rng, "wall_time_s": float(elapsed)}
+                "hist": self.hist.cpu(), "rng": rng, "wall_time_s": float(elapsed),
+                **({} if self.grad_ema is None else {"grad_ema": self.grad_ema.cpu()}),
+                **({"snapshots": torch.stack(self.snapshots)} if self.snapshots else {})}
 
     def save_state(self, path: Path) -> None:
         """Write :meth:`state` atomically (temporary file + rename): complete or absent."""
@@ -539,8 +575,17 @@ class GroupTrainer:
             raise CorruptRecord(f"checkpoint step {step!r} is outside [0, {self.T}]")
         if n_evals != bisect.bisect_right(self.eval_steps, step):
             raise CorruptRecord(f"checkpoint has {n_evals!r} evaluations done at step {step}")
+        optional = [("grad_ema", self.grad_ema)] if self.grad_ema is not None else []
+        # snapshots taken so far: those before `step`, and the one at `step` if it was taken
+        snaps = s.get("snapshots")
+        n_snap = len(snaps) if isinstance(snaps, torch.Tensor) and snaps.dim() == 3 else 0
+        if n_snap or any(t < step for t in self.snapshot_steps):
+            if n_snap not in (bisect.bisect_left(self.snapshot_steps, step),
+                              bisect.bisect_right(self.snapshot_steps, step)):
+                raise CorruptRecord(f"checkpoint has {n_snap} weight snapshots at step {step}")
+            optional.append(("snapshots", torch.empty(n_snap, *self.flat.shape, device="meta")))
         for name, ref in (("flat", self.flat), ("exp_avg", self.exp_avg),
-                          ("exp_avg_sq", self.exp_avg_sq), ("hist", self.hist)):
+                          ("exp_avg_sq", self.exp_avg_sq), ("hist", self.hist), *optional):
             t = s.get(name)
             if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
                 raise CorruptRecord(f"checkpoint tensor {name!r} does not have shape "
@@ -555,6 +600,9 @@ class GroupTrainer:
         self.exp_avg = s["exp_avg"].to(dev).contiguous()
         self.exp_avg_sq = s["exp_avg_sq"].to(dev).contiguous()
         self.hist = s["hist"].to(dev).contiguous()
+        if self.grad_ema is not None:
+            self.grad_ema = s["grad_ema"].to(dev).contiguous()
+        self.snapshots = list(s["snapshots"].unbind(0)) if n_snap else []
         self._rng = rng
         self.elapsed_before = float(s.get("wall_time_s", 0.0))
 
@@ -899,11 +947,18 @@ def train_group(configs: list[RunConfig], device: str = "cpu", progress: bool = 
         rec.meta["checkpoint_s"] = sum(trainer.checkpoint_seconds) / trainer.K
         sd = trainer.state_dict(k)
         if store is not None:
+            if trainer.snapshot_steps:  # written before the record, which marks the run done
+                atomic_torch_save(trainer.run_snapshots(k), snapshots_path(store, rec.run_id))
             store.put(rec, sd)
         out.append((rec, sd))
     if ckpt is not None:
         ckpt.unlink(missing_ok=True)
     return out
+
+
+def snapshots_path(store: Store, config_or_id) -> Path:
+    """Where a run's weight snapshots are stored: ``runs/<run_id>.snapshots.pt``."""
+    return store.record_path(config_or_id).with_suffix(".snapshots.pt")
 
 
 def load_model(config_or_record, results: str | Path = "results", device: str = "cpu") -> nn.Module:

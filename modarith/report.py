@@ -78,6 +78,9 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
     NotebookInfo("49_fidelity.ipynb",
                  "Fidelity — the seed's claims against our runs",
                  None, ("fidelity",)),
+    NotebookInfo("50_beyond.ipynb",
+                 "Beyond the report — why and when it groks",
+                 None, ("5", "beyond", "grokking")),
 )
 
 

@@ -45,8 +45,9 @@ def test_group_equals_individual_runs(model, batch_size):
     assert not torch.allclose(_hist(together[0]), _hist(together[1]))
 
 
-def _reference_loop(cfg: RunConfig, n_steps: int):
-    """The course's straightforward loop: one model, torch.optim.AdamW, clip_grad_norm_."""
+def _reference_loop(cfg: RunConfig, n_steps: int, filter_grads=None):
+    """The course's straightforward loop: one model, torch.optim.AdamW, clip_grad_norm_
+    (``filter_grads(model)``, when given, edits the gradients before clipping)."""
     ds = make_dataset(cfg.p, cfg.operator, cfg.orders)
     tr, _ = split_indices(ds, cfg.r_train, cfg.seed)
     model = init_model(cfg)
@@ -62,6 +63,8 @@ def _reference_loop(cfg: RunConfig, n_steps: int):
         loss, _ = get_loss_and_accuracy(logits, ds.target[idx], ds.eq_positions[idx], ds.mask[idx])
         opt.zero_grad()
         loss.backward()
+        if filter_grads is not None:
+            filter_grads(model)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
         opt.step()
         losses.append(loss.item())
