@@ -68,15 +68,19 @@ print(settings)
 # %% [markdown]
 # ## The knobs
 #
-# The models are the sanity-check models of notebook 41 in the chosen profile
-# (`protocol.knobs("sanity", profile)`; `full`: SPEC's defaults, $p = 31$, $L = 2$,
-# $d = 128$, learning rate $10^{-3}$, $T = 10^4 + 1$; `quick`: $p = 23$, $d = 64$, GPT learning
-# rate $3 \cdot 10^{-3}$ for 2301 steps, LSTM $10^{-2}$ for 4001 steps — smaller settings, one
-# layer with $d = 32$, did not grok within 3000 steps on a 2-core CPU, with or without
-# Grokfast). Added here: the weight snapshots of the progress-measure runs, the seeds of each
-# time-to-grok distribution, Grokfast's $(\alpha, \lambda)$ (the values its authors use for
-# modular arithmetic), the learning-rate factor of the plain-AdamW comparison, and a finer
-# evaluation grid for the time-to-grok runs.
+# In `full` and `smoke` the models are the sanity-check models of notebook 41
+# (`protocol.knobs("sanity", profile)`; `full`: SPEC's defaults, $p = 31$, $L = 2$, $d = 128$,
+# learning rate $10^{-3}$, $T = 10^4 + 1$). In `quick` the sanity check is SPEC's exact
+# protocol, far too long for 48 time-to-grok runs on a CPU, so this notebook sets smaller
+# models of its own, below: $p = 23$, $d = 64$, $L = 2$, GPT learning rate
+# $3 \cdot 10^{-3}$ for 2301 steps, LSTM $10^{-2}$ for 4001 steps (smaller settings, one layer
+# with $d = 32$, did not grok within 3000 steps on a 2-core CPU, with or without Grokfast).
+# Even these cost far more than ten minutes on 2 CPU cores (about 650–770 CPU seconds per GPT
+# group of 8 seeds, measured); on a GPU the `full` profile is the one to run. Added here: the
+# weight snapshots of the progress-measure runs, the seeds of each time-to-grok distribution,
+# Grokfast's $(\alpha, \lambda)$ (the values its authors use for modular arithmetic), the
+# learning-rate factor of the plain-AdamW comparison, and a finer evaluation grid for the
+# time-to-grok runs.
 
 # %%
 sanity_knobs = protocol.knobs("sanity", settings.profile)
@@ -85,13 +89,18 @@ SHARED = {  # the same in every profile
     "grokfast": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0},  # (α, λ) of the Grokfast variant
     "lr_factor": 3.0,  # learning-rate factor of the plain-AdamW comparison
 }
+QUICK_MODELS = {  # quick only: smaller than the sanity check's exact protocol (see above)
+    "gpt": {"p": 23, "d_model": 64, "lr": 3e-3, "steps": 2_301},
+    "lstm": {"p": 23, "d_model": 64, "lr": 1e-2, "steps": 4_001},
+}
 KNOBS = {
     "full": {"snapshots": {"snapshots_log": 40, "snapshot_every": 500}, "grok_eval": {"eval_every": 50}},
-    "quick": {"snapshots": {"snapshots_log": 24, "snapshot_every": 250}, "grok_eval": {"eval_every": 50}},
+    "quick": {"snapshots": {"snapshots_log": 24, "snapshot_every": 250}, "grok_eval": {"eval_every": 50},
+              "models": QUICK_MODELS},
     "smoke": {"snapshots": {"snapshots_log": 5, "snapshot_every": 0}, "grok_eval": {}},
 }
 knobs = {**SHARED, **KNOBS[settings.profile]}
-base = {m: sanity_knobs.base[m] for m in ("gpt", "lstm")}
+base = {m: knobs.get("models", sanity_knobs.base)[m] for m in ("gpt", "lstm")}
 for m in base:
     print(f"{m}: {base[m] or 'SPEC defaults'}; snapshots {knobs['snapshots']}; seeds {knobs['seeds']}; "
           f"Grokfast {knobs['grokfast']}; 3x lr = {knobs['lr_factor']}")

@@ -68,7 +68,7 @@ def test_interpretability_picks_runs_of_other_experiments(profile):
     gpt0 = [c for c in sanity if c.model == "gpt"][0]
     assert picks["sanity GPT"] == gpt0
     assert picks["orders GPT (binary + ternary)"] == [c for c in orders if c.model == "gpt"][0]
-    others = [c for c in sizes if (c.num_layers, c.d_model) != (gpt0.num_layers, gpt0.d_model)]
+    others = [c for c in sizes if c != gpt0]  # the biggest model-size GPT other than the sanity run
     biggest = max(c.num_layers * c.d_model**2 for c in others)
     pick = picks["model-size GPT"]
     assert pick in sizes and pick.num_layers * pick.d_model**2 == biggest
