@@ -1,5 +1,6 @@
-"""Session-wide fixtures: one smoke results store, trained once, shared by every test that
-needs stored runs (notebooks, CLI, report)."""
+"""Session-wide fixtures: one smoke results store, trained once, and one smoke report build
+over it, shared by every test that needs stored runs or executed notebooks (notebooks, CLI,
+report)."""
 
 from __future__ import annotations
 
@@ -22,19 +23,33 @@ def smoke_results(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smoke_notebooks(smoke_results) -> dict[str, Path]:
-    """Every notebook executed once with papermill in the smoke profile against
-    :func:`smoke_results`: notebook stem -> executed copy (beside the store, in
-    ``executed/``); figures in ``figures/`` beside the store."""
-    from modarith import experiments, protocol
+def smoke_build(smoke_results):
+    """The smoke report built once per session (``build_report.py --profile smoke``) over
+    :func:`smoke_results`, so nothing trains: returns (out dir, work dir, stdout, seconds).
+    Its executed notebooks are :func:`smoke_notebooks`; figures land in ``work/figures``.
+    ``$MODARITH_REPORT_BUILD`` names the out dir to keep (e.g. ``build/``)."""
+    import os
+    import subprocess
+    import sys
+    import time
 
-    root = smoke_results.parent
-    out = {}
-    for name, e in protocol.EXPERIMENTS.items():
-        out[e.notebook] = experiments.run_notebook(
-            name, profile="smoke", results=smoke_results, device="cpu", figures=root / "figures",
-            progress=False, output=root / "executed" / f"{e.notebook}.ipynb",
-            parameters={"interactive": False} if name == "interpretability" else None)
-    source = experiments.PACKAGE_ROOT / "notebooks" / "00_parameter_counts.ipynb"
-    out[source.stem] = experiments.execute(source, root / "executed" / source.name, progress=False)
-    return out
+    root = Path(__file__).resolve().parents[1]
+    work = smoke_results.parent
+    base = os.environ.get("MODARITH_REPORT_BUILD")
+    out = Path(base).resolve() if base else work / "build"
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(root / "build_report.py"), "--profile", "smoke", "--device", "cpu",
+         "--out", str(out), "--results", str(smoke_results), "--figures", str(work / "figures")],
+        capture_output=True, text=True, cwd=root, timeout=1500)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, f"smoke build failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"
+    return out, work, proc.stdout, seconds
+
+
+@pytest.fixture(scope="session")
+def smoke_notebooks(smoke_build) -> dict[str, Path]:
+    """Every notebook as the session's smoke build executed it (papermill, smoke profile,
+    against :func:`smoke_results`): notebook stem -> executed copy."""
+    out = smoke_build[0]
+    return {p.stem: p for p in sorted((out / "notebooks").glob("*.ipynb"))}

@@ -276,29 +276,9 @@ def test_failing_notebook_is_named_kept_and_marked(tmp_path, capsys):
 # ----------------------------------------------------------------------------- smoke build
 
 @pytest.fixture(scope="session")
-def report_results(request, tmp_path_factory) -> Path:
-    """The smoke results store: the suite's shared one (``smoke_results`` of conftest.py) when
-    there is one, else a store of this module's own, filled by the smoke build."""
-    try:
-        return Path(request.getfixturevalue("smoke_results"))
-    except pytest.FixtureLookupError:
-        return tmp_path_factory.mktemp("report-results")
-
-
-@pytest.fixture(scope="session")
-def smoke_build(report_results, tmp_path_factory):
-    """Run the smoke build once for the session: returns (out dir, work dir, stdout, seconds)."""
-    base = os.environ.get("MODARITH_REPORT_BUILD")
-    work = tmp_path_factory.mktemp("report")
-    out = Path(base).resolve() if base else work / "build"
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "build_report.py"), "--profile", "smoke", "--device", "cpu",
-         "--out", str(out), "--results", str(report_results), "--figures", str(work / "figures")],
-        capture_output=True, text=True, cwd=ROOT, timeout=1500)
-    seconds = time.perf_counter() - start
-    assert proc.returncode == 0, f"smoke build failed:\n{proc.stdout}\n{proc.stderr[-5000:]}"
-    return out, work, proc.stdout, seconds
+def report_results(smoke_results) -> Path:
+    """The suite's shared smoke store (conftest.py), which the session's smoke build used."""
+    return smoke_results
 
 
 @pytest.mark.slow
