@@ -49,7 +49,7 @@ figures_dir = "auto"  # PNG + SVG go to <figures_dir>/sanity/; auto: figures/ be
 force = False  # True retrains runs that are already stored
 
 # %%
-from modarith import analysis, plots, protocol
+from modarith import analysis, plots, protocol, seed_report
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -97,16 +97,8 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 1.", figures, "tra
 # report's published Table 1 (bold: the better model of a row, in each source).
 
 # %%
-SEED_TABLE1 = {  # the seed report's Table 1: (mean, std, t_f) per row; Δt rows: (Δt, -, -)
-    "lstm": {"A_train": (1.0, 0.0, 100), "L_train": (1.54e-4, 2.82e-7, 9600),
-             "A_val": (0.9979, 0.0021, 9200), "L_val": (5.01e-3, 4.26e-3, 10000),
-             "dt_A": (9100, float("nan"), float("nan")), "dt_L": (400, float("nan"), float("nan"))},
-    "gpt": {"A_train": (1.0, 0.0, 300), "L_train": (9.66e-5, 1.42e-5, 10001),
-            "A_val": (1.0, 0.0, 8900), "L_val": (8.88e-4, 2.36e-4, 10001),
-            "dt_A": (8600, float("nan"), float("nan")), "dt_L": (0, float("nan"), float("nan"))},
-}
 text, bold = analysis.compare_tables({"ours": analysis.model_table(records),
-                                      "seed": analysis.table_frame(SEED_TABLE1)})
+                                      "seed": analysis.table_frame(seed_report.table1_values())})
 analysis.styled(text, bold, f"Table 1. Best value over t ≤ T (mean ± std over seeds) with t_f, "
                 f"the first step reaching it; Δt = t_f(val) − t_f(train). {settings.caption()}")
 
