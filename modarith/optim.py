@@ -2,9 +2,20 @@
 
 Each function updates K independent runs at once, with per-run hyper-parameters given as
 ``(K, 1)`` columns, and equals its single-run reference applied run by run
-(``tests/test_optim.py``): :func:`clip_` = ``torch.nn.utils.clip_grad_norm_``, :func:`adamw_` =
-``torch.optim.AdamW``, :func:`grokfast_ema_` = Grokfast's ``gradfilter_ema`` (Lee et al. 2024).
+(``tests/test_optim.py``):
+
+- :func:`clip_` = ``torch.nn.utils.clip_grad_norm_`` (a run with ``max_norm`` 0 is not clipped);
+- :func:`adamw_` = ``torch.optim.AdamW``; :func:`coupled_l2_` then :func:`adamw_` with zero
+  decoupled decay = ``torch.optim.Adam(weight_decay=...)`` (coupled L2, ``g + wd·θ``);
+- :func:`warmup_factor` = the Grokfast paper's ``LambdaLR(lambda u: 1 if u > W else u / W)``;
+- :func:`grokfast_ema_` = Grokfast's ``gradfilter_ema``, :func:`grokfast_ma_` = its
+  ``gradfilter_ma`` (mean filter, ``warmup=True``) (Lee et al. 2024);
+- :func:`orthograd_` = ⊥Grad (Prieto et al. 2025): per parameter tensor, the gradient minus its
+  projection on the weights, rescaled to the gradient's norm.
+
 The group trainer (:mod:`modarith.group`) owns the state tensors; these functions only compute.
+Order of one update in the trainer: gradient → Grokfast filter → clip → ⊥Grad → coupled L2 →
+Adam(W) at ``lr · warmup_factor``.
 """
 
 from __future__ import annotations
@@ -16,9 +27,11 @@ import torch
 
 def clip_(g: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
     """Clip each run's gradient ``g`` (K, P) to ℓ2 norm ``max_norm`` (K, 1), in place, as
-    ``clip_grad_norm_`` does (scale ``max_norm / (‖g‖ + 1e-6)`` when below 1). Returns ``g``."""
+    ``clip_grad_norm_`` does (scale ``max_norm / (‖g‖ + 1e-6)`` when below 1); a run with
+    ``max_norm`` 0 is left unclipped (``RunConfig.clip_norm = 0``: off). Returns ``g``."""
     gnorm = torch.linalg.vector_norm(g, dim=1, keepdim=True)  # (K, 1)
-    return g.mul_((max_norm / (gnorm + 1e-6)).clamp(max=1.0))
+    scale = (max_norm / (gnorm + 1e-6)).clamp(max=1.0)
+    return g.mul_(torch.where(max_norm > 0, scale, torch.ones_like(scale)))  # 0: no clipping
 
 
 def adamw_(flat: torch.Tensor, g: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
@@ -48,3 +61,78 @@ def grokfast_ema_(g: torch.Tensor, ema: torch.Tensor, first: bool, alpha: torch.
     else:
         ema.mul_(alpha).add_((1.0 - alpha) * g)
     return g + lamb * ema
+
+
+def coupled_l2_(g: torch.Tensor, flat: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
+    """Coupled L2 weight decay, in place: ``g ← g + l2·θ`` (``torch.optim.Adam``'s
+    ``weight_decay``, added to the gradient before the moments). ``l2``: (K, 1), 0 for runs
+    with decoupled (AdamW) decay. Returns ``g``."""
+    return g.add_(l2 * flat)
+
+
+def warmup_factor(update: int, warmup: torch.Tensor) -> torch.Tensor:
+    """Linear learning-rate warm-up factor of update number ``update`` (0-based) for each run:
+    ``min(update / W, 1)``, 1 when ``W`` = 0 (no warm-up). ``warmup``: (K, 1) numbers of steps.
+
+    It is the Grokfast paper's ``LambdaLR(opt, lambda u: 1 if u > W else u / W)``: the first
+    update has learning rate 0, update W + 1 the full rate."""
+    w = warmup.to(torch.float64)
+    f = torch.where(w > 0, (update / w.clamp(min=1.0)).clamp(max=1.0), torch.ones_like(w))
+    return f.to(warmup.dtype if warmup.is_floating_point() else torch.float32)
+
+
+def grokfast_ma_(g: torch.Tensor, window_buf: torch.Tensor, window_sum: torch.Tensor, n_seen: int,
+                 window: torch.Tensor, lamb: torch.Tensor) -> torch.Tensor:
+    """Grokfast-MA filter of every run (``gradfilter_ma``, mean filter, ``warmup=True``):
+    keep the last ``w`` gradients; once ``w`` of them are in the window, return
+    ``g + λ·mean(window)`` (the window includes ``g``), before that ``g`` unchanged.
+
+    ``g`` (K, P); ``window_buf`` (W, K, P) ring buffer, W = the largest window of the group;
+    ``window_sum`` (K, P) float64 running sum of each run's window (the mean is that sum / w,
+    exact up to the float64 rounding of the running sum); ``n_seen``: gradients pushed before
+    this one (the update's 0-based number); ``window`` (K, 1) integers ≥ 1 (runs with λ = 0
+    get ``g`` back whatever their window); ``lamb`` (K, 1). Updates the buffer and the sum in
+    place; returns the filtered gradient."""
+    W, K = window_buf.shape[0], g.shape[0]
+    w = window.to(torch.long).clamp(min=1)  # (K, 1)
+    t = n_seen
+    if t >= 1:  # the gradient leaving each run's window (read before the slot is overwritten)
+        leaving = t - w.squeeze(1)  # (K,)
+        old = window_buf[leaving.clamp(min=0) % W, torch.arange(K, device=g.device)]  # (K, P)
+        window_sum.sub_(torch.where((leaving >= 0)[:, None], old, torch.zeros_like(old)).double())
+    window_buf[t % W].copy_(g)
+    window_sum.add_(g.double())
+    full = (t + 1 >= w) & (lamb > 0)  # (K, 1)
+    avg = (window_sum / w.to(torch.float64)).to(g.dtype)
+    return torch.where(full, g + (lamb * avg).to(g.dtype), g)
+
+
+def tensor_segments(sizes: list[int], device: torch.device | str | None = None) -> torch.Tensor:
+    """Index of the parameter tensor each of the P flat coordinates belongs to: (P,) int64,
+    from the tensors' sizes in flattening order (``sum(sizes)`` = P)."""
+    sizes_t = torch.as_tensor(list(sizes), dtype=torch.long)
+    if sizes_t.dim() != 1 or (sizes_t < 1).any():
+        raise ValueError(f"sizes = {list(sizes)!r} is invalid: expected a list of integers >= 1")
+    return torch.repeat_interleave(torch.arange(len(sizes_t)), sizes_t).to(device)
+
+
+def orthograd_(g: torch.Tensor, flat: torch.Tensor, segments: torch.Tensor, on: torch.Tensor,
+               eps: float = 1e-30) -> torch.Tensor:
+    """⊥Grad of every run, in place, per parameter tensor (Prieto et al. 2025, ``OrthoGrad``):
+    ``g⊥ = g − (⟨w, g⟩ / (⟨w, w⟩ + eps))·w``, then ``g⊥ · ‖g‖ / (‖g⊥‖ + eps)``, with w, g one
+    tensor's weights and gradient.
+
+    ``g``, ``flat``: (K, P); ``segments``: (P,) tensor index of each coordinate
+    (:func:`tensor_segments`); ``on``: (K, 1) bool, the runs to project (the others keep
+    ``g``). Returns ``g``."""
+    n = int(segments.max()) + 1 if segments.numel() else 0
+    K = g.shape[0]
+
+    def per_tensor(x):  # (K, P) -> (K, n) sums over each tensor's coordinates
+        return torch.zeros(K, n, dtype=x.dtype, device=x.device).index_add_(1, segments, x)
+
+    ww, wg, gg = per_tensor(flat * flat), per_tensor(flat * g), per_tensor(g * g)  # (K, n)
+    proj = (wg / (ww + eps))[:, segments]  # (K, P)
+    g_orth = g - proj * flat
+    scale = (gg.sqrt() / (per_tensor(g_orth * g_orth).sqrt() + eps))[:, segments]
+    return g.copy_(torch.where(on, g_orth * scale, g))
