@@ -4,6 +4,11 @@ SPEC "Loss and accuracy": RHS(y) = target positions strictly after ``=`` that ar
 (the result token and ``EOS``). Loss = mean over samples of the mean NLL over that sample's RHS
 tokens; a sample is correct only if every RHS token is the argmax.
 
+StableMax cross-entropy (Prieto et al. 2025, ``loss="stablemax"``): probabilities s(x)/Σs(x)
+with s(x) = x + 1 for x ≥ 0 and 1/(1 − x) for x < 0, the loss computed in float64.
+:func:`softmax_collapsed`: the same paper's diagnostic, samples whose float32 softmax gives
+the correct logit a gradient of exactly 0.
+
 SPEC "Summary statistics": best values over t ≤ T_max (min loss, max accuracy), t_f = first
 step reaching the best value, Δt = t_f(val) − t_f(train).
 """
@@ -19,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 REDUCTIONS = ("mean", "sum", "none")
+LOSSES = ("softmax", "stablemax")  # output normalisation of the cross-entropy
 _PER_ORDER = re.compile(r"^(train|val)_(loss|acc)_o(\d+)$")
 
 
@@ -29,6 +35,7 @@ def get_loss_and_accuracy(
     mask: torch.Tensor,
     reduction: str = "mean",
     sample_weight: torch.Tensor | None = None,
+    loss: str = "softmax",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss and accuracy on the right-hand side of each equation.
 
@@ -37,11 +44,14 @@ def get_loss_and_accuracy(
     tensors of shape (B,)). ``sample_weight`` (B,) float in {0, 1} (e.g. 0 on padding rows of a
     padded batch) turns ``mean`` into the weighted mean and ``sum`` into the weighted sum;
     ``none`` returns the unweighted per-sample values. A sample without RHS tokens has loss 0
-    and accuracy 1. Half-precision logits are upcast to float32. Pure tensor ops, so it works
-    under ``torch.vmap``.
+    and accuracy 1. Half-precision logits are upcast to float32. ``loss="stablemax"``: the NLL
+    of :func:`stablemax_log_probs` (float64 loss; the accuracy is the same, s is increasing).
+    Pure tensor ops, so it works under ``torch.vmap``.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if logits.dim() != 3:
         raise ValueError(f"logits must have shape (B, S, V), got {tuple(logits.shape)}")
     if tuple(targets.shape) != tuple(logits.shape[:2]) or tuple(mask.shape) != tuple(targets.shape):
@@ -66,7 +76,12 @@ def get_loss_and_accuracy(
     rhs = after_eq.to(logits.dtype) * (mask > 0).to(logits.dtype)  # (B, S)
     n_rhs = rhs.sum(dim=1)  # (B,)
 
-    log_probs = F.log_softmax(logits, dim=-1)  # (B, S, V)
+    stable = loss == "stablemax"
+    if stable:
+        log_probs = stablemax_log_probs(logits)  # (B, S, V) float64
+        rhs, n_rhs = rhs.double(), n_rhs.double()
+    else:
+        log_probs = F.log_softmax(logits, dim=-1)  # (B, S, V)
     nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, S)
     loss = (nll * rhs).sum(dim=1) / n_rhs.clamp_min(1.0)  # (B,)
 
@@ -79,12 +94,36 @@ def get_loss_and_accuracy(
         if reduction == "mean":
             return loss.mean(), acc.mean()
         return loss.sum(), acc.sum()
-    w = sample_weight.to(logits.dtype)  # (B,)
+    w = sample_weight.to(loss.dtype)  # (B,)
     loss_sum, acc_sum = (loss * w).sum(), (acc * w).sum()
     if reduction == "sum":
         return loss_sum, acc_sum
     denom = w.sum().clamp_min(torch.finfo(logits.dtype).tiny)
     return loss_sum / denom, acc_sum / denom
+
+
+def stablemax_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """log(s(x) / Σ s(x)) over the last axis in float64, s(x) = x + 1 for x ≥ 0 and
+    1 / (1 − x) for x < 0 (StableMax, Prieto et al. 2025). Both branches are evaluated on
+    clamped inputs, so neither can overflow and the gradient is finite everywhere."""
+    x = logits.double()
+    s = torch.where(x >= 0, x.clamp(min=0) + 1.0, 1.0 / (1.0 - x.clamp(max=0)))
+    return torch.log(s / s.sum(dim=-1, keepdim=True))
+
+
+def softmax_collapsed(logits: torch.Tensor, targets: torch.Tensor, eq_positions: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+    """Per sample (B,), 1.0 where the float32 softmax has collapsed: on every RHS token the
+    cross-entropy's gradient on the correct logit, ``exp(log_softmax(x))[target] − 1``, is
+    exactly 0 in float32 (the numerical-stability paper's Softmax Collapse), else 0.0.
+    Shapes as :func:`get_loss_and_accuracy`; pure tensor ops (vmap)."""
+    x = logits.float()
+    S = x.shape[1]
+    after_eq = torch.arange(S, device=x.device).unsqueeze(0) > eq_positions.unsqueeze(1)  # (B, S)
+    rhs = after_eq & (mask > 0)
+    p = F.log_softmax(x, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).exp()  # (B, S)
+    zero_grad = (p - 1.0) == 0
+    return (zero_grad | ~rhs).all(dim=1).to(x.dtype)
 
 
 def best_and_tf(steps, values, mode: str, t_max: float | None = None) -> tuple[float, int | None]:
