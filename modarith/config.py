@@ -3,8 +3,8 @@
 A :class:`RunConfig` is the *identity* of a run: the results store keys every record by
 :func:`run_id`, a stable hash of all fields. Fields that do not change the numbers (the
 device, progress bars) are deliberately not part of it. Optional features added later
-(:data:`OPTIONAL_DEFAULTS`: Grokfast, weight snapshots) enter the hash only when they are
-set, so the identities of runs that do not use them are unchanged.
+(:data:`OPTIONAL_DEFAULTS`: Grokfast, weight snapshots, the optimizer and loss switches) enter
+the hash only when they are set, so the identities of runs that do not use them are unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ MODELS = ("gpt", "lstm")
 OPERATORS = ("+", "-", "*", "/")
 ORDERS = (2, 3)
 PRECISIONS = ("fp32", "bf16")
+OPTIMIZERS = ("adamw", "adam")  # adamw: decoupled weight decay; adam: coupled L2 (g + wd·θ)
+LOSSES = ("softmax", "stablemax")  # output normalisation of the cross-entropy
 
 # Version of the training protocol, part of every run's identity (see :func:`run_id`): a run
 # stored under another protocol is never reused. History:
@@ -79,7 +81,7 @@ class RunConfig:
     beta1: float = 0.9  # AdamW first-moment decay
     beta2: float = 0.999  # AdamW second-moment decay
     eps: float = 1e-8  # AdamW denominator epsilon
-    clip_norm: float = 1.0  # gradient clipping: max global ℓ2 norm per run
+    clip_norm: float = 1.0  # gradient clipping: max global ℓ2 norm per run; 0: no clipping
     batch_size: int = 512  # B: training batch; the whole training set when N_train <= B
     steps: int = 10_001  # T: optimizer updates, rounded up to whole epochs
     eval_dense: int = 100  # evaluate at every step t <= eval_dense ...
@@ -92,6 +94,15 @@ class RunConfig:
     # Weight snapshots, stored with the run (runs/<run_id>.snapshots.pt); off when both are 0.
     snapshots_log: int = 0  # number of log-spaced snapshot steps in [1, T] (plus step 0 and T)
     snapshot_every: int = 0  # also snapshot every this many steps (0: none)
+    # ---- optimizer and loss switches (modarith.optim, modarith.metrics); all off by default.
+    # Order of one update: gradient -> Grokfast (EMA or MA) -> clip -> ⊥Grad -> coupled L2 ->
+    # Adam(W) at lr · warm-up factor.
+    optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam" (torch.optim.Adam: coupled L2)
+    warmup_steps: int = 0  # linear lr warm-up over this many updates (the Grokfast paper's LambdaLR); 0: off
+    grokfast_window: int = 0  # Grokfast-MA window w (with grokfast_lamb > 0, grokfast_alpha = 0); 0: off
+    orthograd: bool = False  # ⊥Grad: per tensor, the gradient minus its projection on the weights
+    loss: str = "softmax"  # "softmax" or "stablemax" cross-entropy (StableMax in float64)
+    record_collapse: bool = False  # log the training samples' float32 softmax-collapse fraction
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -137,29 +148,50 @@ class RunConfig:
             if not isinstance(v, (int, float)) or not (lo <= v < hi):
                 raise _bad(name, v, f"a number in [{lo}, {hi})")
             object.__setattr__(self, name, float(v))
-        for name in ("lr", "eps", "clip_norm"):
+        for name in ("lr", "eps"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
                 raise _bad(name, v, "a finite number > 0")
             object.__setattr__(self, name, float(v))
+        v = self.clip_norm
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 and math.isfinite(v)):
+            raise _bad("clip_norm", v, "a finite number > 0, or 0 (no clipping)")
+        object.__setattr__(self, "clip_norm", float(v))
         wd = self.weight_decay
         if not isinstance(wd, (int, float)) or not (wd >= 0 and math.isfinite(wd)):
             raise _bad("weight_decay", wd, "a finite number >= 0")
         object.__setattr__(self, "weight_decay", float(wd))
         if self.precision not in PRECISIONS:
             raise _bad("precision", self.precision, f"one of {PRECISIONS}", PRECISIONS)
-        a, lamb = self.grokfast_alpha, self.grokfast_lamb
+        a, lamb, window = self.grokfast_alpha, self.grokfast_lamb, self.grokfast_window
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not (0.0 <= a < 1.0):
             raise _bad("grokfast_alpha", a, "a number in [0, 1) (0 with grokfast_lamb = 0: off)")
         if isinstance(lamb, bool) or not isinstance(lamb, (int, float)) or not (
                 lamb >= 0 and math.isfinite(lamb)):
             raise _bad("grokfast_lamb", lamb, "a finite number >= 0 (0: off)")
-        if (a == 0) != (lamb == 0):
+        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+            raise _bad("grokfast_window", window, "an integer >= 0 (0: no Grokfast-MA)")
+        if window > 0:
+            if a != 0 or lamb == 0:
+                raise _bad("grokfast_alpha" if a != 0 else "grokfast_lamb", a if a != 0 else lamb,
+                           "Grokfast-MA (grokfast_window > 0) needs grokfast_lamb > 0 and "
+                           "grokfast_alpha = 0 (one filter per run)")
+        elif (a == 0) != (lamb == 0):
             raise _bad("grokfast_alpha" if a == 0 else "grokfast_lamb", a if a == 0 else lamb,
                        "Grokfast needs both grokfast_alpha in (0, 1) and grokfast_lamb > 0, "
-                       "or both 0 (off)")
+                       "or both 0 (off), or grokfast_window > 0 with grokfast_lamb > 0 (MA)")
         object.__setattr__(self, "grokfast_alpha", float(a))
         object.__setattr__(self, "grokfast_lamb", float(lamb))
+        if self.optimizer not in OPTIMIZERS:
+            raise _bad("optimizer", self.optimizer, f"one of {OPTIMIZERS}", OPTIMIZERS)
+        if self.loss not in LOSSES:
+            raise _bad("loss", self.loss, f"one of {LOSSES}", LOSSES)
+        v = self.warmup_steps
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise _bad("warmup_steps", v, "an integer >= 0 (0: no warm-up)")
+        for name in ("orthograd", "record_collapse"):
+            if not isinstance(getattr(self, name), bool):
+                raise _bad(name, getattr(self, name), "True or False")
         for name in ("snapshots_log", "snapshot_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -201,7 +233,12 @@ class RunConfig:
     @property
     def grokfast(self) -> bool:
         """True when the Grokfast-EMA gradient filter is on."""
-        return self.grokfast_lamb > 0
+        return self.grokfast_lamb > 0 and self.grokfast_window == 0
+
+    @property
+    def grokfast_ma(self) -> bool:
+        """True when the Grokfast-MA gradient filter is on (window ``grokfast_window``)."""
+        return self.grokfast_window > 0
 
     def snapshot_steps(self) -> list[int]:
         """Steps whose weights are snapshotted (before that step's update): 0, T,
@@ -238,7 +275,9 @@ class RunConfig:
 # Fields added after the first results were stored: left out of the run identity while they
 # hold these (default) values, so that runs which do not use them keep their identity.
 OPTIONAL_DEFAULTS = {"grokfast_alpha": 0.0, "grokfast_lamb": 0.0, "snapshots_log": 0,
-                     "snapshot_every": 0}
+                     "snapshot_every": 0, "optimizer": "adamw", "warmup_steps": 0,
+                     "grokfast_window": 0, "orthograd": False, "loss": "softmax",
+                     "record_collapse": False}
 
 
 def identity_dict(config: RunConfig) -> dict:

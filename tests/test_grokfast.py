@@ -32,7 +32,9 @@ def test_default_run_id_unchanged(cfg):
 
 
 @pytest.mark.parametrize("extra", [dict(grokfast_alpha=0.98, grokfast_lamb=2.0), dict(snapshots_log=5),
-                                   dict(snapshot_every=100)])
+                                   dict(snapshot_every=100), dict(optimizer="adam"), dict(warmup_steps=10),
+                                   dict(grokfast_window=100, grokfast_lamb=5.0), dict(orthograd=True),
+                                   dict(loss="stablemax"), dict(record_collapse=True)])
 def test_optional_fields_enter_identity_when_set(extra):
     cfg = RunConfig(**extra)
     assert set(identity_dict(cfg)) == LEGACY_FIELDS | set(extra)
@@ -50,10 +52,28 @@ def test_optional_fields_enter_identity_when_set(extra):
     (dict(grokfast_lamb=2.0), "grokfast_alpha"),
     (dict(snapshots_log=-1), "snapshots_log"),
     (dict(snapshot_every=1.5), "snapshot_every"),
+    (dict(grokfast_window=-1), "grokfast_window"),
+    (dict(grokfast_window=10), "grokfast_lamb"),
+    (dict(grokfast_window=10, grokfast_lamb=2.0, grokfast_alpha=0.9), "grokfast_alpha"),
+    (dict(optimizer="sgd"), "optimizer"),
+    (dict(loss="sparsemax"), "loss"),
+    (dict(warmup_steps=-1), "warmup_steps"),
+    (dict(orthograd=1), "orthograd"),
+    (dict(record_collapse="yes"), "record_collapse"),
+    (dict(clip_norm=-1.0), "clip_norm"),
+    (dict(clip_norm=float("inf")), "clip_norm"),
 ])
 def test_bad_grokfast_and_snapshot_fields(kwargs, field):
     with pytest.raises(ValueError, match=f"RunConfig.{field} = "):
         RunConfig(**kwargs)
+
+
+def test_clip_norm_zero_means_off_and_ma_is_not_ema():
+    assert RunConfig(clip_norm=0).clip_norm == 0.0
+    ma = RunConfig(grokfast_window=50, grokfast_lamb=5.0)
+    assert ma.grokfast_ma and not ma.grokfast
+    ema = RunConfig(grokfast_alpha=0.98, grokfast_lamb=2.0)
+    assert ema.grokfast and not ema.grokfast_ma
 
 
 class HandEMA:
