@@ -1,0 +1,234 @@
+"""A fair comparison of training recipes ("arms") by their time to grok.
+
+The protocol, as data (:class:`Comparison`) and code (:func:`run_comparisons`):
+
+1. **Paired seeds.** Every arm trains the same measured seeds (≥ 8 by default); a seed fixes
+   the train/validation split and the initial weights, so arm A and arm B of seed s differ
+   only in the recipe.
+2. **Each arm at its own best learning rate.** For each arm, every learning rate of a small
+   grid trains on *tuning* seeds kept apart from the measured ones; the arm's rate is the one
+   with the smallest mean time to grok on them (a run that does not grok counts T, its last
+   step; ties: more runs grokked, then the lower mean final validation loss). Best against
+   best: no arm is judged at a rate tuned for another.
+3. **Censored runs stay censored.** Times come from :func:`modarith.grok.grok_frame` (A_val
+   ≥ 0.99 and staying there); the statistics (:mod:`modarith.survival`) are Kaplan–Meier
+   medians with intervals, the log-rank test and the paired per-seed ratio.
+
+Nothing here knows an experiment: the arms, grids and seeds are given (``modarith.protocol``
+holds the notebook's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .config import RunConfig, run_id
+from .grok import GROK_THRESHOLD, grok_frame
+from .survival import (
+    describe_median,
+    fmt_p,
+    km_curve,
+    km_median,
+    logrank,
+    paired_ratios,
+    paired_summary,
+)
+
+MIN_SEEDS = 8  # measured seeds per arm, at least
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One recipe: a name and the RunConfig fields it changes from the comparison's base."""
+
+    name: str
+    changes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Arms on one base configuration; the first arm is the reference the others are
+    compared with."""
+
+    name: str  # a label (e.g. "GPT, SPEC's optimizer")
+    base: dict  # RunConfig keyword arguments shared by every arm (model, p, steps, ...)
+    arms: tuple[Arm, ...]
+    lr_grid: tuple[float, ...]  # learning rates tried for each arm on the tuning seeds
+    tuning_seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # measured seeds, disjoint from the tuning seeds
+    threshold: float = GROK_THRESHOLD
+    stay: int | None = None  # None: A_val must stay >= threshold to the end
+    min_seeds: int = MIN_SEEDS
+
+    def __post_init__(self):
+        object.__setattr__(self, "arms", tuple(self.arms))
+        for name in ("lr_grid", "tuning_seeds", "seeds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.arms or len({a.name for a in self.arms}) != len(self.arms):
+            raise ValueError(f"Comparison.arms = {[a.name for a in self.arms]!r} is invalid: "
+                             "expected at least one arm, with distinct names")
+        for a in self.arms:
+            bad = {"seed", "lr"} & set(a.changes)
+            if bad:
+                raise ValueError(f"Arm {a.name!r} changes {sorted(bad)}: seeds and learning rates are "
+                                 "set by the comparison (seeds, tuning_seeds, lr_grid)")
+        if not self.lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_grid):
+            raise ValueError(f"Comparison.lr_grid = {self.lr_grid!r} is invalid: expected numbers > 0")
+        if len(self.seeds) < self.min_seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Comparison.seeds = {self.seeds!r} is invalid: expected at least "
+                             f"{self.min_seeds} distinct measured seeds")
+        if not self.tuning_seeds or set(self.tuning_seeds) & set(self.seeds):
+            raise ValueError(f"Comparison.tuning_seeds = {self.tuning_seeds!r} is invalid: expected "
+                             "at least one seed, none of them a measured seed")
+        for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
+            self.config(a, self.lr_grid[0], self.seeds[0])
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ValueError(f"arm = {name!r} is invalid: expected one of {[a.name for a in self.arms]}")
+
+    def config(self, arm: Arm, lr: float, seed: int) -> RunConfig:
+        return RunConfig(**{**self.base, **arm.changes, "lr": lr, "seed": seed})
+
+    def tuning_configs(self) -> list[RunConfig]:
+        """Every arm × learning rate × tuning seed."""
+        return [self.config(a, lr, s) for a in self.arms for lr in self.lr_grid for s in self.tuning_seeds]
+
+    def measured_configs(self, best_lr: dict[str, float]) -> list[RunConfig]:
+        """Every arm × measured seed at that arm's chosen learning rate."""
+        return [self.config(a, best_lr[a.name], s) for a in self.arms for s in self.seeds]
+
+    def plan_configs(self) -> list[RunConfig]:
+        """What the comparison trains, for a plan made before tuning: the tuning runs, and the
+        measured runs at the grid's first rate (the chosen rate is known only after tuning; it
+        does not change a run's cost)."""
+        return self.tuning_configs() + self.measured_configs({a.name: self.lr_grid[0] for a in self.arms})
+
+
+def _frame(comparison: Comparison, configs: list[RunConfig], records) -> pd.DataFrame:
+    arm_of = {}
+    for a in comparison.arms:
+        for c in configs:
+            if c == comparison.config(a, c.lr, c.seed):
+                arm_of.setdefault(run_id(c), a.name)
+    f = grok_frame(records, comparison.threshold, comparison.stay)
+    f.insert(0, "arm", [arm_of[r] for r in f["run_id"]])
+    f.insert(0, "comparison", comparison.name)
+    f["final_val_loss"] = [float(r.history["val_loss"][-1]) for r in records]
+    return f
+
+
+def choose_lr(tuning: pd.DataFrame) -> tuple[dict[str, float], pd.DataFrame]:
+    """Each arm's learning rate from its tuning runs (one row per run: ``arm, lr, time,
+    observed, final_val_loss``): the smallest mean time (censored runs at T), then the most
+    runs grokked, then the lowest mean final validation loss. Returns ``(best, table)``."""
+    table = (tuning.groupby(["arm", "lr"], sort=False)
+             .agg(mean_time=("time", "mean"), n_grokked=("observed", "sum"), n=("observed", "size"),
+                  mean_final_val_loss=("final_val_loss", "mean")).reset_index())
+    table["chosen"] = False
+    best = {}
+    for arm, g in table.groupby("arm", sort=False):
+        g = g.assign(_neg=-g["n_grokked"]).sort_values(["mean_time", "_neg", "mean_final_val_loss"],
+                                                       kind="stable")
+        best[arm] = float(g["lr"].iloc[0])
+        table.loc[g.index[0], "chosen"] = True
+    return best, table
+
+
+@dataclass
+class ComparisonResult:
+    """The runs of one comparison: tuning frame, the chosen rates, the measured frame."""
+
+    comparison: Comparison
+    tuning: pd.DataFrame  # one row per tuning run
+    lr_table: pd.DataFrame  # :func:`choose_lr`'s table
+    best_lr: dict[str, float]
+    measured: pd.DataFrame  # one row per measured run (grok_frame columns + arm)
+
+    def arm_frame(self, arm: str) -> pd.DataFrame:
+        self.comparison.arm(arm)
+        return self.measured[self.measured.arm == arm]
+
+    def medians(self, level: float = 0.95) -> pd.DataFrame:
+        """Per arm: ``comparison, arm, lr, n, n_grokked, median, ci_low, ci_high, T``."""
+        rows = []
+        for a in self.comparison.arms:
+            f = self.arm_frame(a.name)
+            rows.append({"comparison": self.comparison.name, "arm": a.name, "lr": self.best_lr[a.name],
+                         **km_median(f["time"], f["observed"], level)})
+        return pd.DataFrame(rows)
+
+    def curves(self, level: float = 0.95) -> dict[str, pd.DataFrame]:
+        """Per arm, the Kaplan–Meier fraction grokked by step t (:func:`km_curve`)."""
+        return {a.name: km_curve(self.arm_frame(a.name)["time"], self.arm_frame(a.name)["observed"], level)
+                for a in self.comparison.arms}
+
+    def versus(self, other: str, reference: str | None = None, level: float = 0.95) -> dict:
+        """``other`` against ``reference`` (default: the first arm): both medians, the
+        log-rank test, the paired per-seed ratio reference / other (> 1: other sooner) and
+        a computed ``sentence``."""
+        ref = reference or self.comparison.arms[0].name
+        a, b = self.arm_frame(ref), self.arm_frame(other)
+        ma, mb = km_median(a["time"], a["observed"], level), km_median(b["time"], b["observed"], level)
+        lr = logrank(a["time"], a["observed"], b["time"], b["observed"])
+        pairs = paired_ratios(a, b)
+        ps = paired_summary(pairs, level)
+        out = {"comparison": self.comparison.name, "reference": ref, "other": other,
+               "median_ref": ma["median"], "median_other": mb["median"],
+               "p_logrank": lr["p_value"], **{f"paired_{k}": v for k, v in ps.items()}}
+        out["sentence"] = _sentence(self.comparison.name, ref, other, ma, mb, lr["p_value"], ps,
+                                    self.best_lr, level)
+        return out
+
+
+def _sentence(name, ref, other, ma, mb, p, ps, best_lr, level) -> str:
+    pct = f"{level:.0%}"
+    text = (f"{name}: {ref} (lr {best_lr[ref]:g}) {describe_median(ma)}; {other} (lr {best_lr[other]:g}) "
+            f"{describe_median(mb)}; log-rank {fmt_p(p)}. Paired over {ps['n']} seeds, {other} grokked "
+            f"first on {ps['b_sooner']}, {ref} on {ps['a_sooner']}"
+            + (f", {ps['undecided']} undecided (both censored or not comparable)" if ps["undecided"] else "")
+            + f" (sign test {fmt_p(ps['sign_p'])})")
+    if ps["n_exact"]:
+        lo, hi = ps["ratio_low"], ps["ratio_high"]
+        ci = (f"{pct} CI {lo:.2f}–{hi:.2f}" if math.isfinite(lo) and math.isfinite(hi)
+              else "too few pairs for an interval")
+        text += (f"; median per-seed speed-up {ref}/{other} = {ps['median_ratio']:.2f}× ({ci}, over the "
+                 f"{ps['n_exact']} seeds where both grokked)")
+    if p < 0.05 and ps["b_sooner"] != ps["a_sooner"]:
+        verdict = f"{other} groks {'sooner' if ps['b_sooner'] > ps['a_sooner'] else 'later'} than {ref}"
+    elif ma["n_grokked"] == 0 and mb["n_grokked"] == 0:
+        verdict = "neither arm groks within the budget, so this setting cannot tell them apart"
+    else:
+        verdict = f"no difference between {other} and {ref} is detected at this scale"
+    return f"{text}. So {verdict}."
+
+
+def run_comparisons(comparisons: list[Comparison], results: str | Path | None = "results",
+                    device: str = "auto", force: bool = False, progress: bool = False,
+                    workers: int | None = None) -> list[ComparisonResult]:
+    """Tune, then measure, every comparison: one :func:`modarith.engine.train` call for all
+    tuning runs (so they group and spread over workers), then one for all measured runs."""
+    from .engine import train
+
+    opts = dict(results=results, device=device, force=force, progress=progress, workers=workers)
+    tuning_cfgs = [c.tuning_configs() for c in comparisons]
+    recs = train([c for cs in tuning_cfgs for c in cs], **opts)
+    tuning, i = [], 0
+    for comp, cs in zip(comparisons, tuning_cfgs):
+        tuning.append(_frame(comp, cs, recs[i:i + len(cs)]))
+        i += len(cs)
+    chosen = [choose_lr(t) for t in tuning]
+    measured_cfgs = [comp.measured_configs(best) for comp, (best, _) in zip(comparisons, chosen)]
+    recs = train([c for cs in measured_cfgs for c in cs], **opts)
+    out, i = [], 0
+    for comp, cs, t, (best, table) in zip(comparisons, measured_cfgs, tuning, chosen):
+        out.append(ComparisonResult(comp, t, table, best, _frame(comp, cs, recs[i:i + len(cs)])))
+        i += len(cs)
+    return out
+
