@@ -9,7 +9,14 @@ sums of cos(w_k (a + b − c)) with w_k = 2πk/p. The measures below track that 
 - :func:`key_frequencies`, :func:`top_k_fraction`, :func:`gini`: how concentrated it is;
 - :func:`restricted_excluded_loss`: the loss of the result token on the training set when the
   logits, as functions of (a, b), keep only the constant and the key-frequency terms
-  cos/sin(w_k (a ∘ b)) (restricted), or lose those terms (excluded).
+  cos/sin(w_k (a ∘ b)) (restricted), or lose those terms (excluded);
+- :func:`logit_spectrum`, :func:`logit_key_frequencies`: the key frequencies chosen from the
+  logits themselves — the energy of the result logits on cos/sin(w_k (a ∘ b)), per k — not
+  from the embedding (an embedding that is not sparse, e.g. an LSTM's, would make nearly
+  every frequency "key", and the restricted loss would then just track the loss);
+- :func:`null_key_sets`: as many random frequencies, the null the restricted/excluded losses
+  of the chosen keys are read against; :func:`key_agreement`: how much the key sets of
+  several seeds agree.
 
 They apply to any model with number-token embeddings (the GPT and the LSTM). Over snapshots
 (``RunConfig.snapshots_log`` / ``snapshot_every``) they are tidy frames:
@@ -174,6 +181,53 @@ def fourier_logit_terms(p: int, keys: list[int], operator: str = "+") -> torch.T
     return terms / terms.flatten(1).norm(dim=1).clamp(min=1e-30)[:, None, None]
 
 
+def logit_spectrum(logits: torch.Tensor, operator: str = "+") -> np.ndarray:
+    """Norm of the result logits (p, p, V) over (a, b) per frequency of a ∘ b: index 0 the
+    constant (the mean over (a, b)), index k = 1 … (p−1)//2 the norm of their projection on
+    cos/sin(w_k (a ∘ b)), over the p number outputs. Feeds :func:`key_frequencies`."""
+    logits = torch.as_tensor(logits, dtype=torch.float64)
+    p = logits.shape[0]
+    if logits.dim() != 3 or logits.shape[1] != p or logits.shape[2] < p:
+        raise ValueError(f"logits must be (p, p, V >= p), got shape {tuple(logits.shape)}")
+    flat = logits[..., :p].reshape(p * p, p)  # number outputs only
+    mean = flat.mean(0)
+    out = [float(mean.norm() * p)]  # the constant's norm over the p² pairs
+    for k in range(1, (p - 1) // 2 + 1):
+        terms = fourier_logit_terms(p, [k], operator).flatten(1)  # (2, p²)
+        out.append(float((terms @ flat).norm()))
+    return np.asarray(out)
+
+
+def logit_key_frequencies(logits: torch.Tensor, operator: str = "+", n: int | None = None,
+                          mass: float = 0.9) -> list[int]:
+    """Key frequencies of a model chosen from its result logits (:func:`logit_spectrum`):
+    the ``n`` strongest, or the fewest holding ``mass`` of the logits' energy on the
+    non-constant a ∘ b terms."""
+    return key_frequencies(logit_spectrum(logits, operator), n=n, mass=mass)
+
+
+def null_key_sets(p: int, size: int, n_sets: int, seed: int = 0) -> list[list[int]]:
+    """``n_sets`` sets of ``size`` distinct random frequencies in [1, (p−1)//2]
+    (``numpy.random.default_rng(seed)``): the null for a chosen key set of that size."""
+    F = (p - 1) // 2
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= F:
+        raise ValueError(f"size = {size!r} is invalid: expected an integer in [1, {F}]")
+    rng = np.random.default_rng(seed)
+    return [sorted(int(k) + 1 for k in rng.choice(F, size, replace=False)) for _ in range(n_sets)]
+
+
+def key_agreement(key_sets: dict) -> dict:
+    """Agreement of several runs' key sets (name -> list of k): ``common`` (in every set),
+    ``union``, ``mean_jaccard`` (mean over pairs of |A ∩ B| / |A ∪ B|; 1.0 for one set)."""
+    sets = [set(v) for v in key_sets.values()]
+    if not sets:
+        raise ValueError("key_sets is empty")
+    pairs = [(a, b) for i, a in enumerate(sets) for b in sets[i + 1:]]
+    jac = [len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs]
+    return {"common": sorted(set.intersection(*sets)), "union": sorted(set.union(*sets)),
+            "mean_jaccard": float(np.mean(jac)) if jac else 1.0}
+
+
 def restricted_excluded_loss(logits: torch.Tensor, targets: torch.Tensor, train: torch.Tensor,
                              keys: list[int], operator: str = "+") -> dict[str, float]:
     """Nanda et al.'s restricted and excluded loss on the training pairs.
@@ -241,24 +295,32 @@ def _model_at(config: RunConfig, sd: dict) -> nn.Module:
 
 
 def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = None,
-                   top_k: int | None = None):
+                   top_k: int | None = None, n_null: int = 10, null_seed: int = 0):
     """Tidy frame ``step, measure, value`` of the progress measures over snapshots.
 
-    Measures: ``top_k_fraction`` (energy fraction of the ``top_k`` largest frequencies, default
-    the number of key frequencies), ``gini`` of the non-constant spectrum, and for '+'/'-' on
-    binary equations ``loss``, ``restricted_loss``, ``excluded_loss`` (result token, training
-    pairs). ``keys`` default: :func:`key_frequencies` of the last snapshot, fixed for all steps.
+    Measures: ``top_k_fraction`` (embedding energy in the ``top_k`` largest frequencies,
+    default as many as there are keys) and ``gini`` of the non-constant embedding spectrum;
+    for '+'/'-' on binary equations ``loss``, ``restricted_loss``, ``excluded_loss`` (result
+    token, training pairs), ``logit_key_fraction`` (fraction of the logits' non-constant
+    a ∘ b energy in the keys), and the null: ``restricted_loss_null``, ``excluded_loss_null``,
+    the medians over ``n_null`` sets of as many random frequencies (:func:`null_key_sets`).
+    ``keys`` default: :func:`logit_key_frequencies` of the last snapshot, fixed for all steps.
     """
     import pandas as pd
 
     items = list(snapshot_state_dicts(snapshots))
     if not items:
         raise ValueError("snapshots is empty: train with snapshots_log or snapshot_every > 0")
+    grid = binary_grid(config) if config.operator in FOURIER_OPERATORS and 2 in config.orders else None
     if keys is None:
-        keys = key_frequencies(fourier_spectrum(number_embeddings(items[-1][1], config)))
+        if grid is None:
+            keys = key_frequencies(fourier_spectrum(number_embeddings(items[-1][1], config)))
+        else:
+            keys = logit_key_frequencies(result_logits(_model_at(config, items[-1][1]), grid),
+                                         config.operator)
     top_k = top_k or max(1, len(keys))
     loss_keys = [k for k in keys if k <= (config.p - 1) // 2]  # k = p/2 (even p) has no sine term
-    grid = binary_grid(config) if config.operator in FOURIER_OPERATORS and 2 in config.orders else None
+    nulls = null_key_sets(config.p, len(loss_keys), n_null, null_seed) if loss_keys and n_null else []
     rows = []
     for step, sd in items:
         spec = fourier_spectrum(number_embeddings(sd, config))
@@ -267,5 +329,13 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
             logits = result_logits(_model_at(config, sd), grid)
             vals.update(restricted_excluded_loss(logits, grid["targets"], grid["train"], loss_keys,
                                                  config.operator))
+            ls = logit_spectrum(logits, config.operator)[1:] ** 2
+            vals["logit_key_fraction"] = float(ls[[k - 1 for k in loss_keys]].sum() / ls.sum()) \
+                if ls.sum() > 0 else float("nan")
+            if nulls:
+                null = [restricted_excluded_loss(logits, grid["targets"], grid["train"], ks,
+                                                 config.operator) for ks in nulls]
+                vals["restricted_loss_null"] = float(np.median([x["restricted_loss"] for x in null]))
+                vals["excluded_loss_null"] = float(np.median([x["excluded_loss"] for x in null]))
         rows += [{"step": step, "measure": m, "value": v} for m, v in vals.items()]
     return pd.DataFrame(rows)

@@ -1,5 +1,5 @@
 """Figures of the progress measures (:mod:`modarith.progress_measures`) and of time to grok
-(:mod:`modarith.grok`). Like :mod:`modarith.plots`, every ``plot_*`` function returns
+(Kaplan–Meier curves of :mod:`modarith.compare` results). Like :mod:`modarith.plots`, every ``plot_*`` function returns
 ``(fig, caption)`` with a caption computed from the data it was given."""
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "excluded_loss": ("excluded loss", "tab:purple", "--"),
     "top_k_fraction": ("energy in key frequencies", "tab:orange", "-"),
     "gini": ("Gini of the spectrum", "tab:brown", "--"),
+    "restricted_loss_null": ("restricted loss, random keys (null)", "tab:green", ":"),
+    "excluded_loss_null": ("excluded loss, random keys (null)", "tab:purple", ":"),
+    "logit_key_fraction": ("logit energy in key frequencies", "tab:red", "-"),
 }
 
 
@@ -32,8 +35,9 @@ def _first_at_least(steps, values, bar: float) -> float:
 
 def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: str,
                   bar: float = 0.99) -> tuple[plt.Figure, str]:
-    """Accuracy curves (top), restricted/excluded loss (middle) and spectrum concentration
-    (bottom) of one run against the step (symlog x); a dotted line where A_val first ≥ ``bar``."""
+    """Accuracy curves (top), restricted/excluded loss beside their random-key null (middle)
+    and spectrum concentration (bottom) of one run against the step (linear x from 0); a
+    dotted line where A_val first ≥ ``bar``."""
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
     steps = history["step"]
     ax = axes[0]
@@ -42,8 +46,9 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
     ax.set_ylabel("accuracy")
     ax.legend(loc="lower right")
     t_grok = _first_at_least(steps, history["val_acc"], bar)
-    for row, measures in ((1, ("loss", "restricted_loss", "excluded_loss")),
-                          (2, ("top_k_fraction", "gini"))):
+    for row, measures in ((1, ("loss", "restricted_loss", "excluded_loss", "restricted_loss_null",
+                               "excluded_loss_null")),
+                          (2, ("logit_key_fraction", "top_k_fraction", "gini"))):
         ax = axes[row]
         for m in measures:
             sub = progress[progress.measure == m].sort_values("step")
@@ -55,15 +60,21 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
     axes[1].set_ylabel("loss")
     axes[2].set_ylabel("fraction / Gini")
     axes[2].set_xlabel("step t")
-    axes[2].set_xscale("symlog", linthresh=10)
+    axes[2].set_xlim(0, max(steps))
     for ax in axes:
         if math.isfinite(t_grok):
             ax.axvline(t_grok, color="k", ls=":", lw=1)
         ax.grid(alpha=0.3)
     fig.tight_layout()
 
-    caption = f"{name}: accuracy and progress measures over training (key frequencies {keys})."
+    caption = (f"{name}: accuracy and progress measures over training ({len(keys)} key frequencies, "
+               f"chosen from the last snapshot's logits: {keys}; dotted: the median over sets of "
+               f"{len(keys)} random frequencies).")
     frac = progress[progress.measure == "top_k_fraction"].sort_values("step")
+    lk = progress[progress.measure == "logit_key_fraction"].sort_values("step")
+    if len(lk):
+        caption += (f" The logits' a ∘ b energy in the keys goes from {lk.value.iloc[0]:.2f} to "
+                    f"{lk.value.iloc[-1]:.2f}.")
     if len(frac):
         caption += (f" The energy of the number embeddings in the {len(keys)} key frequencies goes from "
                     f"{frac.value.iloc[0]:.2f} at t = {int(frac.step.iloc[0])} to "
@@ -75,6 +86,11 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
         rest = progress[progress.measure == "restricted_loss"].sort_values("step")
         caption += (f" Restricted loss {rest.value.iloc[0]:.3g} → {rest.value.iloc[-1]:.3g}, excluded loss "
                     f"{exc.value.iloc[0]:.3g} → {exc.value.iloc[-1]:.3g} (first → last snapshot).")
+        rn = progress[progress.measure == "restricted_loss_null"].sort_values("step")
+        en = progress[progress.measure == "excluded_loss_null"].sort_values("step")
+        if len(rn) and len(en):
+            caption += (f" With random keys instead: restricted {rn.value.iloc[-1]:.3g}, excluded "
+                        f"{en.value.iloc[-1]:.3g} at the last snapshot.")
     return fig, caption
 
 
@@ -103,29 +119,43 @@ def plot_fourier_heatmaps(embeddings: dict[str, np.ndarray]) -> tuple[plt.Figure
                  "dimension. " + "; ".join(parts) + ".")
 
 
-def plot_time_to_grok(frame: pd.DataFrame, label: str = "variant") -> tuple[plt.Figure, str]:
-    """Per model, the fraction of seeds that have grokked against the step (an empirical CDF)
-    for each value of ``label``; seeds that never grok keep the curve below 1."""
-    models = list(dict.fromkeys(frame["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.8), squeeze=False, sharey=True)
+def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
+    """One panel per comparison (:class:`modarith.compare.ComparisonResult`): the
+    Kaplan–Meier fraction of measured seeds grokked by step t for each arm, with its band;
+    runs that never grok are censored at T (ticks), so a curve below 1 at T means censored
+    runs, not an infinite time."""
+    from .survival import fmt_steps
+
+    n = len(results)
+    cols = min(n, 3)
+    rows_n = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), squeeze=False, sharey=True)
     colors = plt.get_cmap("tab10")
     parts = []
-    for ax, m in zip(axes[0], models):
-        sub = frame[frame.model == m]
-        T = float(sub["T"].max())
-        for i, (v, g) in enumerate(sub.groupby(label, sort=False)):
-            s = np.sort(g["step"].to_numpy(float))
-            fin = s[np.isfinite(s)]
-            x = np.concatenate([[0.0], np.repeat(fin, 2), [T]])
-            y = np.concatenate([[0.0], np.repeat(np.arange(len(fin) + 1), 2)[1:-1], [len(fin)]]) / len(s)
-            ax.plot(x, y, color=colors(i), label=f"{v} (n = {len(s)})")
-            parts.append(f"{m} {v}: {len(fin)}/{len(s)}")
-        ax.set_title(m.upper())
-        ax.set_xlabel("step t")
+    for ax, res in zip(axes.flat, results):
+        T = float(res.measured["T"].max())
+        med = res.medians(level).set_index("arm")
+        for i, (arm, c) in enumerate(res.curves(level).items()):
+            x = np.append(c.step.to_numpy(), T)
+            ax.step(x, np.append(c.grokked.to_numpy(), c.grokked.iloc[-1]), where="post", color=colors(i),
+                    label=f"{arm} (lr {res.best_lr[arm]:g})")
+            ax.fill_between(x, np.append(c.low.to_numpy(), c.low.iloc[-1]),
+                            np.append(c.high.to_numpy(), c.high.iloc[-1]), step="post", color=colors(i),
+                            alpha=0.15, lw=0)
+            m = med.loc[arm]
+            parts.append(f"{res.comparison.name}, {arm}: {m['n_grokked']}/{m['n']} grokked, median "
+                         f"{fmt_steps(m['median'])}")
+        ax.set_title(res.comparison.name, fontsize="medium")
         ax.set_xlim(0, T)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("step t")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize="small")
-    axes[0][0].set_ylabel("fraction of seeds with A_val ≥ 0.99")
+        ax.legend(loc="upper left", fontsize="x-small")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction grokked (KM)")
     fig.tight_layout()
-    return fig, ("Time to grok over seeds: fraction of seeds whose validation accuracy has reached 0.99 "
-                 "by step t. Seeds that grok within the budget: " + "; ".join(parts) + ".")
+    return fig, ("Time to grok (A_val ≥ 0.99 and staying there), Kaplan–Meier estimate of the fraction "
+                 f"of measured seeds grokked by step t with its {level:.0%} band; runs that never grok "
+                 "are censored at T. " + "; ".join(parts) + ".")

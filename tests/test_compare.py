@@ -65,3 +65,15 @@ def test_tiny_comparison_end_to_end():
     curves = res.curves()
     assert all(((c.grokked >= 0) & (c.grokked <= 1)).all() for c in curves.values())
     assert not any(math.isinf(x) for x in res.measured.time)  # censored runs carry T, not ∞
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from modarith.progress_plots import plot_km
+
+    fig, caption = plot_km([res])
+    n_ok = int(res.arm_frame("AdamW").observed.sum())
+    assert f"tiny, AdamW: {n_ok}/8 grokked" in caption and "censored at T" in caption
+    assert fig.axes[0].get_xlim() == (0.0, float(res.measured["T"].max()))
+    plt.close(fig)

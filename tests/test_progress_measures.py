@@ -14,8 +14,12 @@ from modarith.progress_measures import (
     binary_grid,
     fourier_spectrum,
     gini,
+    key_agreement,
     key_frequencies,
     load_snapshots,
+    logit_key_frequencies,
+    logit_spectrum,
+    null_key_sets,
     progress_frame,
     restricted_excluded_loss,
     result_logits,
@@ -97,6 +101,32 @@ def test_restricted_loss_of_exact_fourier_solution_is_zero():
     assert wrong["restricted_loss"] > 1.0 and wrong["excluded_loss"] < 1e-6
 
 
+def test_keys_chosen_from_the_logits_of_a_fourier_solution():
+    p, keys = 23, [2, 7, 9]
+    logits = _fourier_solution_logits(p, keys, beta=1.0, V=p + 5)
+    spec = logit_spectrum(logits)
+    assert spec.shape == ((p - 1) // 2 + 1,)
+    assert np.delete(spec, [0] + keys).max() < 1e-9 * spec.max()
+    assert sorted(logit_key_frequencies(logits)) == keys
+    # an embedding-free answer: noise added to the logits spreads the energy, keys stay first
+    noisy = logits + 1.0 * torch.randn(logits.shape, generator=torch.Generator().manual_seed(0),
+                                        dtype=torch.float64)
+    assert sorted(logit_key_frequencies(noisy, n=3)) == keys
+    assert len(logit_key_frequencies(noisy, mass=0.999)) > 3
+
+
+def test_null_key_sets_and_agreement():
+    sets = null_key_sets(31, 4, 6, seed=1)
+    assert len(sets) == 6 and all(len(set(s)) == 4 and 1 <= min(s) and max(s) <= 15 for s in sets)
+    assert sets == null_key_sets(31, 4, 6, seed=1) and sets != null_key_sets(31, 4, 6, seed=2)
+    with pytest.raises(ValueError, match="size"):
+        null_key_sets(31, 16, 1)
+    ag = key_agreement({0: [1, 2, 3], 1: [2, 3, 4], 2: [2, 3]})
+    assert ag["common"] == [2, 3] and ag["union"] == [1, 2, 3, 4]
+    assert ag["mean_jaccard"] == pytest.approx((2 / 4 + 2 / 3 + 2 / 3) / 3)
+    assert key_agreement({0: [5]})["mean_jaccard"] == 1.0
+
+
 def test_subtraction_uses_a_minus_b():
     p, keys = 11, [1, 4]
     a = torch.arange(p, dtype=torch.float64)
@@ -164,8 +194,9 @@ def test_progress_frames_over_snapshots(model):
     spec = spectrum_frame(cfg, snaps)
     assert list(spec.columns) == ["step", "k", "norm"]
     assert len(spec) == len(cfg.snapshot_steps()) * (cfg.p // 2 + 1)
-    prog = progress_frame(cfg, snaps)
-    assert set(prog["measure"]) == {"top_k_fraction", "gini", "loss", "restricted_loss", "excluded_loss"}
+    prog = progress_frame(cfg, snaps, n_null=3)
+    assert set(prog["measure"]) == {"top_k_fraction", "gini", "loss", "restricted_loss", "excluded_loss",
+                                    "logit_key_fraction", "restricted_loss_null", "excluded_loss_null"}
     assert sorted(set(prog["step"])) == cfg.snapshot_steps()
     last = prog[prog.step == cfg.total_steps].set_index("measure")["value"]
     rec_loss = g.records(1.0)[0].history
@@ -181,7 +212,7 @@ def test_figures_captions_are_computed():
     import pandas as pd
     from matplotlib import pyplot as plt
 
-    from modarith.progress_plots import plot_fourier_heatmaps, plot_progress, plot_time_to_grok
+    from modarith.progress_plots import plot_fourier_heatmaps, plot_progress
 
     E = _two_frequency_embedding(torch.Generator().manual_seed(1))
     fig, caption = plot_fourier_heatmaps({"toy": E.numpy()})
@@ -193,12 +224,8 @@ def test_figures_captions_are_computed():
                                       ("restricted_loss", 2.0 - s / 30), ("excluded_loss", 1.0 + s / 10))])
     fig, caption = plot_progress(hist, prog, [3, 11], "toy")
     assert len(fig.axes) == 3 and "first reaches 0.99 at t = 20" in caption
+    assert "2 key frequencies" in caption and fig.axes[2].get_xlim()[0] == 0
     assert "from 0.10 at t = 0 to 0.60 at t = 30" in caption and "excluded loss 1 → 4" in caption
-    plt.close(fig)
-    frame = pd.DataFrame({"model": ["gpt"] * 3, "variant": ["a", "a", "b"], "T": [100] * 3,
-                          "step": [10.0, math.inf, 50.0]})
-    fig, caption = plot_time_to_grok(frame)
-    assert "gpt a: 1/2" in caption and "gpt b: 1/1" in caption
     plt.close(fig)
 
 
