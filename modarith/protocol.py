@@ -203,7 +203,11 @@ def knobs(experiment: str, profile: str) -> Knobs:
 
 
 def configs(experiment: str, profile: str) -> list[RunConfig]:
-    """Run configs of ``experiment`` in ``profile`` (what its notebook trains)."""
+    """Run configs of ``experiment`` in ``profile`` (what its notebook trains): a key of
+    :data:`EXPERIMENTS`, or of :data:`COMPARISON_EXPERIMENTS` (notebooks built on fair
+    comparisons, whose measured runs' learning rates are chosen while they run)."""
+    if experiment in COMPARISON_EXPERIMENTS:
+        return COMPARISON_EXPERIMENTS[experiment](check_choice("profile", profile, PROFILES)).configs()
     return knobs(experiment, profile).configs()
 
 
@@ -429,3 +433,121 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
     figures.mkdir(parents=True, exist_ok=True)
     return Settings(resolve_profile(profile, dev), dev, results.expanduser().resolve(), figures,
                     force)
+
+
+# =========================================================================== beyond (50_beyond)
+# Notebook 50_beyond as data: the progress-measure runs (weight snapshots), an optional
+# reference run, and the fair comparisons (modarith.compare) of its three questions:
+#   (a) Grokfast at its paper's recipe (Lee et al. 2024, README: torch.optim.Adam with coupled
+#       L2 0.005, β₂ 0.98, lr 1e-3, 10-step warm-up, batch 512 ≈ 10 mini-batches per epoch, no
+#       clipping, α 0.98, λ 2), scaled down to a CPU: a smaller p, batches of ≈ N_train / 10;
+#   (b) Grokfast, ⊥Grad and StableMax on the seed's GPT and LSTM at SPEC's optimizer (AdamW,
+#       weight decay 1, clipping at 1, full batch);
+#   (c) AdamW with β₁ = α (a slower first moment) as a control of (b)'s Grokfast arm.
+# Each comparison: paired measured seeds (8), each arm's lr from ``lr_grid`` on tuning seeds
+# kept apart (100, 101, ...). ``plan_configs`` counts the measured runs at the grid's first
+# rate (their rate is chosen after tuning; it does not change their cost).
+GROKFAST_PAPER = {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0}
+BEYOND_SPEC_ARMS = (("AdamW", {}), ("AdamW + Grokfast", GROKFAST_PAPER),
+                    ("AdamW + ⊥Grad", {"orthograd": True}), ("AdamW + StableMax", {"loss": "stablemax"}),
+                    ("AdamW, β₁ = 0.98", {"beta1": 0.98}))
+BEYOND_RECIPE_ARMS = (("Adam", {}), ("Adam + Grokfast", GROKFAST_PAPER), ("Adam, β₁ = 0.98", {"beta1": 0.98}))
+# the Grokfast paper's optimizer, less the batch size (set per profile: ≈ 10 batches per epoch)
+GROKFAST_RECIPE = {"optimizer": "adam", "weight_decay": 0.005, "beta2": 0.98, "warmup_steps": 10,
+                   "clip_norm": 0.0}
+MEASURED_SEEDS = tuple(range(8))
+
+_BEYOND = {
+    "smoke": {
+        "progress": {"p": 7, "d_model": 16, "num_layers": 1, "lr": 1e-2, "steps": 30, "eval_dense": 5,
+                     "eval_every": 5, "snapshots_log": 4},
+        "progress_seeds": (0, 1),
+        "comparisons": {
+            "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS,
+                  "base": {**GROKFAST_RECIPE, "p": 7, "d_model": 8, "num_layers": 1, "num_heads": 2,
+                           "batch_size": 3, "steps": 20, "eval_dense": 0, "eval_every": 5},
+                  "lr_grid": (1e-2,), "tuning_seeds": (100,)},
+            "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
+                  "base": {"p": 7, "d_model": 8, "num_layers": 1, "num_heads": 2, "steps": 20,
+                           "eval_dense": 0, "eval_every": 5},
+                  "lr_grid": (1e-2,), "tuning_seeds": (100,)},
+        },
+        "reference": None,
+    },
+    "quick": {  # sized by measurement on the 2-core CPU (see the notebook's knobs section)
+        "progress": {"p": 17, "d_model": 32, "num_layers": 2, "r_train": 0.7, "lr": 1e-2, "steps": 1_501,
+                     "eval_dense": 0, "eval_every": 25, "snapshots_log": 12, "snapshot_every": 250},
+        "progress_seeds": (0, 1, 2),
+        "comparisons": {
+            "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS,
+                  "base": {**GROKFAST_RECIPE, "p": 17, "d_model": 32, "num_layers": 2, "r_train": 0.7,
+                           "batch_size": 20, "steps": 1_500, "eval_dense": 0, "eval_every": 25},
+                  "lr_grid": (1e-3, 3e-3), "tuning_seeds": (100,)},
+            "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
+                  "base": {"p": 17, "d_model": 32, "num_layers": 2, "r_train": 0.7, "steps": 1_501,
+                           "eval_dense": 0, "eval_every": 25},
+                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,)},
+        },
+        "reference": None,
+    },
+    "full": {  # SPEC's models and optimizer; (a) at the paper's p = 97 (a GPU job)
+        "progress": {"snapshots_log": 40, "snapshot_every": 500},
+        "progress_seeds": (0, 42),
+        "comparisons": {
+            "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS,
+                  "base": {**GROKFAST_RECIPE, "p": 97, "batch_size": 512, "steps": 40_000,
+                           "eval_dense": 0, "eval_every": 100},
+                  "lr_grid": (1e-3, 3e-3), "tuning_seeds": (100, 101)},
+            "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
+                  "base": {"eval_dense": 0, "eval_every": 50},
+                  "lr_grid": (1e-3, 3e-3), "tuning_seeds": (100, 101)},
+        },
+        # Nanda et al.'s setting as far as our GPT allows (it keeps its post-norm LayerNorm):
+        # p = 113, 1 layer, d 128, 4 heads, d_mlp 512, ReLU, AdamW lr 1e-3, wd 1, β₂ 0.98,
+        # 30 % train, full batch. Known outcome (TransformerLens demo): test loss < 0.02 by
+        # about step 14,400; five key frequencies.
+        "reference": {"model": "gpt", "p": 113, "num_layers": 1, "d_model": 128, "num_heads": 4,
+                      "multiplier": 4, "non_linearity": "relu", "lr": 1e-3, "weight_decay": 1.0,
+                      "beta2": 0.98, "r_train": 0.3, "batch_size": 4_000, "steps": 25_000,
+                      "eval_dense": 0, "eval_every": 100, "snapshots_log": 30, "snapshot_every": 1_000},
+    },
+}
+
+
+@dataclass(frozen=True)
+class BeyondKnobs:
+    """Notebook 50_beyond's runs in one profile."""
+
+    profile: str
+    progress: dict  # model -> RunConfig keyword arguments of the progress-measure runs
+    progress_seeds: tuple[int, ...]
+    comparisons: dict  # key ("a_gpt", "b_lstm", ...) -> modarith.compare.Comparison
+    reference: dict | None  # RunConfig keyword arguments of the reference run, or None
+
+    def configs(self) -> list[RunConfig]:
+        """Every run the notebook trains, as a plan counts them (see ``plan_configs``)."""
+        out = [RunConfig(model=m, seed=s, **kw) for m, kw in self.progress.items() for s in self.progress_seeds]
+        if self.reference is not None:
+            out.append(RunConfig(seed=0, **self.reference))
+        for c in self.comparisons.values():
+            out += c.plan_configs()
+        return out
+
+
+def beyond_knobs(profile: str) -> BeyondKnobs:
+    """The knobs of notebook 50_beyond in ``profile``."""
+    from modarith.compare import Arm, Comparison
+
+    k = _BEYOND[check_choice("profile", profile, PROFILES)]
+    comps = {}
+    for key, spec in k["comparisons"].items():
+        for m in spec["models"]:
+            comps[f"{key}_{m}"] = Comparison(
+                name=f"({key}) {m.upper()}", base={"model": m, **spec["base"]},
+                arms=tuple(Arm(n, dict(ch)) for n, ch in spec["arms"]), lr_grid=spec["lr_grid"],
+                tuning_seeds=spec["tuning_seeds"], seeds=MEASURED_SEEDS)
+    return BeyondKnobs(profile, {m: dict(k["progress"]) for m in MODELS}, tuple(k["progress_seeds"]), comps,
+                       k["reference"])
+
+
+COMPARISON_EXPERIMENTS = {"beyond": beyond_knobs}

@@ -46,7 +46,7 @@ class NotebookInfo:
 
     file: str  # file name under notebooks/
     title: str  # title (first heading of the notebook)
-    experiment: str | None  # key of modarith.protocol.EXPERIMENTS (its runs), or None
+    experiment: str | None  # key of protocol.EXPERIMENTS or COMPARISON_EXPERIMENTS (its runs), or None
     keys: tuple[str, ...]  # what --only accepts for it (problem numbers, experiment name)
 
 
@@ -80,7 +80,7 @@ NOTEBOOKS: tuple[NotebookInfo, ...] = (
                  None, ("fidelity",)),
     NotebookInfo("50_beyond.ipynb",
                  "Beyond the report — why and when it groks",
-                 None, ("5", "beyond", "grokking")),
+                 "beyond", ("5", "beyond", "grokking")),
 )
 
 

@@ -1,0 +1,31 @@
+"""Notebook 50_beyond's knobs live in the protocol: every profile builds valid comparisons
+(≥ 8 paired measured seeds, tuning seeds apart), and the build's plan counts its runs."""
+
+import pytest
+
+from modarith import protocol, report
+from modarith.config import RunConfig
+
+
+@pytest.mark.parametrize("profile", protocol.PROFILES)
+def test_beyond_knobs_build_fair_comparisons(profile):
+    k = protocol.beyond_knobs(profile)
+    assert {key.split("_")[0] for key in k.comparisons} == {"a", "b"}
+    for comp in k.comparisons.values():
+        assert len(comp.seeds) >= 8 and set(comp.seeds).isdisjoint(comp.tuning_seeds)
+        assert comp.arms[0].changes == {}  # the reference arm is the plain optimizer
+    a = k.comparisons["a_gpt"]
+    recipe = a.config(a.arms[0], a.lr_grid[0], 0)
+    assert (recipe.optimizer, recipe.clip_norm, recipe.warmup_steps, recipe.beta2) == ("adam", 0.0, 10, 0.98)
+    assert recipe.steps_per_epoch >= 5  # mini-batches, as the paper trains
+    b = k.comparisons["b_gpt"].config(k.comparisons["b_gpt"].arms[0], 1e-3, 0)
+    assert (b.optimizer, b.clip_norm, b.weight_decay, b.batch_size) == ("adamw", 1.0, 1.0, 512)
+    assert all(isinstance(c, RunConfig) for c in k.configs())
+
+
+def test_plan_counts_the_beyond_notebook():
+    info = next(i for i in report.NOTEBOOKS if i.file == "50_beyond.ipynb")
+    runs = report.notebook_configs(info, "smoke")
+    assert runs == protocol.configs("beyond", "smoke") and len(runs) > 100
+    with pytest.raises(ValueError, match="profile"):
+        protocol.configs("beyond", "fast")
