@@ -136,3 +136,58 @@ def orthograd_(g: torch.Tensor, flat: torch.Tensor, segments: torch.Tensor, on: 
     g_orth = g - proj * flat
     scale = (gg.sqrt() / (per_tensor(g_orth * g_orth).sqrt() + eps))[:, segments]
     return g.copy_(torch.where(on, g_orth * scale, g))
+
+
+# ---- one whole update of a group, from its configs ------------------------------------------------
+def hyper_columns(configs, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Per-run hyper-parameters of a group's :class:`~modarith.config.RunConfig` s as (K, 1)
+    columns for :func:`update_`: ``lr, weight_decay`` (decoupled, AdamW runs), ``l2`` (coupled,
+    Adam runs), ``clip`` (0: off), ``warmup``, ``ema_alpha, ema_lamb`` (Grokfast-EMA),
+    ``ma_window, ma_lamb`` (Grokfast-MA), ``orthograd`` (bool)."""
+    def col(values, dtype=torch.float32):
+        return torch.tensor(list(values), dtype=dtype, device=device)[:, None]
+
+    adam = [c.optimizer == "adam" for c in configs]
+    return {"lr": col(c.lr for c in configs),
+            "weight_decay": col(0.0 if a else c.weight_decay for a, c in zip(adam, configs)),
+            "l2": col(c.weight_decay if a else 0.0 for a, c in zip(adam, configs)),
+            "clip": col(c.clip_norm for c in configs), "warmup": col(c.warmup_steps for c in configs),
+            "ema_alpha": col(c.grokfast_alpha for c in configs),
+            "ema_lamb": col(c.grokfast_lamb if c.grokfast else 0.0 for c in configs),
+            "ma_window": col(max(c.grokfast_window, 1) for c in configs),
+            "ma_lamb": col(c.grokfast_lamb if c.grokfast_ma else 0.0 for c in configs),
+            "orthograd": col((c.orthograd for c in configs), torch.bool)}
+
+
+def optimizer_state(configs, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Zero optimizer state of a group (K, P) for :func:`update_`: Adam's moments, and only
+    when a run uses them the Grokfast-EMA average and the Grokfast-MA window (W, K, P) with its
+    float64 running sum (W = the group's largest window)."""
+    state = {"exp_avg": torch.zeros_like(flat), "exp_avg_sq": torch.zeros_like(flat)}
+    if any(c.grokfast for c in configs):
+        state["grad_ema"] = torch.zeros_like(flat)
+    W = max((c.grokfast_window for c in configs), default=0)
+    if W:
+        state["ma_window"] = torch.zeros(W, *flat.shape, dtype=flat.dtype, device=flat.device)
+        state["ma_sum"] = torch.zeros_like(flat, dtype=torch.float64)
+    return state
+
+
+@torch.no_grad()
+def update_(flat: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor], cols: dict[str, torch.Tensor],
+            step: int, segments: torch.Tensor | None, beta1: float, beta2: float, eps: float) -> None:
+    """One update of every run of a group, in place (``step``: updates done before this one):
+    Grokfast-EMA / -MA → clip → ⊥Grad → coupled L2 → Adam(W) at ``lr · warmup_factor``.
+
+    ``state``: :func:`optimizer_state`; ``cols``: :func:`hyper_columns`; ``segments``:
+    :func:`tensor_segments` of the model's parameters (needed when a run uses ⊥Grad)."""
+    if "grad_ema" in state:
+        g = grokfast_ema_(g, state["grad_ema"], step == 0, cols["ema_alpha"], cols["ema_lamb"])
+    if "ma_window" in state:
+        g = grokfast_ma_(g, state["ma_window"], state["ma_sum"], step, cols["ma_window"], cols["ma_lamb"])
+    clip_(g, cols["clip"])
+    if bool(cols["orthograd"].any()):
+        orthograd_(g, flat, segments, cols["orthograd"])
+    coupled_l2_(g, flat, cols["l2"])
+    adamw_(flat, g, state["exp_avg"], state["exp_avg_sq"], step + 1, cols["lr"] * warmup_factor(step, cols["warmup"]),
+           cols["weight_decay"], beta1, beta2, eps)

@@ -206,3 +206,32 @@ def test_group_of_k_equals_k_single_runs():
         alone = _pipeline(grads[:, k:k + 1], flat0[k:k + 1].clone(), single, W=max(int(single["window"]), 1))
         torch.testing.assert_close(together[k], alone[0], rtol=1e-12, atol=1e-12)
     assert not torch.allclose(together[0], together[3])
+
+
+def test_update_from_configs_equals_torch_adam_l2_warmup_and_gradfilter_ema():
+    """The paper's loop on given gradients: gradfilter_ema, then torch.optim.Adam with coupled
+    L2 and the LambdaLR warm-up, no clipping; beside it an AdamW + ⊥Grad run in the same group."""
+    from modarith.config import RunConfig
+    from modarith.optim import hyper_columns, optimizer_state, update_
+
+    paper = RunConfig(optimizer="adam", weight_decay=0.005, beta2=0.98, warmup_steps=3, clip_norm=0.0,
+                      lr=1e-2, grokfast_alpha=0.9, grokfast_lamb=2.0, beta1=0.9)
+    ortho = RunConfig(orthograd=True, weight_decay=0.5, lr=3e-3, clip_norm=100.0, beta2=0.98)
+    n = 12
+    grads, theta0 = _grads(n, 2, seed=9).float(), _grads(1, 2, seed=10)[0].float()
+    flat = theta0.clone()
+    cols = hyper_columns([paper, ortho])
+    state = optimizer_state([paper, ortho], flat)
+    seg = tensor_segments(SIZES)
+    for t in range(n):
+        update_(flat, grads[t].clone(), state, cols, t, seg, 0.9, 0.98, 1e-8)
+    filtered = _gradfilter_ema(grads[:, 0], 0.9, 2.0)
+    ref = _reference_adam(torch.optim.Adam, theta0[0], filtered, 1e-2, 0.005, 3)
+    torch.testing.assert_close(flat[0], ref, rtol=1e-5, atol=1e-6)
+    # AdamW + ⊥Grad: the per-tensor projection at the current weights, then torch.optim.AdamW
+    p = theta0[1].clone().requires_grad_()
+    opt = torch.optim.AdamW([p], lr=3e-3, weight_decay=0.5, betas=(0.9, 0.98), eps=1e-8)
+    for t in range(n):
+        p.grad = _orthograd_reference(p.detach().split(SIZES), grads[t, 1].split(SIZES)).clone()
+        opt.step()
+    torch.testing.assert_close(flat[1], p.detach(), rtol=1e-5, atol=1e-6)
