@@ -232,3 +232,33 @@ def run_comparisons(comparisons: list[Comparison], results: str | Path | None = 
         i += len(cs)
     return out
 
+
+
+def scale_text(comparison: Comparison) -> str:
+    """The scale of a comparison in words: 'GPT, p = 17, L = 2, d = 32, r_train 0.7, batch 20
+    (9 per epoch), T = 1,500'."""
+    c = comparison.config(comparison.arms[0], comparison.lr_grid[0], comparison.seeds[0])
+    batch = "full batch" if c.steps_per_epoch == 1 else f"batch {c.batch_size} ({c.steps_per_epoch} per epoch)"
+    return (f"{c.model.upper()}, p = {c.p}, L = {c.num_layers}, d = {c.d_model}, r_train {c.r_train:g}, "
+            f"{batch}, T = {c.total_steps:,}")
+
+
+def results_table(results: list[ComparisonResult], level: float = 0.95) -> pd.DataFrame:
+    """One text row per comparison and arm, for reading (no ∞, no raw floats): ``comparison,
+    arm, lr`` (chosen), ``grokked`` (n/N by T), ``median steps (CI)`` ("never (censored)" when
+    not reached), ``log-rank vs first arm`` (the comparison's reference arm)."""
+    from .survival import fmt_steps
+
+    rows = []
+    for res in results:
+        med = res.medians(level).set_index("arm")
+        ref = res.comparison.arms[0].name
+        for a in res.comparison.arms:
+            m = med.loc[a.name]
+            ci = (f" ({fmt_steps(m['ci_low'])} to {fmt_steps(m['ci_high'])})"
+                  if math.isfinite(m["median"]) else "")
+            p = "—" if a.name == ref else fmt_p(res.versus(a.name, level=level)["p_logrank"])
+            rows.append({"comparison": res.comparison.name, "arm": a.name, "lr": f"{res.best_lr[a.name]:g}",
+                         "grokked": f"{m['n_grokked']}/{m['n']}",
+                         "median steps (CI)": f"{fmt_steps(m['median'])}{ci}", "log-rank vs first arm": p})
+    return pd.DataFrame(rows)

@@ -286,12 +286,23 @@ def spectrum_frame(config: RunConfig, snapshots: dict):
     return pd.DataFrame(rows)
 
 
-def _model_at(config: RunConfig, sd: dict) -> nn.Module:
+def model_at(config: RunConfig, sd: dict) -> nn.Module:
+    """The config's model with a snapshot's parameters, in eval mode."""
     from .engine import build_model
 
     model = build_model(config)
     model.load_state_dict(sd, strict=False)  # parameters; buffers are fixed at construction
     return model.eval()
+
+
+def snapshot_keys(config: RunConfig, snapshots: dict, index: int = -1) -> list[int]:
+    """Key frequencies of snapshot ``index`` (default: the last), chosen from its result
+    logits (:func:`logit_key_frequencies`); from the embedding spectrum when the task has no
+    single a ∘ b to expand on (not '+'/'-' on binary equations)."""
+    sd = {n: t[index] for n, t in snapshots["params"].items()}
+    if config.operator in FOURIER_OPERATORS and 2 in config.orders:
+        return logit_key_frequencies(result_logits(model_at(config, sd), binary_grid(config)), config.operator)
+    return key_frequencies(fourier_spectrum(number_embeddings(sd, config)))
 
 
 def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = None,
@@ -313,11 +324,7 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
         raise ValueError("snapshots is empty: train with snapshots_log or snapshot_every > 0")
     grid = binary_grid(config) if config.operator in FOURIER_OPERATORS and 2 in config.orders else None
     if keys is None:
-        if grid is None:
-            keys = key_frequencies(fourier_spectrum(number_embeddings(items[-1][1], config)))
-        else:
-            keys = logit_key_frequencies(result_logits(_model_at(config, items[-1][1]), grid),
-                                         config.operator)
+        keys = snapshot_keys(config, snapshots)
     top_k = top_k or max(1, len(keys))
     loss_keys = [k for k in keys if k <= (config.p - 1) // 2]  # k = p/2 (even p) has no sine term
     nulls = null_key_sets(config.p, len(loss_keys), n_null, null_seed) if loss_keys and n_null else []
@@ -326,7 +333,7 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
         spec = fourier_spectrum(number_embeddings(sd, config))
         vals = {"top_k_fraction": top_k_fraction(spec, top_k), "gini": gini(spec[1:])}
         if grid is not None and loss_keys:
-            logits = result_logits(_model_at(config, sd), grid)
+            logits = result_logits(model_at(config, sd), grid)
             vals.update(restricted_excluded_loss(logits, grid["targets"], grid["train"], loss_keys,
                                                  config.operator))
             ls = logit_spectrum(logits, config.operator)[1:] ** 2

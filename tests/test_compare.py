@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_engine import TINY
 
-from modarith.compare import Arm, Comparison, choose_lr, run_comparisons
+from modarith.compare import Arm, Comparison, choose_lr, results_table, run_comparisons, scale_text
 
 ARMS = (Arm("AdamW"), Arm("Grokfast", {"grokfast_alpha": 0.9, "grokfast_lamb": 2.0}))
 
@@ -65,6 +65,10 @@ def test_tiny_comparison_end_to_end():
     curves = res.curves()
     assert all(((c.grokked >= 0) & (c.grokked <= 1)).all() for c in curves.values())
     assert not any(math.isinf(x) for x in res.measured.time)  # censored runs carry T, not ∞
+    table = results_table([res])
+    assert list(table.arm) == ["AdamW", "Grokfast"] and table["log-rank vs first arm"].iloc[0] == "—"
+    assert not table.isna().any().any() and "inf" not in table.to_string()
+    assert scale_text(res.comparison).startswith("GPT, p = 7, L = 1, d = 16")
     import matplotlib
 
     matplotlib.use("Agg")
