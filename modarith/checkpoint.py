@@ -2,7 +2,8 @@
 
 A checkpoint is ``results/checkpoints/<run_id>.pt`` (``weights_only`` loadable, written
 atomically) and holds one run's slice of a group's state: step, evaluations done, parameters
-``flat`` (P,), AdamW moments (P,) ×2, Grokfast EMA (P,) when on, history so far (E, M),
+``flat`` (P,), AdamW moments (P,) ×2, Grokfast EMA (P,) when on, the Grokfast-MA window
+(w, P) and its float64 running sum (P,) when on, history so far (E, M),
 weight snapshots (n, P) when on, and the wall time so far. Everything else that decides the
 rest of the run is a pure function of its config: the data split, the mini-batch order
 (``group.shuffle_perm(seed, epoch)``) and the dropout masks (``group.dropout_generators``:
@@ -115,6 +116,9 @@ def run_state(trainer, k: int, wall_time_s: float) -> dict:
          "hist": to_host(trainer.hist[k])}
     if trainer.grad_ema is not None:
         s["grad_ema"] = to_host(trainer.grad_ema[k])
+    w = trainer.windows[k]
+    if w:  # Grokfast-MA: the run's own w slots (update t in slot t % w) and running sum
+        s["ma_window"], s["ma_sum"] = to_host(trainer.ma_window[:w, k]), to_host(trainer.ma_sum[k])
     if trainer.snapshots:
         s["snapshots"] = torch.stack([snap[k] for snap in trainer.snapshots])  # (n, P)
     return s
@@ -134,6 +138,12 @@ def check_fits(trainer, s: dict) -> None:
     shapes = {"flat": (P,), "exp_avg": (P,), "exp_avg_sq": (P,), "hist": (E, M)}
     if trainer.grad_ema is not None:
         shapes["grad_ema"] = (P,)
+    w = trainer.windows[trainer.run_ids.index(s["run_id"])] if s.get("run_id") in trainer.run_ids else 0
+    if w:
+        shapes["ma_window"] = (w, P)
+        t = s.get("ma_sum")
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (P,) or t.dtype != torch.float64:
+            raise CorruptRecord(f"tensor 'ma_sum' does not have shape {(P,)} and dtype float64")
     snaps = s.get("snapshots")
     n = len(snaps) if isinstance(snaps, torch.Tensor) and snaps.dim() == 2 else 0
     if trainer.snapshot_steps and n not in n_snaps:
@@ -161,6 +171,11 @@ def restore(trainer, states: list[dict]) -> None:
     trainer.hist = stack("hist")
     if trainer.grad_ema is not None:
         trainer.grad_ema = stack("grad_ema")
+    for k, s in enumerate(states):
+        w = trainer.windows[k]
+        if w:
+            trainer.ma_window[:w, k] = s["ma_window"].to(dev)
+            trainer.ma_sum[k] = s["ma_sum"].to(dev)
     n = len(states[0].get("snapshots", ()))
     trainer.snapshots = [torch.stack([s["snapshots"][i] for s in states]) for i in range(n)]
     trainer.elapsed_before = max(float(s.get("wall_time_s", 0.0)) for s in states)

@@ -4,7 +4,11 @@
 positions the loss reads, prefix plans, batches). :class:`GroupTrainer` stacks the K runs'
 parameters into one ``(K, P)`` tensor; one batched forward (:mod:`modarith.fast`, or the
 hand-written modules under ``torch.vmap`` with ``fast=False``) and one backward give every
-run its gradient, then :mod:`modarith.optim` applies Grokfast, clipping and AdamW per run.
+run its gradient, then :mod:`modarith.optim` applies the run's update per run (Grokfast-EMA
+or -MA, clipping, ⊥Grad, coupled L2, Adam(W) with warm-up: :func:`modarith.optim.update_`).
+The training loss is each run's own (softmax or StableMax cross-entropy); the history's
+losses are softmax cross-entropy for every run (comparable across arms), plus, when
+``record_collapse``, the fraction of training samples whose float32 softmax has collapsed.
 Nothing in a step reads the device from the host.
 
 Each run's state is its own (:meth:`GroupTrainer.run_state`): parameters, moments, filter,
@@ -30,12 +34,12 @@ from modarith import optim
 from modarith.config import RunConfig, run_id
 from modarith.data import make_dataset, split_indices
 from modarith.devices import to_host
-from modarith.metrics import get_loss_and_accuracy
+from modarith.metrics import get_loss_and_accuracy, softmax_collapsed
 from modarith.models import init_model
 
 # Fields that may differ between runs of one vectorised group; everything else must match.
 PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps", "grokfast_alpha",
-                  "grokfast_lamb")
+                  "grokfast_lamb", "optimizer", "warmup_steps", "grokfast_window", "orthograd", "loss")
 
 
 def group_key(config: RunConfig) -> tuple:
@@ -114,6 +118,8 @@ class GroupData:
                 order_masks.append((ds.orders == o).float())
                 self.metric_names += [f"train_loss_o{o}", f"train_acc_o{o}", f"val_loss_o{o}", f"val_acc_o{o}"]
         self.metric_names += ["param_norm", "param_norm_no_embedding"]
+        if c0.record_collapse:
+            self.metric_names.append("train_collapse")  # fraction of training samples collapsed
         # the loss reads only the RHS: R positions right after '=' (the result and EOS)
         after_eq = torch.arange(S) > ds.eq_positions[:, None]  # (N, S)
         R = int((after_eq & (ds.mask > 0)).sum(1).max())
@@ -193,12 +199,19 @@ class GroupTrainer:
         self.template = copy.deepcopy(models[0]).to(device)
         self.buffers = dict(self.template.named_buffers())
         self._no_emb = self.layout.mask(lambda n: "embedding" not in n).to(device)  # (P,)
-        self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.step, self.n_evals_done = 0, 0
-        col = lambda f: torch.tensor([float(getattr(c, f)) for c in configs], device=device)[:, None]  # noqa: E731
-        self.lr, self.wd, self.clip = col("lr"), col("weight_decay"), col("clip_norm")
-        self.gf_alpha, self.gf_lamb = col("grokfast_alpha"), col("grokfast_lamb")
-        self.grad_ema = torch.zeros_like(self.flat) if any(c.grokfast for c in configs) else None
+        # per-run optimizer settings (K, 1) and state; the filters' state only when a run uses it
+        self.opt_cols = optim.hyper_columns(configs, device)
+        self.lr, self.wd, self.clip = self.opt_cols["lr"], self.opt_cols["weight_decay"], self.opt_cols["clip"]
+        state = optim.optimizer_state(configs, self.flat)
+        self.exp_avg, self.exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        self.grad_ema = state.get("grad_ema")  # Grokfast-EMA (K, P)
+        self.ma_window, self.ma_sum = state.get("ma_window"), state.get("ma_sum")  # Grokfast-MA
+        self.windows = [c.grokfast_window for c in configs]
+        self.segments = optim.tensor_segments(self.layout.sizes, device) if any(c.orthograd for c in configs) \
+            else None  # ⊥Grad: which tensor each coordinate belongs to
+        stable = [c.loss == "stablemax" for c in configs]
+        self.stablemax = torch.tensor(stable, device=device) if any(stable) else None  # (K,) bool
         self.snapshot_steps = c0.snapshot_steps()  # group-wide schedule; [] when off
         self.snapshots: list[torch.Tensor] = []  # (K, P) host copies
         self.hist = torch.full((self.K, len(self.eval_steps), len(self.metric_names)), float("nan"),
@@ -211,6 +224,9 @@ class GroupTrainer:
         self._vlogits = torch.vmap(self._reference_logits, in_dims=(0, None, None))
         self._vmetrics = torch.vmap(lambda lg, y, eq, m, w: get_loss_and_accuracy(
             lg, y, eq, m, reduction="mean", sample_weight=w))
+        self._vstable = torch.vmap(lambda lg, y, eq, m, w: get_loss_and_accuracy(
+            lg, y, eq, m, reduction="mean", sample_weight=w, loss="stablemax"))
+        self._vcollapsed = torch.vmap(softmax_collapsed, in_dims=(0, None, None, None))
         self._vsample_metrics = torch.vmap(
             lambda lg, y, eq, m: get_loss_and_accuracy(lg, y, eq, m, reduction="none"), in_dims=(0, None, None, None))
 
@@ -261,22 +277,31 @@ class GroupTrainer:
             pos, y, m, eq = self.data.rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
             logits = self.logits(flat, self.data.plan_train, rows, pos, self.configs[0].dropout)
             loss = self._vmetrics(logits, y, eq, m, w)[0]  # (K,)
+            if self.stablemax is not None:  # StableMax runs: their own loss (float64)
+                loss = torch.where(self.stablemax, self._vstable(logits, y, eq, m, w)[0], loss)
         else:
+            if self.stablemax is not None:
+                raise ValueError("RunConfig.loss = 'stablemax' needs the fast path (GroupTrainer(fast=True))")
             loss = self._vloss(flat, *batch)[0]
         (g,) = torch.autograd.grad(loss.sum(), flat)  # runs are independent: ∂Σ/∂θ_k = ∂L_k/∂θ_k
         return g
 
+    def optimizer_state(self) -> dict[str, torch.Tensor]:
+        """The state tensors :func:`modarith.optim.update_` updates in place."""
+        state = {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+        for name in ("grad_ema", "ma_window", "ma_sum"):
+            if getattr(self, name) is not None:
+                state[name] = getattr(self, name)
+        return state
+
     def update(self) -> None:
-        """One optimizer step of every run: gradient -> Grokfast -> clip -> AdamW (per run)."""
+        """One optimizer step of every run (per-run settings): gradient -> Grokfast (EMA or
+        MA) -> clip -> ⊥Grad -> coupled L2 -> Adam(W) at lr · warm-up factor."""
         g = self.gradients()  # (K, P)
-        with torch.no_grad():
-            if self.grad_ema is not None:  # runs with λ = 0 get g back
-                g = optim.grokfast_ema_(g, self.grad_ema, self.step == 0, self.gf_alpha, self.gf_lamb)
-            optim.clip_(g, self.clip)
-            self.step += 1
-            c0 = self.configs[0]
-            optim.adamw_(self.flat, g, self.exp_avg, self.exp_avg_sq, self.step, self.lr, self.wd,
-                         c0.beta1, c0.beta2, c0.eps)
+        c0 = self.configs[0]
+        optim.update_(self.flat, g, self.optimizer_state(), self.opt_cols, self.step, self.segments,
+                      c0.beta1, c0.beta2, c0.eps)
+        self.step += 1
 
     # ---- evaluation and snapshots ---------------------------------------------------------------
     @torch.no_grad()
@@ -295,12 +320,17 @@ class GroupTrainer:
                 self.template.train()
         loss, acc = self._vsample_metrics(logits, y, eq, m)  # (K, N) each
         cols = []
+        collapse = []
+        if self.configs[0].record_collapse:  # training fraction whose float32 softmax collapsed
+            c = self._vcollapsed(logits, y, eq, m)  # (K, N)
+            collapse = [(c * d.train_mask).sum(1) / d.train_mask.sum(1).clamp(min=1.0)]
         masks = [(d.train_mask, d.val_mask)] + [(d.train_mask * o, d.val_mask * o) for o in d.order_masks]
         for tm, vm in masks:
             for mask in (tm, vm):
                 n = mask.sum(1).clamp(min=1.0)
                 cols += [(loss * mask).sum(1) / n, (acc * mask).sum(1) / n]
         cols += [torch.linalg.vector_norm(self.flat, dim=1), torch.linalg.vector_norm(self.flat * self._no_emb, dim=1)]
+        cols += collapse
         self.hist[:, self.n_evals_done] = torch.stack(cols, 1)
         self.n_evals_done += 1
 

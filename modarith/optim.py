@@ -87,23 +87,23 @@ def grokfast_ma_(g: torch.Tensor, window_buf: torch.Tensor, window_sum: torch.Te
     keep the last ``w`` gradients; once ``w`` of them are in the window, return
     ``g + λ·mean(window)`` (the window includes ``g``), before that ``g`` unchanged.
 
-    ``g`` (K, P); ``window_buf`` (W, K, P) ring buffer, W = the largest window of the group;
-    ``window_sum`` (K, P) float64 running sum of each run's window (the mean is that sum / w,
-    exact up to the float64 rounding of the running sum); ``n_seen``: gradients pushed before
-    this one (the update's 0-based number); ``window`` (K, 1) integers ≥ 1 (runs with λ = 0
-    get ``g`` back whatever their window); ``lamb`` (K, 1). Updates the buffer and the sum in
-    place; returns the filtered gradient."""
-    W, K = window_buf.shape[0], g.shape[0]
-    w = window.to(torch.long).clamp(min=1)  # (K, 1)
+    ``g`` (K, P); ``window_buf`` (W, K, P), W ≥ the largest window of the group: run k keeps
+    its gradient of update t in slot ``t % w_k`` (so its first w_k slots are its own state,
+    whatever the group); ``window_sum`` (K, P) float64 running sum of each run's window (the
+    mean is that sum / w, exact up to the float64 rounding of the running sum); ``n_seen``:
+    gradients pushed before this one (the update's 0-based number); ``window`` (K, 1)
+    integers ≥ 1 (runs with λ = 0 get ``g`` back whatever their window); ``lamb`` (K, 1).
+    Updates the buffer and the sum in place; returns the filtered gradient."""
+    K = g.shape[0]
+    w = window.to(torch.long).clamp(min=1).squeeze(1)  # (K,)
     t = n_seen
-    if t >= 1:  # the gradient leaving each run's window (read before the slot is overwritten)
-        leaving = t - w.squeeze(1)  # (K,)
-        old = window_buf[leaving.clamp(min=0) % W, torch.arange(K, device=g.device)]  # (K, P)
-        window_sum.sub_(torch.where((leaving >= 0)[:, None], old, torch.zeros_like(old)).double())
-    window_buf[t % W].copy_(g)
+    slot, runs = t % w, torch.arange(K, device=g.device)  # (K,) each
+    old = window_buf[slot, runs]  # (K, P): the gradient of update t − w_k (zeros before)
+    window_sum.sub_(torch.where((t - w >= 0)[:, None], old, torch.zeros_like(old)).double())
+    window_buf[slot, runs] = g
     window_sum.add_(g.double())
-    full = (t + 1 >= w) & (lamb > 0)  # (K, 1)
-    avg = (window_sum / w.to(torch.float64)).to(g.dtype)
+    full = (t + 1 >= w)[:, None] & (lamb > 0)  # (K, 1)
+    avg = (window_sum / w[:, None].to(torch.float64)).to(g.dtype)
     return torch.where(full, g + (lamb * avg).to(g.dtype), g)
 
 
@@ -125,13 +125,10 @@ def orthograd_(g: torch.Tensor, flat: torch.Tensor, segments: torch.Tensor, on: 
     ``g``, ``flat``: (K, P); ``segments``: (P,) tensor index of each coordinate
     (:func:`tensor_segments`); ``on``: (K, 1) bool, the runs to project (the others keep
     ``g``). Returns ``g``."""
-    n = int(segments.max()) + 1 if segments.numel() else 0
-    K = g.shape[0]
+    def per_tensor(x):  # (K, P) -> (K, P): column j < n holds tensor j's sum (no host read of n)
+        return torch.zeros_like(x).index_add_(1, segments, x)
 
-    def per_tensor(x):  # (K, P) -> (K, n) sums over each tensor's coordinates
-        return torch.zeros(K, n, dtype=x.dtype, device=x.device).index_add_(1, segments, x)
-
-    ww, wg, gg = per_tensor(flat * flat), per_tensor(flat * g), per_tensor(g * g)  # (K, n)
+    ww, wg, gg = per_tensor(flat * flat), per_tensor(flat * g), per_tensor(g * g)
     proj = (wg / (ww + eps))[:, segments]  # (K, P)
     g_orth = g - proj * flat
     scale = (gg.sqrt() / (per_tensor(g_orth * g_orth).sqrt() + eps))[:, segments]
@@ -180,13 +177,13 @@ def update_(flat: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor],
     Grokfast-EMA / -MA → clip → ⊥Grad → coupled L2 → Adam(W) at ``lr · warmup_factor``.
 
     ``state``: :func:`optimizer_state`; ``cols``: :func:`hyper_columns`; ``segments``:
-    :func:`tensor_segments` of the model's parameters (needed when a run uses ⊥Grad)."""
+    :func:`tensor_segments` of the model's parameters when a run uses ⊥Grad, else None."""
     if "grad_ema" in state:
         g = grokfast_ema_(g, state["grad_ema"], step == 0, cols["ema_alpha"], cols["ema_lamb"])
     if "ma_window" in state:
         g = grokfast_ma_(g, state["ma_window"], state["ma_sum"], step, cols["ma_window"], cols["ma_lamb"])
     clip_(g, cols["clip"])
-    if bool(cols["orthograd"].any()):
+    if segments is not None:  # a run of the group uses ⊥Grad (decided on the host: no device read)
         orthograd_(g, flat, segments, cols["orthograd"])
     coupled_l2_(g, flat, cols["l2"])
     adamw_(flat, g, state["exp_avg"], state["exp_avg_sq"], step + 1, cols["lr"] * warmup_factor(step, cols["warmup"]),

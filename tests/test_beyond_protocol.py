@@ -29,3 +29,26 @@ def test_plan_counts_the_beyond_notebook():
     assert runs == protocol.configs("beyond", "smoke") and len(runs) > 100
     with pytest.raises(ValueError, match="profile"):
         protocol.configs("beyond", "fast")
+
+
+@pytest.mark.slow
+def test_smoke_beyond_notebook_answers(smoke_notebooks):
+    """50_beyond in the smoke build: KM figure, a readable table (no inf, no index column),
+    computed answers to (a)-(c) with log-rank p-values, and the closing note."""
+    import nbformat
+
+    nb = nbformat.read(str(smoke_notebooks["50_beyond"]), as_version=4)
+    text, html = "", []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            assert o.get("output_type") != "error", o.get("evalue")
+            text += o.get("text", "") if o.get("name") == "stdout" else ""
+            html += [o["data"]["text/html"]] if "text/html" in o.get("data", {}) else []
+    figures = [h for h in html if h.startswith('<figure class="modarith-figure">')]
+    assert any("Kaplan–Meier" in h for h in figures) and any("random frequencies" in h for h in figures)
+    table = next(h for h in html if "<table" in h)
+    assert "inf" not in table and "log-rank vs first arm" in table and "row_heading" not in table
+    for q in ("(a) Grokfast at its paper's recipe", "(b) Grokfast, ⊥Grad and StableMax", "(c) Is the filter"):
+        assert q in text
+    assert text.count("log-rank p") >= 10 and "key sets per seed" in text
+    assert "The Grokfast paper's claim" in text and "∞" not in text

@@ -12,7 +12,6 @@ from modarith.config import RunConfig
 from modarith.engine import train
 from modarith.group import GroupTrainer
 from modarith.models import init_model
-from modarith.store import snapshots_path
 from modarith.progress_measures import (
     binary_grid,
     fourier_spectrum,
@@ -29,7 +28,7 @@ from modarith.progress_measures import (
     spectrum_frame,
     top_k_fraction,
 )
-from modarith.store import Store
+from modarith.store import Store, snapshots_path
 
 P = 31
 
