@@ -11,6 +11,7 @@ from test_engine import TINY
 from modarith.config import RunConfig
 from modarith.engine import train
 from modarith.group import GroupTrainer
+from modarith.loop import fit
 from modarith.models import init_model
 from modarith.progress_measures import (
     binary_grid,
@@ -172,16 +173,26 @@ def test_snapshots_stored_loaded_and_exact(tmp_path):
         load_snapshots(plain, tmp_path)
 
 
-def test_snapshots_resume_exactly(tmp_path):
+def test_snapshots_resume_exactly(tmp_path, monkeypatch):
+    """A run with snapshots crashes after its checkpoint at step 7; resumed, its stored
+    snapshots equal those of an uninterrupted run."""
     cfg = RunConfig(model="lstm", seed=4, snapshots_log=8, batch_size=16, **TINY)
-    whole = GroupTrainer([cfg])
-    whole.run(progress=False)
-    first = GroupTrainer([cfg])
-    first.run(progress=False, checkpoint=tmp_path / "c.pt", checkpoint_every=7)
-    second = GroupTrainer([cfg])
-    second.load_state(tmp_path / "c.pt")
-    second.run(progress=False)
-    a, b = whole.run_snapshots(0), second.run_snapshots(0)
+    whole_dir = tmp_path / "whole"
+    train([cfg], results=whole_dir, progress=False, device="cpu")
+    orig = GroupTrainer.update
+
+    def crash(self):
+        if self.step == 9:
+            raise KeyboardInterrupt
+        orig(self)
+
+    monkeypatch.setattr(GroupTrainer, "update", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train([cfg], results=tmp_path / "resumed", progress=False, device="cpu", checkpoint_every=7)
+    monkeypatch.setattr(GroupTrainer, "update", orig)
+    (rec,) = train([cfg], results=tmp_path / "resumed", progress=False, device="cpu", checkpoint_every=7)
+    assert rec.meta["resumed_from_step"] == 7
+    a, b = load_snapshots(cfg, whole_dir), load_snapshots(cfg, tmp_path / "resumed")
     assert a["steps"].tolist() == b["steps"].tolist() == cfg.snapshot_steps()
     for name in a["params"]:
         assert torch.equal(a["params"][name], b["params"][name])
@@ -191,7 +202,7 @@ def test_snapshots_resume_exactly(tmp_path):
 def test_progress_frames_over_snapshots(model):
     cfg = RunConfig(model=model, seed=0, snapshots_log=4, **TINY)
     g = GroupTrainer([cfg])
-    g.run(progress=False)
+    fit(g)
     snaps = g.run_snapshots(0)
     spec = spectrum_frame(cfg, snaps)
     assert list(spec.columns) == ["step", "k", "norm"]
@@ -201,7 +212,7 @@ def test_progress_frames_over_snapshots(model):
                                     "logit_key_fraction", "restricted_loss_null", "excluded_loss_null"}
     assert sorted(set(prog["step"])) == cfg.snapshot_steps()
     last = prog[prog.step == cfg.total_steps].set_index("measure")["value"]
-    rec_loss = g.records(1.0)[0].history
+    rec_loss = g.history(0)
     assert np.isfinite(last.values).all() and last["gini"] <= 1
     # the unchanged-logits loss of the result token is at most twice the RHS loss (result + EOS)
     assert last["loss"] <= 2 * rec_loss["train_loss"][-1] + 1e-6
