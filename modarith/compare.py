@@ -203,7 +203,7 @@ def _sentence(name, ref, other, ma, mb, p, ps, best_lr, level) -> str:
     if p < 0.05 and ps["b_sooner"] != ps["a_sooner"]:
         verdict = f"{other} groks {'sooner' if ps['b_sooner'] > ps['a_sooner'] else 'later'} than {ref}"
     elif ma["n_grokked"] == 0 and mb["n_grokked"] == 0:
-        verdict = "neither arm groks within the budget, so this setting cannot tell them apart"
+        verdict = "neither arm groks within the budget: this setting cannot tell them apart"
     else:
         verdict = f"no difference between {other} and {ref} is detected at this scale"
     return f"{text}. So {verdict}."

@@ -199,6 +199,8 @@ print("(c) Is the filter more than a slower first moment? AdamW (Adam) with β�
       "Grokfast arm:")
 c = {key: answer(key, ctrl) for key, ctrl in (("a_gpt", "Adam, β₁ = 0.98"), ("b_gpt", "AdamW, β₁ = 0.98"),
                                                ("b_lstm", "AdamW, β₁ = 0.98"))}
+print("Grokfast against the β₁ = 0.98 control (if the filter were only a slower first moment, "
+      "they would not differ):")
 for key, gf, ctrl in (("a_gpt", "Adam + Grokfast", "Adam, β₁ = 0.98"),
                       ("b_gpt", "AdamW + Grokfast", "AdamW, β₁ = 0.98"),
                       ("b_lstm", "AdamW + Grokfast", "AdamW, β₁ = 0.98")):
