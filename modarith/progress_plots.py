@@ -145,7 +145,7 @@ def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
             m = med.loc[arm]
             parts.append(f"{res.comparison.name}, {arm}: {m['n_grokked']}/{m['n']} grokked, median "
                          f"{fmt_steps(m['median'])}")
-        ax.set_title(res.comparison.name, fontsize="medium")
+        ax.set_title(f"{res.comparison.name} (A_val ≥ {res.comparison.threshold:g})", fontsize="medium")
         ax.set_xlim(0, T)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("step t")
@@ -156,6 +156,8 @@ def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
     for ax in axes[:, 0]:
         ax.set_ylabel("fraction grokked (KM)")
     fig.tight_layout()
-    return fig, ("Time to grok (A_val ≥ 0.99 and staying there), Kaplan–Meier estimate of the fraction "
+    bars = ", ".join(dict.fromkeys(f"{r.comparison.name}: {r.comparison.threshold:g}" for r in results))
+    return fig, (f"Time to grok (A_val at or above the bar and staying there; bars {bars}), Kaplan–Meier "
+                 "estimate of the fraction "
                  f"of measured seeds grokked by step t with its {level:.0%} band; runs that never grok "
                  "are censored at T. " + "; ".join(parts) + ".")
