@@ -128,6 +128,22 @@ def test_grokfast_group_equals_single_runs(model):
     assert not torch.allclose(_hist(together[0]), _hist(together[1]))
 
 
+def crash_after_checkpoint(monkeypatch, configs, results, at: int, every: int) -> None:
+    """Train ``configs`` into ``results`` with a checkpoint every ``every`` updates and an
+    in-process crash at update ``at`` (the next train() call resumes them)."""
+    orig = GroupTrainer.update
+
+    def crash(self):
+        if self.step == at:
+            raise KeyboardInterrupt
+        orig(self)
+
+    monkeypatch.setattr(GroupTrainer, "update", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(configs, results=results, progress=False, device="cpu", checkpoint_every=every)
+    monkeypatch.setattr(GroupTrainer, "update", orig)
+
+
 @pytest.mark.parametrize("extra", [dict(grokfast_alpha=0.9, grokfast_lamb=2.0),
                                    dict(grokfast_window=4, grokfast_lamb=3.0)])
 def test_filter_state_resumes_exactly_in_any_group(tmp_path, monkeypatch, extra):
@@ -136,17 +152,7 @@ def test_filter_state_resumes_exactly_in_any_group(tmp_path, monkeypatch, extra)
     cfg = RunConfig(model="gpt", seed=2, batch_size=16, **TINY, **extra)
     other = RunConfig(model="gpt", seed=5, batch_size=16, grokfast_window=6, grokfast_lamb=1.0, **TINY)
     expected = train([cfg], results=None, progress=False, device="cpu")[0]
-    orig = GroupTrainer.update
-
-    def crash(self):
-        if self.step == 9:
-            raise KeyboardInterrupt
-        orig(self)
-
-    monkeypatch.setattr(GroupTrainer, "update", crash)
-    with pytest.raises(KeyboardInterrupt):
-        train([cfg], results=tmp_path, progress=False, device="cpu", checkpoint_every=7)
-    monkeypatch.setattr(GroupTrainer, "update", orig)
+    crash_after_checkpoint(monkeypatch, [cfg], tmp_path, at=9, every=7)
     got, _ = train([cfg, other], results=tmp_path, progress=False, device="cpu", checkpoint_every=7)
     assert got.meta["resumed_from_step"] == 7
     assert got.history == expected.history

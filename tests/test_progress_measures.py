@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from test_engine import TINY
+from test_grokfast import crash_after_checkpoint
 
 from modarith.config import RunConfig
 from modarith.engine import train
@@ -179,17 +180,7 @@ def test_snapshots_resume_exactly(tmp_path, monkeypatch):
     cfg = RunConfig(model="lstm", seed=4, snapshots_log=8, batch_size=16, **TINY)
     whole_dir = tmp_path / "whole"
     train([cfg], results=whole_dir, progress=False, device="cpu")
-    orig = GroupTrainer.update
-
-    def crash(self):
-        if self.step == 9:
-            raise KeyboardInterrupt
-        orig(self)
-
-    monkeypatch.setattr(GroupTrainer, "update", crash)
-    with pytest.raises(KeyboardInterrupt):
-        train([cfg], results=tmp_path / "resumed", progress=False, device="cpu", checkpoint_every=7)
-    monkeypatch.setattr(GroupTrainer, "update", orig)
+    crash_after_checkpoint(monkeypatch, [cfg], tmp_path / "resumed", at=9, every=7)
     (rec,) = train([cfg], results=tmp_path / "resumed", progress=False, device="cpu", checkpoint_every=7)
     assert rec.meta["resumed_from_step"] == 7
     a, b = load_snapshots(cfg, whole_dir), load_snapshots(cfg, tmp_path / "resumed")
