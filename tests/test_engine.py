@@ -11,8 +11,8 @@ from modarith.devices import resolve_device
 from modarith.engine import group_configs, train
 from modarith.group import GroupTrainer, group_key
 from modarith.group import shuffle_perm as _shuffle_perm
-from modarith.models import init_model
 from modarith.metrics import get_loss_and_accuracy
+from modarith.models import init_model
 
 TINY = dict(p=7, d_model=16, num_layers=1, num_heads=2, steps=25, eval_dense=5, eval_every=10)
 
