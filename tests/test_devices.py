@@ -88,3 +88,27 @@ def test_configure_on_cpu_changes_nothing(monkeypatch):
 def test_bad_device_names(bad):
     with pytest.raises(ValueError, match="device"):
         devices.resolve_device(bad)
+
+
+def test_plan_times_an_out_of_memory_group_as_its_halves(monkeypatch):
+    """An out-of-memory error while timing a group (as on a small GPU) is not fatal: the plan
+    times the halves the runner would train; any other error is raised."""
+    from modarith import plan
+
+    cfgs = [RunConfig(seed=s, **TINY) for s in range(4)]
+    sizes = []
+    orig = GroupTrainer.update
+
+    def update(self):
+        sizes.append(self.K)
+        if self.K > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        orig(self)
+
+    monkeypatch.setattr(GroupTrainer, "update", update)
+    table = plan.plan(cfgs, None, "cpu")
+    assert list(table["runs"]) == [4] and table["eta_s"].iloc[0] > 0
+    assert set(sizes) == {4, 2, 1}
+    monkeypatch.setattr(GroupTrainer, "update", lambda self: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):
+        plan.plan(cfgs, None, "cpu")
