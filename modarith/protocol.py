@@ -287,6 +287,7 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
 # The plan is timed by the runner's side (modarith.plan); notebooks call it from here.
 from modarith.plan import plan, plan_text  # noqa: E402, F401
 
+
 # --------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class Settings:
