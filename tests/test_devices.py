@@ -112,3 +112,29 @@ def test_plan_times_an_out_of_memory_group_as_its_halves(monkeypatch):
     monkeypatch.setattr(GroupTrainer, "update", lambda self: (_ for _ in ()).throw(RuntimeError("bug")))
     with pytest.raises(RuntimeError, match="bug"):
         plan.plan(cfgs, None, "cpu")
+
+
+def test_failed_compilation_warns_once_and_trains_eagerly(monkeypatch):
+    """``train(compile=...)``: a compiler that fails at the first call falls back with one
+    warning naming the mode, and the numbers are the eager ones."""
+    from modarith.engine import train
+
+    cfg = RunConfig(**TINY)
+    eager = train([cfg], results=None, progress=False, device="cpu")[0]
+    calls = []
+
+    def broken_compile(fn, mode=None, dynamic=None):
+        def run(*a, **k):
+            calls.append(mode)
+            raise RuntimeError("inductor: no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match="reduce-overhead") as caught:
+        got = train([cfg], results=None, progress=False, device="cpu", compile="reduce-overhead")[0]
+    assert len([w for w in caught if "torch.compile" in str(w.message)]) == 1 and calls == ["reduce-overhead"]
+    assert got.history == eager.history
+    with pytest.raises(ValueError, match="compile"):
+        train([cfg], results=None, compile="fast")
+    with pytest.raises(ValueError, match="deterministic"):
+        train([cfg], results=None, deterministic="yes")
