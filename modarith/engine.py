@@ -191,6 +191,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
 
     An out-of-memory error in a group splits it in halves and retries (with a warning).
     """
+    # (over 60 lines: most of it is the docstring and argument checks; the flow is 15 lines)
     if isinstance(configs, RunConfig):
         configs = [configs]
     try:
