@@ -27,8 +27,9 @@ PACKAGE_ROOT = Path(modarith.__file__).resolve().parent.parent  # the checkout o
 
 #: The kernel's own log stays quiet: jupyter_client interrupts every kernel before shutting it
 #: down, which ipykernel may log as "KeyboardInterrupt caught in kernel". Cell errors still
-#: reach the notebook and the caller.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+#: reach the notebook and the caller. No history database: nobody reads it, and a kept
+#: kernel renumbers its cells for each notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.enabled=False"]
 
 
 def notebook_path(experiment: str) -> Path:
@@ -42,11 +43,13 @@ def notebook_path(experiment: str) -> Path:
 
 
 @contextmanager
-def showing_progress(label: str, planned_groups: int | None = None, enabled: bool = True):
-    """While the block runs, the engine (in this process, its workers or a notebook's kernel)
-    appends its progress events to a private file (``$MODARITH_PROGRESS``), and a thread shows
-    them (:class:`modarith.events.BuildProgress`: a bar per group on a terminal, plain lines
-    otherwise), each line starting with ``label``."""
+def showing_progress(label: str, planned_groups: int | None = None, enabled: bool = True,
+                     path: str | Path | None = None):
+    """While the block runs, a thread shows the engine's progress events
+    (:class:`modarith.events.BuildProgress`: a bar per group on a terminal, plain lines
+    otherwise), each line starting with ``label``. The events come from ``path`` (a kept
+    kernel's progress file, emptied first), or else from a private file that
+    ``$MODARITH_PROGRESS`` names for the block (training in this process or its workers)."""
     if not enabled:
         yield
         return
@@ -54,9 +57,13 @@ def showing_progress(label: str, planned_groups: int | None = None, enabled: boo
 
     saved = os.environ.get(ENV)
     with tempfile.TemporaryDirectory(prefix="modarith-progress-") as scratch:
-        os.environ[ENV] = str(Path(scratch) / "progress.jsonl")
+        if path is None:
+            path = Path(scratch) / "progress.jsonl"
+            os.environ[ENV] = str(path)
+        else:
+            Path(path).write_text("", encoding="utf-8")  # the kernel is idle: nothing is writing
         tty = sys.stdout.isatty() and shutil.get_terminal_size((0, 0)).columns >= 40  # room for a bar
-        shown = BuildProgress(Path(os.environ[ENV]), label, planned_groups, tty)
+        shown = BuildProgress(Path(path), label, planned_groups, tty)
         stop = threading.Event()
 
         def watch():
@@ -91,36 +98,89 @@ def _kernel_config(folder: str):
     return config
 
 
+#: Run in a kept kernel before its next notebook: an empty namespace, no open figure, cells
+#: numbered from 1 again; imported modules stay (what keeping the kernel saves).
+_RESET = ("get_ipython().run_line_magic('reset', '-f')\n"
+          "import os\nimport matplotlib.pyplot\nmatplotlib.pyplot.close('all')\nos.chdir({cwd!r})\n"
+          "get_ipython().execution_count = 1\n")
+
+
+class Kernel:
+    """One kernel that executes several notebooks in turn (:func:`execute` with ``kernel=``):
+    a notebook runs in a fresh namespace, but the modules the previous ones imported (torch,
+    pandas, matplotlib, modarith) stay imported, so the start-up is paid once. The kernel
+    imports this checkout's modarith, talks over IPC sockets in a private folder, keeps its
+    own log quiet, and appends its training progress to :attr:`progress_file`.
+    ``close()`` (or leaving a ``with`` block) shuts it down."""
+
+    def __init__(self, cwd: str | Path):
+        from jupyter_client import KernelManager
+
+        from modarith.events import ENV
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="modarith-kernel-")
+        self.cwd, self.used = str(cwd), False
+        self.progress_file = Path(self._scratch.name) / "progress.jsonl"
+        env = {**os.environ, ENV: str(self.progress_file), "PYTHONPATH": os.pathsep.join(
+            p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)}
+        self.manager = KernelManager(kernel_name="python3", config=_kernel_config(self._scratch.name))
+        self.manager.start_kernel(cwd=self.cwd, env=env, extra_arguments=KERNEL_ARGUMENTS)
+
+    def reset(self) -> None:
+        """Empty the namespace before the next notebook (nothing to do before the first)."""
+        if self.used:
+            client = self.manager.blocking_client()
+            client.start_channels()
+            try:
+                client.wait_for_ready(timeout=60)
+                reply = client.execute_interactive(_RESET.format(cwd=self.cwd), timeout=120, output_hook=lambda msg: None)
+                if reply["content"]["status"] != "ok":
+                    raise RuntimeError(f"resetting the kernel failed: {reply['content']}")
+            finally:
+                client.stop_channels()
+        self.used = True
+
+    def alive(self) -> bool:
+        return self.manager.is_alive()
+
+    def close(self) -> None:
+        if self.manager.has_kernel:
+            self.manager.shutdown_kernel(now=False)
+        self._scratch.cleanup()
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def execute(source: str | Path, output: str | Path, parameters: dict | None = None,
-            progress: bool = True, label: str | None = None,
-            planned_groups: int | None = None) -> Path:
+            progress: bool = True, label: str | None = None, planned_groups: int | None = None,
+            kernel: Kernel | None = None) -> Path:
     """Execute a notebook with papermill into ``output`` (working directory: its folder) and
     return ``output``; a failing cell raises papermill's ``PapermillExecutionError`` and the
     executed copy, with the error, is kept.
 
-    The kernel imports this same modarith (its checkout first on ``PYTHONPATH``), talks over
-    IPC sockets in a private folder, and keeps its own log quiet. With ``progress``, what it
-    trains is shown as it goes (:func:`showing_progress`, lines starting with ``label``, by
-    default the notebook's file name).
+    The kernel (a new :class:`Kernel`, shut down afterwards, unless ``kernel`` gives a kept
+    one) imports this same modarith. With ``progress``, what it trains is shown as it goes
+    (:func:`showing_progress`, lines starting with ``label``, by default the file name).
     """
     import papermill
 
     source, output = Path(source), Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), old) if p)
+    own = kernel is None
+    kernel = kernel or Kernel(source.parent)
     try:
-        with tempfile.TemporaryDirectory(prefix="modarith-kernel-") as scratch, \
-                showing_progress(label or source.name, planned_groups, progress):
+        kernel.reset()
+        with showing_progress(label or source.name, planned_groups, progress, kernel.progress_file):
             papermill.execute_notebook(str(source), str(output), parameters=parameters or {},
                                        cwd=str(source.parent), progress_bar=False, log_output=False,
-                                       kernel_name="python3", config=_kernel_config(scratch),
-                                       extra_arguments=KERNEL_ARGUMENTS)
+                                       kernel_name="python3", km=kernel.manager)
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+        if own:
+            kernel.close()
     return output
 
 

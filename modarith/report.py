@@ -202,9 +202,11 @@ def train_union(plan: BuildPlan, results: Path, device: str) -> tuple[bool, floa
     return True, time.perf_counter() - start
 
 
-def run_notebook(name: str, source_dir: Path, out_dir: Path, parameters: dict, label: str):
-    """Execute one notebook (:func:`modarith.experiments.execute`); a failing cell or a dead
-    kernel gives a :class:`~modarith.export.NotebookRun` with ``ok=False`` naming it."""
+def run_notebook(name: str, source_dir: Path, out_dir: Path, parameters: dict, label: str,
+                 kernel=None):
+    """Execute one notebook (:func:`modarith.experiments.execute`, in ``kernel`` when given);
+    a failing cell or a dead kernel gives a :class:`~modarith.export.NotebookRun` with
+    ``ok=False`` naming it."""
     import papermill
 
     from modarith.experiments import execute
@@ -216,7 +218,8 @@ def run_notebook(name: str, source_dir: Path, out_dir: Path, parameters: dict, l
     start = time.perf_counter()
     error = ""
     try:
-        execute(source, output, {k: v for k, v in parameters.items() if k in wanted}, label=label)
+        execute(source, output, {k: v for k, v in parameters.items() if k in wanted}, label=label,
+                kernel=kernel)
     except papermill.PapermillExecutionError as e:
         first = next((line for line in e.source.splitlines() if line.strip()), "")
         error = (f"cell {e.cell_index + 1} of the executed copy (In [{e.exec_count}]: "
@@ -226,13 +229,38 @@ def run_notebook(name: str, source_dir: Path, out_dir: Path, parameters: dict, l
     return NotebookRun(file, EXPERIMENTS[name].title, output, time.perf_counter() - start, not error, error)
 
 
+_WORKER: dict = {}  # in a worker process of execute_notebooks: its kept kernel
+
+
+def _kept_kernel(cwd: Path):
+    """This process's kept :class:`~modarith.experiments.Kernel` (started on first use, again
+    if it died), shut down when the process exits."""
+    from multiprocessing.util import Finalize
+
+    from modarith.experiments import Kernel
+
+    kernel = _WORKER.get("kernel")
+    if kernel is None or not kernel.alive():
+        if kernel is not None:
+            kernel.close()
+        kernel = _WORKER["kernel"] = Kernel(cwd)
+        Finalize(kernel, kernel.close, exitpriority=10)
+    return kernel
+
+
+def _run_in_kept_kernel(name: str, source_dir: Path, out_dir: Path, parameters: dict, label: str):
+    return run_notebook(name, source_dir, out_dir, parameters, label, _kept_kernel(source_dir))
+
+
 def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_dir: Path,
                       parameters: dict, jobs: int | None = None) -> list:
     """Execute the chosen notebooks, ``jobs`` at a time (default: one per core, at most one
-    per notebook), each in a worker process of its own with its own kernel; their runs are
-    stored by then, so they only load, plot and answer, and their order does not matter.
-    Returns their :class:`~modarith.export.NotebookRun` in ``chosen`` order, printing each
-    one's outcome as it ends."""
+    per notebook). Each job is a process with one kept kernel that runs its notebooks in
+    turn, each in a fresh namespace (:class:`~modarith.experiments.Kernel`), so the kernel's
+    start-up and imports are paid once per job. The runs are stored by then, so the notebooks
+    only load, plot and answer, and their order does not matter. Returns their
+    :class:`~modarith.export.NotebookRun` in ``chosen`` order, printing each one's outcome as
+    it ends."""
     from modarith.engine import cpu_cores
 
     jobs = max(1, min(jobs or cpu_cores(), len(chosen)))
@@ -251,16 +279,20 @@ def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_
     run_name = {notebook_file(name): name for name in chosen}
     if jobs == 1:
         runs = []
-        for name, label in zip(chosen, labels):
-            print(f"{label}: running", flush=True)
-            runs.append(report(run_notebook(name, source_dir, out_dir, parameters, label), label))
+        try:
+            for name, label in zip(chosen, labels):
+                print(f"{label}: running", flush=True)
+                runs.append(report(_run_in_kept_kernel(name, source_dir, out_dir, parameters, label), label))
+        finally:
+            if "kernel" in _WORKER:
+                _WORKER.pop("kernel").close()
         return runs
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     print(f"executing {len(chosen)} notebooks, {jobs} at a time", flush=True)
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_notebook, name, source_dir, out_dir, parameters, label): label
+        futures = {pool.submit(_run_in_kept_kernel, name, source_dir, out_dir, parameters, label): label
                    for name, label in zip(chosen, labels)}
         done = {}
         for future in as_completed(futures):

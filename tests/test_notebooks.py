@@ -125,10 +125,13 @@ def _fake_colab(monkeypatch, mount_root=None):
 
 
 def _fake_pip(monkeypatch, returncode=0, stderr=""):
-    """Replace ``subprocess.run`` (the install cell's pip) by a recorder; returns its calls."""
-    calls = []
+    """Replace pip under ``subprocess.run`` (the install cell's) by a recorder; other commands
+    (git, for the records' code version) still run. Returns pip's calls."""
+    calls, real = [], subprocess.run
 
     def run(cmd, **kw):
+        if list(cmd[1:3]) != ["-m", "pip"]:
+            return real(cmd, **kw)
         calls.append(cmd)
         return subprocess.CompletedProcess(cmd, returncode, "", stderr)
 
