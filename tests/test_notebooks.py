@@ -155,6 +155,7 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
              f"/notebooks/{stem}.ipynb")
     assert badge in first.source
     assert install.cell_type == "code" and "report-hide" in _tags(install)
+    assert install.source == _nb(STEMS[0]).cells[1].source  # it cannot import modarith: one copy per notebook, all equal
     assert f'"MODARITH_REPO_URL", "{protocol.REPO_URL}"' in install.source
     assert set(re.findall(r"\bv\d+\.\d+\.\d+\b", install.source)) == {protocol.REPO_REF}
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(c.source for c in nb.cells)))
