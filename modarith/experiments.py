@@ -18,10 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import modarith
-from modarith.protocol import EXPERIMENTS, check_choice, configs, resolve_profile
+from modarith import protocol
+from modarith.protocol import EXPERIMENTS, check_choice, resolve_profile
 
 __all__ = ["configs", "notebook_path", "showing_progress", "execute", "run_notebook", "printed",
-           "main_run", "main_list"]  # configs: protocol's, for existing callers
+           "main_run", "main_list"]
+
+
+def configs(name: str, profile: str) -> list:
+    """Run configs of experiment ``name`` in ``profile`` (:func:`modarith.protocol.configs`;
+    kept here for existing callers)."""
+    return protocol.configs(name, profile)
 
 PACKAGE_ROOT = Path(modarith.__file__).resolve().parent.parent  # the checkout of this modarith
 
