@@ -21,8 +21,8 @@ import modarith
 from modarith import protocol
 from modarith.protocol import EXPERIMENTS, check_choice, resolve_profile
 
-__all__ = ["configs", "notebook_path", "showing_progress", "execute", "run_notebook", "printed",
-           "main_run", "main_list"]
+__all__ = ["configs", "notebook_path", "showing_progress", "Kernel", "execute", "execute_reporting",
+           "execute_many", "run_notebook", "printed", "main_run", "main_list"]
 
 
 def configs(name: str, profile: str) -> list:
@@ -189,6 +189,78 @@ def execute(source: str | Path, output: str | Path, parameters: dict | None = No
         if own:
             kernel.close()
     return output
+
+
+def execute_reporting(source: str | Path, output: str | Path, parameters: dict, label: str,
+                      kernel: Kernel | None = None) -> tuple[float, str]:
+    """:func:`execute`, with the outcome as (seconds, error): ``error`` is ``""`` when every
+    cell ran, else names the failing cell and its error (or the kernel's death)."""
+    import time
+
+    import papermill
+
+    start = time.perf_counter()
+    try:
+        execute(source, output, parameters, label=label, kernel=kernel)
+    except papermill.PapermillExecutionError as e:
+        first = next((line for line in e.source.splitlines() if line.strip()), "")
+        return time.perf_counter() - start, (f"cell {e.cell_index + 1} of the executed copy (In [{e.exec_count}]: "
+                                             f"`{first.strip()}`) raised {e.ename}: {e.evalue}")
+    except Exception as e:  # noqa: BLE001 - kernel death, missing kernel, bad notebook …
+        return time.perf_counter() - start, f"{type(e).__name__}: {e}"
+    return time.perf_counter() - start, ""
+
+
+_KEPT: dict = {}  # this process's kept kernel (execute_many)
+
+
+def _execute_in_kept_kernel(source: Path, output: Path, parameters: dict, label: str) -> tuple[float, str]:
+    """:func:`execute_reporting` in this process's kept :class:`Kernel` (started on first use,
+    again if it died; shut down when the process exits)."""
+    from multiprocessing.util import Finalize
+
+    kernel = _KEPT.get("kernel")
+    if kernel is None or not kernel.alive():
+        if kernel is not None:
+            kernel.close()
+        kernel = _KEPT["kernel"] = Kernel(Path(source).parent)
+        Finalize(kernel, kernel.close, exitpriority=10)
+    return execute_reporting(source, output, parameters, label, kernel)
+
+
+def execute_many(tasks: list[tuple], jobs: int | None = None, done=None) -> list[tuple[float, str]]:
+    """Execute notebooks given as ``(source, output, parameters, label)``, ``jobs`` at a time
+    (default: one per core, at most one per notebook); return each one's (seconds, error) in
+    task order, calling ``done(index, seconds, error)`` as each ends. Each job is a process
+    with one kept :class:`Kernel` that runs its notebooks in turn, each in a fresh namespace,
+    so a kernel's start-up and imports are paid once per job; the notebooks must not depend
+    on each other's order. With one job everything runs in this process."""
+    from modarith.engine import cpu_cores
+
+    jobs = max(1, min(jobs or cpu_cores(), len(tasks)))
+    outcomes: list = [None] * len(tasks)
+
+    def finish(i, outcome):
+        outcomes[i] = outcome
+        if done is not None:
+            done(i, *outcome)
+
+    if jobs == 1:
+        try:
+            for i, task in enumerate(tasks):
+                finish(i, _execute_in_kept_kernel(*task))
+        finally:
+            if "kernel" in _KEPT:
+                _KEPT.pop("kernel").close()
+        return outcomes
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_execute_in_kept_kernel, *task): i for i, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    return outcomes
 
 
 def run_notebook(experiment: str, profile: str = "auto", results: str | Path = "results",

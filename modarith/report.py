@@ -185,120 +185,58 @@ def build_plan(names: list[str], profile: str, device: str, results: Path,
 
 
 # ----------------------------------------------------------------------------- the build
-def train_union(plan: BuildPlan, results: Path, device: str) -> tuple[bool, float]:
-    """Train the plan's runs as one :func:`modarith.engine.train` call, showing each group's
-    progress; returns (ok, seconds). A failure is printed, not raised: the notebooks then
-    train (or fail on) what is missing."""
+def train_union(plan: BuildPlan, results: Path, device: str) -> bool:
+    """Train the plan's runs (if any) as one :func:`modarith.engine.train` call, showing each
+    group's progress, then the time it took; returns whether it succeeded. A failure is
+    printed, not raised: the notebooks then train (or fail on) what is missing."""
     from modarith.engine import train
+    from modarith.events import format_seconds
     from modarith.experiments import showing_progress
 
+    if not plan.todo:
+        return True
+    print(f"training {len(plan.todo)} runs in {len(plan.groups)} groups over {plan.workers} worker(s) …",
+          flush=True)
     start = time.perf_counter()
     try:
         with showing_progress("training", len(plan.groups)):
             train(plan.todo, results=results, device=device, progress=False, workers=plan.workers)
     except Exception as error:  # noqa: BLE001 - reported; the notebooks still run
         print(f"training FAILED: {type(error).__name__}: {error}", flush=True)
-        return False, time.perf_counter() - start
-    return True, time.perf_counter() - start
-
-
-def run_notebook(name: str, source_dir: Path, out_dir: Path, parameters: dict, label: str,
-                 kernel=None):
-    """Execute one notebook (:func:`modarith.experiments.execute`, in ``kernel`` when given);
-    a failing cell or a dead kernel gives a :class:`~modarith.export.NotebookRun` with
-    ``ok=False`` naming it."""
-    import papermill
-
-    from modarith.experiments import execute
-    from modarith.export import NotebookRun
-
-    file = notebook_file(name)
-    source, output = source_dir / file, out_dir / file
-    wanted = _notebook_parameters(source)
-    start = time.perf_counter()
-    error = ""
-    try:
-        execute(source, output, {k: v for k, v in parameters.items() if k in wanted}, label=label,
-                kernel=kernel)
-    except papermill.PapermillExecutionError as e:
-        first = next((line for line in e.source.splitlines() if line.strip()), "")
-        error = (f"cell {e.cell_index + 1} of the executed copy (In [{e.exec_count}]: "
-                 f"`{first.strip()}`) raised {e.ename}: {e.evalue}")
-    except Exception as e:  # noqa: BLE001 - kernel death, missing kernel, bad notebook …
-        error = f"{type(e).__name__}: {e}"
-    return NotebookRun(file, EXPERIMENTS[name].title, output, time.perf_counter() - start, not error, error)
-
-
-_WORKER: dict = {}  # in a worker process of execute_notebooks: its kept kernel
-
-
-def _kept_kernel(cwd: Path):
-    """This process's kept :class:`~modarith.experiments.Kernel` (started on first use, again
-    if it died), shut down when the process exits."""
-    from multiprocessing.util import Finalize
-
-    from modarith.experiments import Kernel
-
-    kernel = _WORKER.get("kernel")
-    if kernel is None or not kernel.alive():
-        if kernel is not None:
-            kernel.close()
-        kernel = _WORKER["kernel"] = Kernel(cwd)
-        Finalize(kernel, kernel.close, exitpriority=10)
-    return kernel
-
-
-def _run_in_kept_kernel(name: str, source_dir: Path, out_dir: Path, parameters: dict, label: str):
-    return run_notebook(name, source_dir, out_dir, parameters, label, _kept_kernel(source_dir))
+        return False
+    print(f"trained {len(plan.todo)} runs in {format_seconds(time.perf_counter() - start)} "
+          f"(estimated {format_seconds(plan.seconds)})", flush=True)
+    return True
 
 
 def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_dir: Path,
                       parameters: dict, jobs: int | None = None) -> list:
-    """Execute the chosen notebooks, ``jobs`` at a time (default: one per core, at most one
-    per notebook). Each job is a process with one kept kernel that runs its notebooks in
-    turn, each in a fresh namespace (:class:`~modarith.experiments.Kernel`), so the kernel's
-    start-up and imports are paid once per job. The runs are stored by then, so the notebooks
-    only load, plot and answer, and their order does not matter. Returns their
-    :class:`~modarith.export.NotebookRun` in ``chosen`` order, printing each one's outcome as
-    it ends."""
-    from modarith.engine import cpu_cores
+    """Execute the chosen notebooks (:func:`modarith.experiments.execute_many`: ``jobs`` at a
+    time, one kept kernel per job), each given the build's parameters it declares, printing
+    each one's outcome as it ends; returns their :class:`~modarith.export.NotebookRun` in
+    ``chosen`` order. The runs are stored by then: the notebooks load, plot and answer."""
+    from modarith.experiments import execute_many
+    from modarith.export import NotebookRun
 
-    jobs = max(1, min(jobs or cpu_cores(), len(chosen)))
-    labels = [f"[{i}/{len(chosen)}] {notebook_file(name)}" for i, name in enumerate(chosen, 1)]
-    describe = dict(zip(chosen, (p.describe() for p in plan.notebooks)))
+    files = [notebook_file(name) for name in chosen]
+    labels = [f"[{i}/{len(chosen)}] {file}" for i, file in enumerate(files, 1)]
+    tasks = []
+    for file, label in zip(files, labels):
+        wanted = _notebook_parameters(source_dir / file)
+        tasks.append((source_dir / file, out_dir / file, {k: v for k, v in parameters.items() if k in wanted},
+                      label))
 
-    def report(run, label):
-        run.plan = describe[run_name[run.file]]
-        if run.ok:
-            print(f"{label}: ok ({run.seconds:.1f} s)", flush=True)
+    def done(i: int, seconds: float, error: str) -> None:
+        if error:
+            print(f"{labels[i]}: FAILED ({seconds:.1f} s)\n  {files[i]}: {error}\n"
+                  f"  executed copy with the error: {out_dir / files[i]}", flush=True)
         else:
-            print(f"{label}: FAILED ({run.seconds:.1f} s)\n  {run.file}: {run.error}\n"
-                  f"  executed copy with the error: {run.output}", flush=True)
-        return run
+            print(f"{labels[i]}: ok ({seconds:.1f} s)", flush=True)
 
-    run_name = {notebook_file(name): name for name in chosen}
-    if jobs == 1:
-        runs = []
-        try:
-            for name, label in zip(chosen, labels):
-                print(f"{label}: running", flush=True)
-                runs.append(report(_run_in_kept_kernel(name, source_dir, out_dir, parameters, label), label))
-        finally:
-            if "kernel" in _WORKER:
-                _WORKER.pop("kernel").close()
-        return runs
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    print(f"executing {len(chosen)} notebooks, {jobs} at a time", flush=True)
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_in_kept_kernel, name, source_dir, out_dir, parameters, label): label
-                   for name, label in zip(chosen, labels)}
-        done = {}
-        for future in as_completed(futures):
-            run = report(future.result(), futures[future])
-            done[run.file] = run
-    return [done[notebook_file(name)] for name in chosen]
+    print(f"executing {len(tasks)} notebook{'s' * (len(tasks) != 1)}", flush=True)
+    outcomes = execute_many(tasks, jobs, done)
+    return [NotebookRun(file, EXPERIMENTS[name].title, out_dir / file, seconds, not error, error, p.describe())
+            for name, file, (seconds, error), p in zip(chosen, files, outcomes, plan.notebooks)]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -330,8 +268,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> int:
     """Command line of ``build_report.py``; returns the exit code (0 ok, 1 a notebook failed,
     2 usage). Without Chromium the PDF is skipped with one line and the exit code is 0."""
-    from modarith.events import format_seconds
-
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -366,14 +302,7 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     start = time.perf_counter()
     plan = build_plan(chosen, profile, device, results, args.workers)
     print(plan.describe(device), flush=True)
-    trained_ok = True
-    if plan.todo:
-        print(f"training {len(plan.todo)} runs in {len(plan.groups)} groups over {plan.workers} worker(s) …",
-              flush=True)
-        trained_ok, seconds = train_union(plan, results, device)
-        if trained_ok:
-            print(f"trained {len(plan.todo)} runs in {format_seconds(seconds)} "
-                  f"(estimated {format_seconds(plan.seconds)})", flush=True)
+    trained_ok = train_union(plan, results, device)
     saved_formats = os.environ.get(FIGURE_FORMATS_ENV)
     if args.svg:
         os.environ[FIGURE_FORMATS_ENV] = "png,svg"
