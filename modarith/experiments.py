@@ -223,7 +223,11 @@ def _execute_in_kept_kernel(source: Path, output: Path, parameters: dict, label:
     if kernel is None or not kernel.alive():
         if kernel is not None:
             kernel.close()
-        kernel = _KEPT["kernel"] = Kernel(Path(source).parent)
+        try:
+            kernel = _KEPT["kernel"] = Kernel(Path(source).parent)
+        except Exception as e:  # noqa: BLE001 - no kernel: this notebook fails, the build goes on
+            _KEPT.pop("kernel", None)
+            return 0.0, f"the kernel did not start: {type(e).__name__}: {e}"
         Finalize(kernel, kernel.close, exitpriority=10)
     return execute_reporting(source, output, parameters, label, kernel)
 

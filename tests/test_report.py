@@ -244,6 +244,26 @@ def test_format_seconds():
         ["0.2 s", "12 s", "2 min 05 s", "1 h 02 min", "unknown", "unknown"]
 
 
+def test_kept_kernel_runs_each_notebook_in_a_fresh_namespace(tmp_path):
+    """Two notebooks in one kept kernel: the second sees none of the first's names and
+    numbers its cells from 1, but the modules the first imported are still imported."""
+    from modarith.experiments import Kernel, execute
+
+    first, second = nbformat.v4.new_notebook(), nbformat.v4.new_notebook()
+    first.cells = [nbformat.v4.new_code_cell("import colorsys\nleft_over = 1")]
+    second.cells = [nbformat.v4.new_code_cell("import sys\nprint('left_over' in dir(), 'colorsys' in sys.modules)")]
+    for name, nb in (("first", first), ("second", second)):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    with Kernel(tmp_path) as kernel:
+        for name in ("first", "second"):
+            execute(tmp_path / f"{name}.ipynb", tmp_path / "out" / f"{name}.ipynb", progress=False, kernel=kernel)
+        assert kernel.alive()
+    cell = nbformat.read(tmp_path / "out" / "second.ipynb", as_version=4).cells[-1]
+    assert cell.outputs[0]["text"] == "False True\n" and cell.execution_count == 1
+    assert not kernel.alive()
+
+
 # ----------------------------------------------------------------------------- failures
 
 def test_failing_notebook_is_named_kept_and_marked(tmp_path, capsys):
