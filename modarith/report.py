@@ -233,8 +233,11 @@ def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_
         else:
             print(f"{labels[i]}: ok ({seconds:.1f} s)", flush=True)
 
+    # longest first (as the last build into out_dir timed them), so no job idles at the end
+    order = sorted(range(len(tasks)), key=lambda i: -_last_duration(out_dir / files[i]))
     print(f"executing {len(tasks)} notebook{'s' * (len(tasks) != 1)}", flush=True)
-    outcomes = execute_many(tasks, jobs, done)
+    ordered = execute_many([tasks[i] for i in order], jobs, lambda k, *outcome: done(order[k], *outcome))
+    outcomes = [outcome for _, outcome in sorted(zip(order, ordered))]
     return [NotebookRun(file, EXPERIMENTS[name].title, out_dir / file, seconds, not error, error, p.describe())
             for name, file, (seconds, error), p in zip(chosen, files, outcomes, plan.notebooks)]
 
@@ -349,6 +352,15 @@ def write_report(runs: list, out: Path, profile_line: str, profile: str, device:
     else:
         print(f"wrote {pdf_path} ({export.pdf_page_count(pdf_path)} pages, {time.perf_counter() - t_pdf:.1f} s)",
               flush=True)
+
+
+def _last_duration(executed: Path) -> float:
+    """Seconds papermill recorded for an executed copy (a previous build's), else infinity
+    (an untimed notebook goes first)."""
+    try:
+        return float(json.loads(executed.read_text(encoding="utf-8"))["metadata"]["papermill"]["duration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("inf")
 
 
 def _notebook_parameters(path: Path) -> set[str]:
