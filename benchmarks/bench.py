@@ -39,7 +39,9 @@ import torch  # noqa: E402
 
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
 from modarith.config import RunConfig  # noqa: E402
-from modarith.engine import GroupTrainer, group_configs, resolve_device  # noqa: E402
+from modarith.devices import resolve_device  # noqa: E402
+from modarith.engine import group_configs  # noqa: E402
+from modarith.group import GroupTrainer  # noqa: E402
 
 EXPERIMENT_NAMES = ("sanity", "data_size", "orders", "model_size", "compute", "regularization")
 SEEDS = (0, 42)
@@ -81,7 +83,7 @@ def eval_flops(cfg: RunConfig) -> int:
 
 
 def n_params(cfg: RunConfig) -> int:
-    from modarith.engine import build_model
+    from modarith.models import build_model
 
     return sum(p.numel() for p in build_model(cfg).parameters())
 
@@ -151,7 +153,7 @@ def _engine_variant(cfg: RunConfig, K: int, device: str, compile_mode: str | Non
     g = GroupTrainer(configs, device, fast=fast)
     label = "engine" if fast else "vmap"
     if compile_mode:
-        g._fast_logits = torch.compile(g._fast_logits, mode=compile_mode, dynamic=False)
+        g.logits = torch.compile(g.logits, mode=compile_mode, dynamic=False)
         label = "compile" if compile_mode == "default" else f"compile:{compile_mode}"
     return _Variant(f"{label} K={K}", K, g.update, g.evaluate)
 
@@ -276,7 +278,7 @@ def bench_end_to_end(models: list[str], steps: int = 300, seeds: tuple[int, ...]
     loop at all cores, CLI with its default workers. Ratios: CLI default vs loop default, CLI
     1 worker vs loop 1 thread. Each is a fresh process (startup included); one that runs
     past ``timeout`` seconds counts as ``inf``."""
-    from modarith.engine import cpu_cores
+    from modarith.devices import cpu_cores
 
     cores = cpu_cores()
     out = {"steps": steps, "seeds": list(seeds), "cores": cores, "models": {}}
@@ -488,7 +490,8 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = [int(s) for s in args.sizes.split(",")]
     rounds = args.rounds or rounds
     n_steps = args.steps or n_steps
-    vmap_sizes = tuple(int(k) for k in (args.vmap_sizes or ("" if args.tiny else "2")).split(",") if k)
+    vmap = args.vmap_sizes if args.vmap_sizes is not None else ("" if args.tiny else "2")  # "": none
+    vmap_sizes = tuple(int(k) for k in vmap.split(",") if k)
     e2e_steps = args.end_to_end if args.end_to_end is not None else (0 if args.tiny else 300)
 
     def log(*a):

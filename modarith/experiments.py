@@ -239,7 +239,7 @@ def execute_many(tasks: list[tuple], jobs: int | None = None, done=None) -> list
     with one kept :class:`Kernel` that runs its notebooks in turn, each in a fresh namespace,
     so a kernel's start-up and imports are paid once per job; the notebooks must not depend
     on each other's order. With one job everything runs in this process."""
-    from modarith.engine import cpu_cores
+    from modarith.devices import cpu_cores
 
     jobs = max(1, min(jobs or cpu_cores(), len(tasks)))
     outcomes: list = [None] * len(tasks)

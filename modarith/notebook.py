@@ -85,7 +85,7 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
         raise ValueError(f"force = {force!r} is invalid: expected True or False")
     check_choice("profile", profile, ("auto", *PROFILES))
     check_choice("device", device, DEVICES)
-    from modarith.engine import resolve_device  # torch: imported once a notebook needs it
+    from modarith.devices import resolve_device  # torch: imported once a notebook needs it
 
     try:
         dev = str(resolve_device(device)).split(":")[0]

@@ -59,7 +59,7 @@ def resolve(profile: str = "auto", device: str = "auto") -> tuple[str, str]:
     """Validate ``profile``/``device`` and resolve ``auto`` (device first, then profile)."""
     protocol.check_choice("profile", profile, PROFILE_CHOICES)
     protocol.check_choice("device", device, DEVICES)
-    from modarith.engine import resolve_device
+    from modarith.devices import resolve_device
 
     try:
         resolved_device = str(resolve_device(device)).split(":")[0]
@@ -146,8 +146,13 @@ class BuildPlan:
 
 
 def _time_group(group: list, device: str, measure: bool) -> float:
+    """:func:`modarith.plan.time_group`, or NaN when not measured or when timing fails."""
+    if not measure:
+        return float("nan")
+    from modarith.plan import time_group
+
     try:
-        return float(protocol.plan(group, None, device, measure=measure)["eta_s"].sum(min_count=1))
+        return float(time_group(group, device))
     except Exception:  # noqa: BLE001 - an estimate that fails must not stop the build
         return float("nan")
 

@@ -7,16 +7,12 @@ import torch
 
 from modarith.config import RunConfig, run_id
 from modarith.data import make_dataset, split_indices
-from modarith.engine import (
-    GroupTrainer,
-    _shuffle_perm,
-    group_configs,
-    group_key,
-    init_model,
-    resolve_device,
-    train,
-)
+from modarith.devices import resolve_device
+from modarith.engine import group_configs, train
+from modarith.group import GroupTrainer, group_key
+from modarith.group import shuffle_perm as _shuffle_perm
 from modarith.metrics import get_loss_and_accuracy
+from modarith.models import init_model
 
 TINY = dict(p=7, d_model=16, num_layers=1, num_heads=2, steps=25, eval_dense=5, eval_every=10)
 
@@ -43,6 +39,24 @@ def test_group_equals_individual_runs(model, batch_size):
         torch.testing.assert_close(_hist(rec), _hist(alone), rtol=1e-4, atol=1e-5)
     # the runs really differ from each other (per-run seed, lr, wd and split are honoured)
     assert not torch.allclose(_hist(together[0]), _hist(together[1]))
+
+
+@pytest.mark.parametrize("model", ["gpt", "lstm"])
+@pytest.mark.parametrize("batch_size", [512, 16])
+def test_run_with_dropout_in_a_group_equals_it_alone_bit_for_bit(model, batch_size):
+    """A run's numbers never depend on its group: dropout 0.3, a group of 3 against the run
+    alone, on the CPU, exactly (every evaluation of the history, ‖θ‖₂ included)."""
+    configs = [RunConfig(model=model, seed=s, lr=lr, dropout=0.3, batch_size=batch_size,
+                         **{**TINY, "num_layers": 2}) for s, lr in ((0, 1e-3), (1, 3e-3), (2, 2e-3))]
+    together = train(configs, results=None, progress=False, device="cpu")
+    for cfg, rec in zip(configs, together):
+        alone = train([cfg], results=None, progress=False, device="cpu")[0]
+        assert rec.history == alone.history
+    assert together[0].history != together[1].history
+    # and dropout is on: the same run without dropout trains differently
+    no_drop = train([RunConfig(**{**configs[0].to_dict(), "orders": (2,), "dropout": 0.0})], results=None,
+                    progress=False, device="cpu")[0]
+    assert no_drop.history["train_loss"] != together[0].history["train_loss"]
 
 
 def _reference_loop(cfg: RunConfig, n_steps: int, filter_grads=None):
@@ -158,28 +172,26 @@ def test_bf16_tracks_fp32_and_keeps_fp32_losses(model):
 # ------------------------------------------------------------------------------ checkpoints
 def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
     """Default cadence (checkpoint_every=None) with a tiny interval (and no cost back-off):
-    a save at every eval_every multiple, each a loadable file."""
-    from modarith import engine
+    a save at every eval_every multiple, each run's file loadable into a fresh group."""
+    from modarith import checkpoint as ckpt
+    from modarith import loop
+    from modarith.store import Store
 
-    monkeypatch.setattr(engine, "CHECKPOINT_COST_FACTOR", 0.0)
+    monkeypatch.setattr(loop, "CHECKPOINT_COST_FACTOR", 0.0)
     cfg = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=40, eval_dense=0, eval_every=5)
+    store = Store(tmp_path)
     g = GroupTrainer([cfg], device="cpu")
+    saver = loop.Checkpointer(store, every=None, interval_s=1e-9)
     saved = []
-    orig = g.save_state
-
-    def save(path):
-        orig(path)
-        saved.append((g.step, path.stat().st_size))
-
-    monkeypatch.setattr(g, "save_state", save)
-    ckpt = tmp_path / "c.pt"
-    g.run(progress=False, checkpoint=ckpt, checkpoint_every=None, checkpoint_interval_s=1e-9)
+    orig = saver.save
+    monkeypatch.setattr(saver, "save", lambda t: saved.append((t.step, [p.stat().st_size for p in orig(t)])))
+    loop.fit(g, [saver])
     steps = [s for s, _ in saved]
     assert steps == list(range(5, 40, 5)), steps  # every eval_every multiple before the end
-    assert all(n > 0 for _, n in saved)
-    assert len(g.checkpoint_seconds) == len(saved)
+    assert all(n > 0 for _, sizes in saved for n in sizes)
+    assert len(saver.seconds) == len(saved)
     fresh = GroupTrainer([cfg], device="cpu")
-    fresh.load_state(ckpt)
+    ckpt.restore(fresh, [ckpt.load(store, run_id(cfg))])
     assert fresh.step == steps[-1]
 
 

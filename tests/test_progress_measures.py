@@ -8,8 +8,12 @@ import pytest
 import torch
 from test_engine import TINY
 
-from modarith.config import RunConfig
-from modarith.engine import GroupTrainer, init_model, snapshots_path, train
+from modarith import checkpoint as ckpt
+from modarith.config import RunConfig, run_id
+from modarith.engine import train
+from modarith.group import GroupTrainer
+from modarith.loop import Checkpointer, fit
+from modarith.models import init_model
 from modarith.progress_measures import (
     binary_grid,
     fourier_spectrum,
@@ -22,7 +26,7 @@ from modarith.progress_measures import (
     spectrum_frame,
     top_k_fraction,
 )
-from modarith.store import Store
+from modarith.store import Store, snapshots_path
 
 P = 31
 
@@ -143,12 +147,13 @@ def test_snapshots_stored_loaded_and_exact(tmp_path):
 def test_snapshots_resume_exactly(tmp_path):
     cfg = RunConfig(model="lstm", seed=4, snapshots_log=8, batch_size=16, **TINY)
     whole = GroupTrainer([cfg])
-    whole.run(progress=False)
-    first = GroupTrainer([cfg])
-    first.run(progress=False, checkpoint=tmp_path / "c.pt", checkpoint_every=7)
+    fit(whole)
+    first, store = GroupTrainer([cfg]), Store(tmp_path)
+    fit(first, [Checkpointer(store, every=7)])
     second = GroupTrainer([cfg])
-    second.load_state(tmp_path / "c.pt")
-    second.run(progress=False)
+    ckpt.restore(second, [ckpt.load(store, run_id(cfg))])
+    assert second.step == 21
+    fit(second)
     a, b = whole.run_snapshots(0), second.run_snapshots(0)
     assert a["steps"].tolist() == b["steps"].tolist() == cfg.snapshot_steps()
     for name in a["params"]:
@@ -159,7 +164,7 @@ def test_snapshots_resume_exactly(tmp_path):
 def test_progress_frames_over_snapshots(model):
     cfg = RunConfig(model=model, seed=0, snapshots_log=4, **TINY)
     g = GroupTrainer([cfg])
-    g.run(progress=False)
+    fit(g)
     snaps = g.run_snapshots(0)
     spec = spectrum_frame(cfg, snaps)
     assert list(spec.columns) == ["step", "k", "norm"]
@@ -168,7 +173,7 @@ def test_progress_frames_over_snapshots(model):
     assert set(prog["measure"]) == {"top_k_fraction", "gini", "loss", "restricted_loss", "excluded_loss"}
     assert sorted(set(prog["step"])) == cfg.snapshot_steps()
     last = prog[prog.step == cfg.total_steps].set_index("measure")["value"]
-    rec_loss = g.records(1.0)[0].history
+    rec_loss = g.history(0)
     assert np.isfinite(last.values).all() and last["gini"] <= 1
     # the unchanged-logits loss of the result token is at most twice the RHS loss (result + EOS)
     assert last["loss"] <= 2 * rec_loss["train_loss"][-1] + 1e-6
