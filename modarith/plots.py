@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -82,22 +83,47 @@ def figure_html(png: bytes, caption: str) -> str:
             "</figcaption></figure>")
 
 
+#: Environment variable naming the files :func:`show` writes per figure (``png``, ``svg``,
+#: comma-separated; default PNG only). ``build_report.py --svg`` sets it to ``png,svg``.
+FORMATS_ENV = "MODARITH_FIGURE_FORMATS"
+FORMATS = ("png", "svg")
+
+
+def figure_formats(formats: str | Sequence[str] | None = None) -> tuple[str, ...]:
+    """The file formats :func:`show` writes: ``formats`` (a sequence or ``"png,svg"``), else
+    ``$MODARITH_FIGURE_FORMATS``, else PNG only. An unknown format raises ``ValueError``."""
+    name = "formats"
+    if formats is None:
+        name, formats = FORMATS_ENV, os.environ.get(FORMATS_ENV) or "png"
+    chosen = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)]
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ValueError(f"{name} = {formats!r} is invalid: expected some of {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(chosen))
+
+
 def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "figure",
-         dpi: int = 120) -> None:
-    """Save ``fig`` (laid out by its constrained layout) as ``save_dir/name.png`` and ``.svg`` (unless ``save_dir`` is None),
-    display it with its caption as one self-contained HTML ``<figure class="modarith-figure">``
-    (outside IPython: print the caption and the paths), and close it."""
+         dpi: int = 120, formats: str | Sequence[str] | None = None) -> list[Path]:
+    """Display ``fig`` with its caption as one self-contained HTML ``<figure
+    class="modarith-figure">`` (outside IPython: print the caption and the paths), save it as
+    ``save_dir/name.png`` (and ``.svg`` when :func:`figure_formats` says so; nothing when
+    ``save_dir`` is None), close it, and return the paths written. The PNG is rendered once,
+    for the page and the file."""
     import io
 
+    formats = figure_formats(formats)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     paths = []
     if save_dir is not None:
-        base = Path(save_dir) / name
-        base.parent.mkdir(parents=True, exist_ok=True)
-        paths = [base.with_name(name + ".png"), base.with_name(name + ".svg")]
-        paths[0].write_bytes(buffer.getvalue())
-        fig.savefig(paths[1])
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = Path(save_dir) / f"{name}.{fmt}"
+            if fmt == "png":
+                path.write_bytes(buffer.getvalue())
+            else:
+                fig.savefig(path, format=fmt)
+            paths.append(path)
     plt.close(fig)
     try:
         from IPython import get_ipython
@@ -108,6 +134,7 @@ def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "fig
         display(HTML(figure_html(buffer.getvalue(), caption)))
     else:
         print(caption + "".join(f"\n  {p}" for p in paths))
+    return paths
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""The protocol as plain data: SPEC's grids, the reduced profiles, and the notebook settings.
+"""The protocol as plain data: SPEC's grids, the reduced profiles, and the report's notebooks.
 
 Each experiment notebook builds its runs in plain sight from :func:`knobs`::
 
@@ -11,14 +11,15 @@ shows the same phenomena on a 2-core CPU with labelled reductions (:func:`change
 them); ``smoke`` takes seconds per experiment (CI). ``auto`` resolves to ``full`` on CUDA and
 ``quick`` elsewhere (:func:`resolve_profile`). Nothing here branches on an experiment's name:
 the experiments are rows of :data:`EXPERIMENTS`, the profiles rows of :data:`PROFILE_KNOBS`.
+Every notebook of the report is a row of :data:`EXPERIMENTS` (title, ``--only`` keys); a row
+with no models trains nothing (the parameter counts, the fidelity summary). A notebook's
+settings (folders, Google Drive) are :mod:`modarith.notebook`'s.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import pandas as pd
 
@@ -31,6 +32,7 @@ REPO_URL = "https://github.com/modarith/modarith"
 REPO_REF = "v0.1.0"
 
 PROFILES = ("smoke", "quick", "full")
+PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODELS = ("lstm", "gpt")
 SEEDS = (0, 42)
@@ -109,12 +111,14 @@ PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
 
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment (one notebook) as data: which knobs of a profile it reads."""
+    """One notebook of the report as data: its title, ``--only`` keys, and which knobs of a
+    profile its runs read (``models=()``: it trains nothing)."""
 
-    problem: str  # seed problem number(s), e.g. "4.3"
-    title: str  # one line
+    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
+    title: str  # the notebook's title (its first heading)
     notebook: str  # notebook file stem under notebooks/
-    models: tuple[str, ...] = MODELS  # architectures trained
+    models: tuple[str, ...] = MODELS  # architectures trained (() = none)
+    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
     grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
     fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
     steps: str = "steps"  # profile knob of T
@@ -124,25 +128,32 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "sanity": Experiment("4.1–4.2", "Sanity check: memorisation, then generalisation",
-                         "41_sanity_check", seeds="seeds_sanity", steps="steps_sanity",
-                         fixed={"lr": "lr_sanity"}),
-    "data_size": Experiment("4.3", "Scaling the data size (r_train)", "43_data_size",
-                            grid={"r_train": "r_grid"}),
-    "orders": Experiment("4.4", "Binary and ternary operations", "44_binary_ternary",
-                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders"),
-    "model_size": Experiment("4.5", "Scaling the model size (L, d)", "45_model_size",
-                             grid={"num_layers": "L_grid", "d_model": "d_grid"}),
-    "compute": Experiment("4.6", "Scaling the compute (B, α)", "46_compute",
-                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True),
-    "regularization": Experiment("4.7", "Regularization: weight decay and ‖θ‖₂ (LSTM)",
-                                 "47_regularization", models=("lstm",),
-                                 grid={"weight_decay": "wd_grid"}, steps="steps_regularization"),
+    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
+                                   "00_parameter_counts", models=(), keys=("1", "2.6", "2.10", "params")),
+    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
+                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
+                         keys=("4.1", "4.2")),
+    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
+                            grid={"r_train": "r_grid"}, keys=("4.3",)),
+    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
+                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", keys=("4.4",)),
+    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
+                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, keys=("4.5",)),
+    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
+                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, keys=("4.6",)),
+    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
+                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
+                                 steps="steps_regularization", keys=("4.7",)),
     "interpretability": Experiment(
-        "4.8", "Interpretability: attention maps of trained GPTs", "48_interpretability",
+        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
         models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
                                 ("orders GPT (binary + ternary)", "orders", "gpt", {}),
-                                ("model-size GPT", "model_size", "gpt", "size_pick"))),
+                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
+    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity", models=()),
+    # Its runs are the notebook's own until its knobs are rows of PROFILE_KNOBS: then give the
+    # row its models and knobs, and the build trains them with the others.
+    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond", models=(),
+                         keys=("5", "grokking")),
 }
 
 
@@ -202,8 +213,31 @@ def knobs(experiment: str, profile: str) -> Knobs:
 
 
 def configs(experiment: str, profile: str) -> list[RunConfig]:
-    """Run configs of ``experiment`` in ``profile`` (what its notebook trains)."""
+    """Run configs of ``experiment`` in ``profile`` (what its notebook trains; [] for a row
+    without models)."""
     return knobs(experiment, profile).configs()
+
+
+def trained() -> list[str]:
+    """Names of the rows of :data:`EXPERIMENTS` that train runs (those with models)."""
+    return [name for name, e in EXPERIMENTS.items() if e.models]
+
+
+def select(only: str | None) -> list[str]:
+    """Rows of :data:`EXPERIMENTS` chosen by ``--only`` (comma-separated names or keys, e.g.
+    ``"4.3,4.5"``), in report order; all if None or empty. Raises ``ValueError`` naming
+    ``--only`` and the accepted keys for an unknown one."""
+    if only is None or not only.strip():
+        return list(EXPERIMENTS)
+    known = {key: name for name, e in EXPERIMENTS.items() for key in (*e.keys, name)}
+    wanted = [key.strip() for key in only.split(",") if key.strip()]
+    unknown = [key for key in wanted if key not in known]
+    if unknown:
+        hints = "".join(did_you_mean(key, known) for key in unknown)
+        raise ValueError(f"--only: unknown key(s) {', '.join(map(repr, unknown))}{hints}; "
+                         f"accepted: {', '.join(known)}")
+    chosen = {known[key] for key in wanted}
+    return [name for name in EXPERIMENTS if name in chosen]
 
 
 def resolve_profile(profile: str, device: str = "auto") -> str:
@@ -224,7 +258,8 @@ def list_experiments() -> pd.DataFrame:
     then a row of the distinct runs of all experiments (shared runs count once). Time on this
     device: :func:`plan`."""
     rows, distinct = [], {p: {} for p in PROFILES}
-    for name, e in EXPERIMENTS.items():
+    for name in trained():
+        e = EXPERIMENTS[name]
         row = {"name": name, "problem": e.problem, "notebook": e.notebook}
         for p in PROFILES:
             cs = configs(name, p)
@@ -279,89 +314,10 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
 
 def reductions(profile: str = "quick") -> pd.DataFrame:
     """:func:`changes` of every experiment in one frame (column ``experiment`` first)."""
-    return pd.concat([changes(n, profile).assign(experiment=n) for n in EXPERIMENTS],
+    return pd.concat([changes(n, profile).assign(experiment=n) for n in trained()],
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
 
 # --------------------------------------------------------------------------- plan
 # The plan is timed by the runner's side (modarith.plan); notebooks call it from here.
 from modarith.plan import plan, plan_text  # noqa: E402, F401
-
-
-# --------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Settings:
-    """A notebook's resolved parameters."""
-
-    profile: str  # smoke | quick | full (never auto)
-    device: str  # cpu | cuda | mps (never auto)
-    results: Path  # results store (runs and checkpoints)
-    figures: Path  # figures root; each experiment writes under figures/<experiment>/
-    force: bool = False  # retrain runs that are already stored
-
-    def caption(self) -> str:
-        """The sentence every caption ends with: which profile the runs came from."""
-        what = "SPEC's protocol" if self.profile == "full" else "a reduced protocol"
-        return f"Runs of the {self.profile} profile ({what})."
-
-    def __str__(self) -> str:
-        return (f"profile {self.profile}, device {self.device}\nresults: {self.results}\n"
-                f"figures: {self.figures}")
-
-
-DRIVE_ROOT = Path("/content/drive")  # where Colab mounts Google Drive
-DRIVE_DIR = DRIVE_ROOT / "MyDrive" / "modarith"  # results/ and figures/ on the Drive
-
-
-def project_root(start: Path | None = None) -> Path | None:
-    """The checkout holding the notebooks: the first folder from ``start`` (default: the
-    working directory) upwards with both ``notebooks/`` and ``modarith/``; None if none."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "notebooks").is_dir() and (folder / "modarith").is_dir():
-            return folder
-    return None
-
-
-def _mount_drive() -> Path:
-    try:
-        from google.colab import drive  # type: ignore[import-not-found]
-    except ImportError:
-        raise ValueError("results_dir = 'drive' needs Google Colab (it mounts Google Drive); "
-                         "give a folder path instead") from None
-    drive.mount(str(DRIVE_ROOT))
-    return DRIVE_DIR
-
-
-def settings(profile: str = "auto", device: str = "auto", results_dir: str = "auto",
-             figures_dir: str = "auto", force: bool = False) -> Settings:
-    """Validate and resolve a notebook's parameters; errors name the parameter.
-
-    ``results_dir``: a folder, ``"auto"`` (``results/`` of the checkout, else of the working
-    directory) or ``"drive"`` (Colab: mount Google Drive and keep the store, its checkpoints
-    and, with ``figures_dir="auto"``, the figures under ``MyDrive/modarith/``, so a rerun after
-    a disconnect resumes). ``figures_dir``: a folder or ``"auto"``.
-    """
-    from modarith.devices import resolve_device
-
-    for name, v in (("results_dir", results_dir), ("figures_dir", figures_dir)):
-        if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
-            raise ValueError(f"{name} = {v!r} is invalid: give a folder path, 'auto'"
-                             + (" or 'drive'" if name == "results_dir" else ""))
-    if not isinstance(force, bool):
-        raise ValueError(f"force = {force!r} is invalid: expected True or False")
-    check_choice("profile", profile, ("auto", *PROFILES))
-    check_choice("device", device, DEVICES)
-    try:
-        dev = str(resolve_device(device)).split(":")[0]
-    except (ValueError, RuntimeError) as err:
-        raise ValueError(f"device = {device!r} cannot be used here: {err}") from err
-    root = project_root() or Path.cwd()
-    if results_dir == "drive":
-        root = _mount_drive()
-    results = root / "results" if results_dir in ("auto", "drive") else Path(results_dir)
-    figures = root / "figures" if figures_dir == "auto" else Path(figures_dir)
-    figures = figures.expanduser().resolve()
-    figures.mkdir(parents=True, exist_ok=True)
-    return Settings(resolve_profile(profile, dev), dev, results.expanduser().resolve(), figures,
-                    force)

@@ -65,9 +65,9 @@ def _build_report(argv, capsys):
 
 
 def _notebook(**kw):
-    from modarith import protocol
+    from modarith import notebook
 
-    protocol.settings(**kw)
+    notebook.settings(**kw)
 
 
 def _equation(text):
