@@ -17,17 +17,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from modarith import __version__
 from modarith import checkpoint as ckpt
 from modarith.config import RunConfig, run_id
 from modarith.devices import (
@@ -42,23 +39,13 @@ from modarith.group import GroupTrainer, group_key
 from modarith.loop import CHECKPOINT_INTERVAL_S, Checkpointer, EventsFile, ProgressBar, WorkerReport, fit
 from modarith.metrics import summarize
 from modarith.store import CorruptRecord, Record, Store, atomic_torch_save, snapshots_path
+from modarith.version import code_version
 
 # Below this much work, starting worker processes (an interpreter and torch each, seconds)
 # costs more than the second core saves: ``default_workers`` keeps such work in-process.
 # Work is counted in SPEC-equivalent run-steps (GPT/LSTM d = 128, L = 2, batch 480: about
 # 0.1–0.3 s each on one CPU core), so 200 of them are ~30 s or more.
 MIN_PARALLEL_WORK = 200.0
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Library version plus the git commit of the source tree when available."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
-    except Exception:
-        sha = ""
-    return f"{__version__}+g{sha}" if sha else __version__
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ Kept apart from the training engine so that the engine (each record's ``meta``) 
 from __future__ import annotations
 
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 from modarith import __version__
 
 
+@lru_cache(maxsize=1)
 def code_version() -> str:
     """``"<version>+g<short commit>"`` when the package lies in a git checkout, else the version."""
     try:
