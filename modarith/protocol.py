@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modarith.config import RunConfig, did_you_mean
+from modarith.config import MODELS, RunConfig, did_you_mean
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
@@ -33,7 +33,6 @@ REPO_REF = "v0.1.0"
 
 PROFILES = ("smoke", "quick", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MODELS = ("lstm", "gpt")
 SEEDS = (0, 42)
 
 # --------------------------------------------------------------------------- profile knobs
