@@ -211,7 +211,7 @@ def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "
     warning naming why, together with the run's record (so that :func:`modarith.engine.train`
     trains the run again and rewrites its snapshots), and :class:`CorruptRecord` is raised.
     """
-    from .engine import snapshots_path
+    from .store import snapshots_path
 
     cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
     store = Store(results)
@@ -238,7 +238,7 @@ def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "
 
 def _snapshots_problem(snapshots, config: RunConfig) -> str | None:
     """Why ``snapshots`` are not ``config``'s (None when they are)."""
-    from .engine import build_model
+    from .models import build_model
 
     if not isinstance(snapshots, dict) or set(snapshots) != {"steps", "params"}:
         return "are not a dict with keys 'steps' and 'params'"
@@ -274,7 +274,7 @@ def spectrum_frame(config: RunConfig, snapshots: dict):
 
 
 def _model_at(config: RunConfig, sd: dict) -> nn.Module:
-    from .engine import build_model
+    from .models import build_model
 
     model = build_model(config)
     model.load_state_dict(sd, strict=False)  # parameters; buffers are fixed at construction

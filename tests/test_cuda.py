@@ -16,8 +16,10 @@ import torch
 
 from modarith.config import RunConfig
 from modarith.data import make_dataset, split_indices
-from modarith.engine import GroupTrainer, init_model, train
+from modarith.engine import train
+from modarith.group import GroupTrainer
 from modarith.metrics import get_loss_and_accuracy
+from modarith.models import init_model
 from modarith.store import Store
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

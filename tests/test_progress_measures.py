@@ -10,7 +10,10 @@ from test_engine import TINY
 
 from modarith.config import RunConfig
 from modarith.data import make_dataset, split_indices
-from modarith.engine import GroupTrainer, init_model, snapshots_path, train
+from modarith.engine import train
+from modarith.group import GroupTrainer
+from modarith.loop import fit
+from modarith.models import init_model
 from modarith.progress_measures import (
     EMBEDDING_PARAM,
     binary_grid,
@@ -24,7 +27,7 @@ from modarith.progress_measures import (
     spectrum_frame,
     top_k_fraction,
 )
-from modarith.store import Store
+from modarith.store import Store, snapshots_path
 
 P = 31
 
@@ -161,7 +164,7 @@ def test_snapshots_resume_exactly(tmp_path):
 def test_progress_frames_over_snapshots(model):
     cfg = RunConfig(model=model, seed=0, snapshots_log=4, **TINY)
     g = GroupTrainer([cfg])
-    g.run(progress=False)
+    fit(g)
     snaps = g.run_snapshots(0)
     spec = spectrum_frame(cfg, snaps)
     assert list(spec.columns) == ["step", "k", "norm"]

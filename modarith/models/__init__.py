@@ -1,5 +1,6 @@
 """Hand-written sequence models: an LSTM language model and a small post-norm GPT."""
 
+from modarith.models.build import build_model, init_model  # noqa: E402 (needs the classes above)
 from modarith.models.gpt import (
     GPT,
     NON_LINEARITIES,
@@ -26,4 +27,6 @@ __all__ = [
     "MultiHeadedAttention",
     "causal_mask",
     "sinusoidal_positions",
+    "build_model",
+    "init_model",
 ]
