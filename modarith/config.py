@@ -93,6 +93,7 @@ class RunConfig:
     snapshot_every: int = 0  # also snapshot every this many steps (0: none)
 
     def __post_init__(self):
+        # (over 60 lines: one check per field, in field order, each naming the field)
         if self.model not in MODELS:
             raise _bad("model", self.model, f"one of {MODELS}", MODELS)
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:

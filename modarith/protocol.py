@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -284,72 +283,8 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- plan
-def _clock(device: str) -> float:
-    """Wall clock after the device finished its queued work."""
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
-def plan(configs: list[RunConfig], results: str | Path | None = None, device: str = "cpu",
-         force: bool = False, measure: bool = True) -> pd.DataFrame:
-    """What :func:`modarith.engine.train` will do with ``configs``: one row per vectorised
-    group still to train (runs already stored in ``results`` are skipped unless ``force``).
-
-    Columns ``group, model, runs, steps, run_steps, eta_s``. With ``measure``, ``eta_s`` is
-    timed on ``device``: three updates and one evaluation of the group after a warm-up, scaled
-    to its T updates and evaluations (a rough estimate: the first seconds of a run are not
-    its average); else NaN.
-    """
-    from modarith.engine import group_configs
-    from modarith.group import GroupTrainer
-    from modarith.store import Store
-
-    stored = set()
-    if results is not None and Path(results).is_dir() and not force:
-        store = Store(results)
-        stored = {c for c in configs if store.record_path(c).exists()}
-    rows = []
-    for i, group in enumerate(group_configs([c for c in configs if c not in stored]), 1):
-        c0 = group[0]
-        eta = float("nan")
-        if measure:
-            trainer = GroupTrainer(group, device)
-            trainer.update()
-            trainer.update()
-            trainer.evaluate()  # warm-up
-            t0 = _clock(device)
-            for _ in range(3):
-                trainer.update()
-            t1 = _clock(device)
-            trainer.evaluate()
-            t2 = _clock(device)
-            eta = (t1 - t0) / 3 * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
-        rows.append({"group": i, "model": c0.model, "runs": len(group), "steps": c0.total_steps,
-                     "run_steps": len(group) * c0.total_steps, "eta_s": eta})
-    return pd.DataFrame(rows, columns=["group", "model", "runs", "steps", "run_steps", "eta_s"])
-
-
-def plan_text(configs: list[RunConfig], results: str | Path | None = None, device: str = "cpu",
-              force: bool = False) -> str:
-    """The line a notebook prints before training: runs, vectorised groups, run-steps and
-    the ETA on ``device`` (:func:`plan`)."""
-    from modarith.engine import default_workers, group_configs
-
-    table = plan(configs, results, device, force)
-    todo, serial = int(table["runs"].sum()), float(table["eta_s"].sum())
-    workers = min(default_workers(device, group_configs(configs)), max(todo, 1))
-    # groups one after another / spread over the workers (a lower bound: the longest group)
-    eta = max(serial / workers, float(table["eta_s"].max()) / max(1, workers // len(table) or 1)) \
-        if todo else 0.0
-    when = (f"ETA ≈ {eta / 60:.1f} min on {device} with {workers} worker(s) (timed: a few steps "
-            f"per group; {serial / 60:.1f} min one group after another)" if todo
-            else "nothing to train: every run is stored")
-    return (f"{len(configs)} runs ({sum(c.total_steps for c in configs):,} run-steps); to train: "
-            f"{todo} runs in {len(table)} vectorised group(s), "
-            f"{int(table['run_steps'].sum()):,} run-steps; {when}.")
+# The plan is timed by the runner's side (modarith.plan); notebooks call it from here.
+from modarith.plan import plan, plan_text  # noqa: E402, F401
 
 
 # --------------------------------------------------------------------------- settings

@@ -76,9 +76,12 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path, script):
     r = subprocess.run(["bash", str(ROOT / script), "--device", "cpu", "--tiny"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    data = json.loads((tmp_path / "bench.json").read_text())
-    assert data["results"]["gpt"]["variants"]
-    assert (tmp_path / "equality.txt").read_text().strip().endswith("OK")
+    data = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert data["equality"]["ok"] and data["equality"]["group_vs_single"]
+    for case in data["equality"]["group_vs_single"].values():  # a group of K = K singles on the CPU
+        assert all(q["worst"] == 0.0 for q in case.values()), case
+    assert data["speed"]["gpt"]["variants"]["engine K=2"]["run_steps_per_s"] > 0
+    assert data["projection"]["total_s"] > 0
 
 
 def test_end_to_end_cli_wall_and_table(monkeypatch):

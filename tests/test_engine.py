@@ -41,6 +41,24 @@ def test_group_equals_individual_runs(model, batch_size):
     assert not torch.allclose(_hist(together[0]), _hist(together[1]))
 
 
+@pytest.mark.parametrize("model", ["gpt", "lstm"])
+@pytest.mark.parametrize("batch_size", [512, 16])
+def test_run_with_dropout_in_a_group_equals_it_alone_bit_for_bit(model, batch_size):
+    """A run's numbers never depend on its group: dropout 0.3, a group of 3 against the run
+    alone, on the CPU, exactly (every evaluation of the history, ‖θ‖₂ included)."""
+    configs = [RunConfig(model=model, seed=s, lr=lr, dropout=0.3, batch_size=batch_size,
+                         **{**TINY, "num_layers": 2}) for s, lr in ((0, 1e-3), (1, 3e-3), (2, 2e-3))]
+    together = train(configs, results=None, progress=False, device="cpu")
+    for cfg, rec in zip(configs, together):
+        alone = train([cfg], results=None, progress=False, device="cpu")[0]
+        assert rec.history == alone.history
+    assert together[0].history != together[1].history
+    # and dropout is on: the same run without dropout trains differently
+    no_drop = train([RunConfig(**{**configs[0].to_dict(), "orders": (2,), "dropout": 0.0})], results=None,
+                    progress=False, device="cpu")[0]
+    assert no_drop.history["train_loss"] != together[0].history["train_loss"]
+
+
 def _reference_loop(cfg: RunConfig, n_steps: int, filter_grads=None):
     """The course's straightforward loop: one model, torch.optim.AdamW, clip_grad_norm_
     (``filter_grads(model)``, when given, edits the gradients before clipping)."""

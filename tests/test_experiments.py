@@ -150,9 +150,9 @@ def test_resolve_profile(monkeypatch):
     assert protocol.resolve_profile("auto", "cuda") == "full"
     assert protocol.resolve_profile("auto", "cuda:1") == "full"
     assert protocol.resolve_profile("smoke", "cuda") == "smoke"
-    import modarith.engine
+    import modarith.devices
 
-    monkeypatch.setattr(modarith.engine, "resolve_device", lambda d: "cuda")
+    monkeypatch.setattr(modarith.devices, "resolve_device", lambda d: "cuda")
     assert protocol.resolve_profile("auto", "auto") == "full"
-    monkeypatch.setattr(modarith.engine, "resolve_device", lambda d: "cpu")
+    monkeypatch.setattr(modarith.devices, "resolve_device", lambda d: "cpu")
     assert protocol.resolve_profile("auto", "auto") == "quick"

@@ -9,9 +9,12 @@ import pytest
 import torch
 from test_engine import TINY, _hist, _reference_loop
 
+from modarith import checkpoint as ckpt
 from modarith.config import OPTIONAL_DEFAULTS, PROTOCOL, RunConfig, identity_dict, run_id
 from modarith.engine import group_configs, train
 from modarith.group import GroupTrainer
+from modarith.loop import Checkpointer, fit
+from modarith.store import Store
 
 # the fields RunConfig had before the optional features: their hash is the old identity
 LEGACY_FIELDS = {"model", "p", "operator", "orders", "r_train", "seed", "num_layers", "d_model",
@@ -111,17 +114,17 @@ def test_grokfast_group_equals_single_runs(model):
 def test_grokfast_state_resumes_exactly(tmp_path):
     cfg = RunConfig(model="gpt", seed=2, grokfast_alpha=0.9, grokfast_lamb=2.0, batch_size=16, **TINY)
     whole = GroupTrainer([cfg])
-    whole.run(progress=False)
-    first = GroupTrainer([cfg])
-    first.run(progress=False, checkpoint=tmp_path / "ckpt.pt", checkpoint_every=7)  # last at 21
+    fit(whole)
+    first, store = GroupTrainer([cfg]), Store(tmp_path)
+    fit(first, [Checkpointer(store, every=7)])  # last at 21
     second = GroupTrainer([cfg])
-    second.load_state(tmp_path / "ckpt.pt")
+    ckpt.restore(second, [ckpt.load(store, run_id(cfg))])
     assert second.step == 21 and not torch.equal(second.grad_ema, torch.zeros_like(second.grad_ema))
-    second.run(progress=False)
+    fit(second)
     assert torch.equal(second.flat, whole.flat)
     assert torch.equal(second.grad_ema, whole.grad_ema) and torch.equal(second.hist, whole.hist)
 
 
 def test_no_grokfast_state_when_off():
     g = GroupTrainer([RunConfig(model="lstm", **TINY)])
-    assert g.grad_ema is None and "grad_ema" not in g.state()
+    assert g.grad_ema is None and "grad_ema" not in ckpt.run_state(g, 0, 0.0)

@@ -8,11 +8,12 @@ import pytest
 import torch
 from test_engine import TINY
 
-from modarith.config import RunConfig
+from modarith import checkpoint as ckpt
+from modarith.config import RunConfig, run_id
 from modarith.data import make_dataset, split_indices
 from modarith.engine import train
 from modarith.group import GroupTrainer
-from modarith.loop import fit
+from modarith.loop import Checkpointer, fit
 from modarith.models import init_model
 from modarith.progress_measures import (
     EMBEDDING_PARAM,
@@ -148,12 +149,13 @@ def test_snapshots_stored_loaded_and_exact(tmp_path):
 def test_snapshots_resume_exactly(tmp_path):
     cfg = RunConfig(model="lstm", seed=4, snapshots_log=8, batch_size=16, **TINY)
     whole = GroupTrainer([cfg])
-    whole.run(progress=False)
-    first = GroupTrainer([cfg])
-    first.run(progress=False, checkpoint=tmp_path / "c.pt", checkpoint_every=7)
+    fit(whole)
+    first, store = GroupTrainer([cfg]), Store(tmp_path)
+    fit(first, [Checkpointer(store, every=7)])
     second = GroupTrainer([cfg])
-    second.load_state(tmp_path / "c.pt")
-    second.run(progress=False)
+    ckpt.restore(second, [ckpt.load(store, run_id(cfg))])
+    assert second.step == 21
+    fit(second)
     a, b = whole.run_snapshots(0), second.run_snapshots(0)
     assert a["steps"].tolist() == b["steps"].tolist() == cfg.snapshot_steps()
     for name in a["params"]:
