@@ -31,7 +31,7 @@ from matplotlib import ticker
 from matplotlib.cm import ScalarMappable
 from matplotlib.lines import Line2D
 
-from modarith.analysis import FIELD_TEXT
+from modarith.analysis import FIELD_TEXT, fmt_value
 
 TRAIN_COLOR = "tab:blue"
 VAL_COLOR = "tab:red"
@@ -153,14 +153,11 @@ def _model_name(model: str) -> str:
 
 
 def _fmt_value(value, log2: bool = False) -> str:
-    """A swept value as text: ``2^7`` for powers of two on log₂ axes, else compact."""
+    """A swept value as text: ``2^7`` for powers of two on log₂ axes, else
+    :func:`modarith.analysis.fmt_value`."""
     if log2 and _is_pow2(value):
         return f"2^{int(round(math.log2(value)))}"
-    if isinstance(value, (float, np.floating)):
-        if float(value).is_integer() and abs(value) >= 1:
-            return str(int(value))
-        return f"{float(value):g}"
-    return str(value)
+    return fmt_value(value)
 
 
 def _fmt_values(values: Sequence, log2: bool = False) -> str:

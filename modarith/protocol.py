@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
-from modarith.config import RunConfig, did_you_mean
+from modarith.config import MODELS, RunConfig, did_you_mean
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
@@ -34,7 +34,6 @@ REPO_REF = "v0.1.0"
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MODELS = ("lstm", "gpt")
 SEEDS = (0, 42)
 
 # --------------------------------------------------------------------------- profile knobs
