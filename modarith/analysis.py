@@ -14,6 +14,9 @@ answers from. Nothing here knows which experiment it serves.
   :func:`norm_around_generalisation` and the formatters — building blocks of computed answers.
 
 Standard deviations are population std (ddof = 0) over seeds, as :func:`metrics.mean_std`.
+
+(Over 400 lines: the frames the figures read and the answer helpers the questions read
+share one set of selection and formatting rules.)
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ a caption computed from the data it was given. Inputs are the frames of
 Conventions (SPEC): train blue, validation red, mean curves with a shaded ±1 std band, swept
 values coloured with ``viridis`` and a colour bar (log₂ for ``d_model`` and ``batch_size``),
 log scale for losses. Nothing here knows which experiment it draws.
+
+(Over 400 lines: one primitive per figure kind of the seed report, each top to bottom with
+its caption; they share the axis, colour and caption helpers above them.)
 """
 
 from __future__ import annotations
@@ -467,6 +470,7 @@ def plot_sweep(curves: pd.DataFrame, model: str, by: str, log2: bool | None = No
     colour bar; shaded ±1 std. ``fixed`` filters the other swept fields, e.g.
     ``{"num_layers": 2}``.
     """
+    # (over 60 lines: one figure, top to bottom: curves, colour bar, labels and caption together)
     _check_columns(curves, CURVE_COLUMNS, "curves frame")
     if by not in curves.columns:
         raise ValueError(
@@ -541,6 +545,7 @@ def plot_best(best: pd.DataFrame, model: str, by: str, hue: str | None = None,
     and validation solid. ``logx``: ``"log2"``, ``"log10"``, None, or ``"auto"`` (log₂ for d and
     B, log₁₀ for P). Every (``by``, ``hue``) point must hold one configuration.
     """
+    # (over 60 lines: one figure, top to bottom: panels, hue, log axes and caption together)
     _check_columns(best, BEST_COLUMNS, "best frame")
     for f in (by, hue):
         if f is not None and f not in best.columns:
@@ -626,6 +631,7 @@ def plot_attention_grid(weights, tokens: Sequence[str], title: str | None = None
     decimals. ``layers`` / ``heads`` (0-based iterables) restrict the grid. Returns
     ``(fig, caption)``.
     """
+    # (over 60 lines: one figure, top to bottom: heatmap grid, labels and caption together)
     w = np.asarray(weights, dtype=float)
     if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
         raise ValueError(f"weights must have shape (L, H, S, S), got {w.shape}")
