@@ -90,7 +90,10 @@ PLATFORM_MODULES = {"google"}  # google.colab: imported only inside Colab, which
 
 def _requirements() -> dict[str, set[str]]:
     """pyproject.toml's dependencies: {"core": names, "<extra>": names} (bare lower-case names)."""
-    tomllib = pytest.importorskip("tomllib")
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the test extra installs tomli, the same parser
+        import tomli as tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
     def names(reqs):
