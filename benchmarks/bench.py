@@ -153,7 +153,7 @@ def _engine_variant(cfg: RunConfig, K: int, device: str, compile_mode: str | Non
     g = GroupTrainer(configs, device, fast=fast)
     label = "engine" if fast else "vmap"
     if compile_mode:
-        g._fast_logits = torch.compile(g._fast_logits, mode=compile_mode, dynamic=False)
+        g.logits = torch.compile(g.logits, mode=compile_mode, dynamic=False)
         label = "compile" if compile_mode == "default" else f"compile:{compile_mode}"
     return _Variant(f"{label} K={K}", K, g.update, g.evaluate)
 
@@ -490,7 +490,8 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = [int(s) for s in args.sizes.split(",")]
     rounds = args.rounds or rounds
     n_steps = args.steps or n_steps
-    vmap_sizes = tuple(int(k) for k in (args.vmap_sizes or ("" if args.tiny else "2")).split(",") if k)
+    vmap = args.vmap_sizes if args.vmap_sizes is not None else ("" if args.tiny else "2")  # "": none
+    vmap_sizes = tuple(int(k) for k in vmap.split(",") if k)
     e2e_steps = args.end_to_end if args.end_to_end is not None else (0 if args.tiny else 300)
 
     def log(*a):

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from modarith.config import RunConfig
 from modarith.data import make_dataset, split_indices
-from modarith.models import init_model
 from modarith.metrics import get_loss_and_accuracy
+from modarith.models import init_model
 
 
 class ReferenceLoop:

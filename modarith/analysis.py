@@ -14,6 +14,9 @@ answers from. Nothing here knows which experiment it serves.
   :func:`norm_around_generalisation` and the formatters — building blocks of computed answers.
 
 Standard deviations are population std (ddof = 0) over seeds, as :func:`metrics.mean_std`.
+
+(Over 400 lines: the frames the figures read and the answer helpers the questions read
+share one set of selection and formatting rules.)
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ from dataclasses import fields, replace
 import numpy as np
 import pandas as pd
 
-from modarith.config import RunConfig
+from modarith.config import MODELS, RunConfig
 from modarith.metrics import best_and_tf, mean_std, summarize
 
 QUANTITIES = ("L_train", "L_val", "A_train", "A_val")
 ORDER_QUANTITIES = (*QUANTITIES, "L_train_o2", "L_val_o2", "A_train_o2", "A_val_o2",
                     "L_train_o3", "L_val_o3", "A_train_o3", "A_val_o3")
-MODEL_ORDER = ("lstm", "gpt")
 MODEL_NAMES = {"lstm": "LSTM", "gpt": "GPT"}
 
 _FIELDS = tuple(f.name for f in fields(RunConfig))
@@ -70,7 +72,7 @@ def _check_records(records, by: tuple[str, ...]) -> list:
 
 
 def _model_key(model: str) -> int:
-    return MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+    return MODELS.index(model) if model in MODELS else len(MODELS)
 
 
 def _sort(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -99,10 +101,11 @@ def fmt(value, quantity: str = "A") -> str:
 
 
 def fmt_value(value) -> str:
-    """A swept value as text: ``512``, ``0.25``."""
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A swept value as text: ``512``, ``0.25`` (Python or numpy numbers)."""
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return str(int(value)) if value.is_integer() and abs(value) >= 1 else f"{value:g}"
+    return str(value)
 
 
 def sym(field: str) -> str:
@@ -258,7 +261,7 @@ TABLE_LABELS = {"A_train": "A_train", "L_train": "L_train", "A_val": "A_val", "L
 def table_frame(values: dict) -> pd.DataFrame:
     """``{model: {row: (mean, std, t_f)}}`` -> the layout of :func:`model_table` (rows
     :data:`TABLE_ROWS`; columns (model, stat) with stat ``mean, std, t_f``)."""
-    models = [m for m in MODEL_ORDER if m in values] + [m for m in values if m not in MODEL_ORDER]
+    models = [m for m in MODELS if m in values] + [m for m in values if m not in MODELS]
     cols = pd.MultiIndex.from_product([models, ["mean", "std", "t_f"]], names=["model", "stat"])
     data = [[x for m in models for x in values[m][q]] for q in TABLE_ROWS]
     return pd.DataFrame(data, index=pd.Index(TABLE_ROWS, name="quantity"), columns=cols,

@@ -288,6 +288,7 @@ def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0
     every equation of ``equations`` (displayed when inside IPython, then closed) and returns
     ``None``.
     """
+    # (over 60 lines: the widget's controls and its redraw callback belong together)
     if not runs:
         raise ValueError("runs must hold at least one entry name -> (model, tokenizer, seq_len)")
     runs = dict(runs)

@@ -8,7 +8,9 @@ weight snapshots (n, P) when on, and the wall time so far. Everything else that 
 rest of the run is a pure function of its config: the data split, the mini-batch order
 (``group.shuffle_perm(seed, epoch)``) and the dropout masks (``group.dropout_generators``:
 seeded by run and step). So a run resumes in any group that contains it, whatever the
-grouping, worker count or device count, and gives the numbers it gives alone.
+grouping, worker count or device count, and gives the numbers it gives alone. (A run
+resumed on another *kind* of device, CUDA to CPU say, continues with that device's
+generator: dropout masks of the same distribution, not the same masks.)
 
 Checkpoints of format 2 (one file per *group*, ``run_ids`` inside) are split into per-run
 files by :func:`convert_group_checkpoints`.

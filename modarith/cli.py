@@ -100,6 +100,11 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="worker processes on this machine (default: one per CPU core / per GPU; "
                         "1 for small jobs; env MODARITH_WORKERS)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="bit-exact reruns on CUDA (deterministic algorithms; CPU is always exact)")
+    p.add_argument("--compile", default=None, metavar="MODE", choices=("default", "reduce-overhead"),
+                   help="torch.compile the forward/backward: default | reduce-overhead (CUDA graphs); "
+                        "a failed compilation warns and trains eagerly")
     p.add_argument("--executor", default="local", metavar="NAME",
                    help="local (worker processes) | slurm (one submitit job per group) | "
                         "submitit-local (submitit's local executor) (default local)")
@@ -171,6 +176,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # (over 60 lines: the command's steps in order: parse, check every option, run, report)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
@@ -217,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 
             records = train(configs, results=args.results, device=args.device, force=args.force,
                             progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
-                            workers=args.workers)
+                            workers=args.workers, deterministic=args.deterministic or None,
+                            compile=args.compile)
         if not records:
             return 0
         import pandas as pd

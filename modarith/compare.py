@@ -63,6 +63,7 @@ class Comparison:
     threshold: float = GROK_THRESHOLD
     stay: int | None = None  # None: A_val must stay >= threshold to the end
     min_seeds: int = MIN_SEEDS
+    planned_lr: dict = field(default_factory=dict)  # arm -> the rate a plan assumes (default: lr_grid[0])
 
     def __post_init__(self):
         object.__setattr__(self, "arms", tuple(self.arms))
@@ -86,6 +87,11 @@ class Comparison:
                              "at least one seed, none of them a measured seed")
         for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
             self.config(a, self.lr_grid[0], self.seeds[0])
+        bad = {a: v for a, v in self.planned_lr.items() if a not in {x.name for x in self.arms}
+               or v not in self.lr_grid}
+        if bad:
+            raise ValueError(f"Comparison.planned_lr = {self.planned_lr!r} is invalid: expected arm names "
+                             f"mapped to rates of lr_grid {self.lr_grid}")
 
     def arm(self, name: str) -> Arm:
         for a in self.arms:
@@ -106,9 +112,12 @@ class Comparison:
 
     def plan_configs(self) -> list[RunConfig]:
         """What the comparison trains, for a plan made before tuning: the tuning runs, and the
-        measured runs at the grid's first rate (the chosen rate is known only after tuning; it
-        does not change a run's cost)."""
-        return self.tuning_configs() + self.measured_configs({a.name: self.lr_grid[0] for a in self.arms})
+        measured runs at each arm's ``planned_lr`` (the rate tuning chose when the protocol
+        was calibrated; default the grid's first). Tuning is deterministic, so on the same
+        code the plan's measured runs are the ones the comparison trains; if tuning chooses
+        another rate, those runs train in addition (the rate does not change a run's cost)."""
+        return self.tuning_configs() + self.measured_configs(
+            {a.name: self.planned_lr.get(a.name, self.lr_grid[0]) for a in self.arms})
 
 
 def _frame(comparison: Comparison, configs: list[RunConfig], records) -> pd.DataFrame:

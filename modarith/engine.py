@@ -17,17 +17,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from modarith import __version__
 from modarith import checkpoint as ckpt
 from modarith.config import RunConfig, run_id
 from modarith.devices import (
@@ -42,23 +39,13 @@ from modarith.group import GroupTrainer, group_key
 from modarith.loop import CHECKPOINT_INTERVAL_S, Checkpointer, EventsFile, ProgressBar, WorkerReport, fit
 from modarith.metrics import summarize
 from modarith.store import CorruptRecord, Record, Store, atomic_torch_save, snapshots_path
+from modarith.version import code_version
 
 # Below this much work, starting worker processes (an interpreter and torch each, seconds)
 # costs more than the second core saves: ``default_workers`` keeps such work in-process.
 # Work is counted in SPEC-equivalent run-steps (GPT/LSTM d = 128, L = 2, batch 480: about
 # 0.1–0.3 s each on one CPU core), so 200 of them are ~30 s or more.
 MIN_PARALLEL_WORK = 200.0
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Library version plus the git commit of the source tree when available."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
-    except Exception:
-        sha = ""
-    return f"{__version__}+g{sha}" if sha else __version__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,8 +123,11 @@ def split_groups(groups: list[list[RunConfig]], n: int) -> list[list[RunConfig]]
     return sorted(best if best is not None else groups, key=group_cost, reverse=True)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def _check_train_args(results, force, progress, max_group_size, checkpoint_every,
-                      checkpoint_interval_s, workers=None) -> None:
+                      checkpoint_interval_s, workers=None, deterministic=None, compile=None) -> None:
     if results is not None and (not isinstance(results, (str, os.PathLike)) or not str(results).strip()):
         raise ValueError(f"results = {results!r} is invalid: expected a folder path (str or Path) or None")
     for name, v in (("force", force), ("progress", progress)):
@@ -147,6 +137,10 @@ def _check_train_args(results, force, progress, max_group_size, checkpoint_every
                     ("workers", workers)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} = {v!r} is invalid: expected None or an integer >= 1")
+    if deterministic is not None and not isinstance(deterministic, bool):
+        raise ValueError(f"deterministic = {deterministic!r} is invalid: expected None, True or False")
+    if compile is not None and compile not in COMPILE_MODES:
+        raise ValueError(f"compile = {compile!r} is invalid: expected None or one of {COMPILE_MODES}")
     v = checkpoint_interval_s
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
         raise ValueError(f"checkpoint_interval_s = {v!r} is invalid: expected a finite number of seconds > 0")
@@ -159,7 +153,8 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
           device: str = "auto", force: bool = False, progress: bool = True,
           max_group_size: int | None = None, checkpoint_every: int | None = None,
           checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
-          workers: int | None = None, deterministic: bool | None = None) -> list[Record]:
+          workers: int | None = None, deterministic: bool | None = None,
+          compile: str | None = None) -> list[Record]:
     """Train what is missing from the store, load the rest; return records in input order.
 
     ``results=None`` trains in memory without storing anything. With a store:
@@ -176,10 +171,14 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     :func:`default_workers`; 1: this process). Each worker runs whole groups with
     ``cores // workers`` threads (one GPU each on CUDA); groups are split so that every worker
     has work (a group of K gives the numbers of K single runs). ``deterministic``: bit-exact
-    CUDA (see :mod:`modarith.devices`; None reads ``MODARITH_DETERMINISTIC``).
+    CUDA (see :mod:`modarith.devices`; None reads ``MODARITH_DETERMINISTIC``). ``compile``: a
+    ``torch.compile`` mode for the forward and backward (``"reduce-overhead"``: CUDA graphs);
+    a failed compilation warns and trains eagerly. On CUDA, ``MODARITH_WORKERS=N`` above the
+    GPU count puts several workers (groups training at once) on each GPU.
 
     An out-of-memory error in a group splits it in halves and retries (with a warning).
     """
+    # (over 60 lines: most of it is the docstring and argument checks; the flow is 15 lines)
     if isinstance(configs, RunConfig):
         configs = [configs]
     try:
@@ -190,7 +189,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     if bad:
         raise ValueError(f"configs must be RunConfig instances, got {type(bad[0]).__name__}")
     _check_train_args(results, force, progress, max_group_size, checkpoint_every, checkpoint_interval_s,
-                      workers)
+                      workers, deterministic, compile)
     device = resolve_device(device)
     store = Store(results) if results is not None else None
     if store is not None:
@@ -213,7 +212,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     groups = group_configs([todo[r] for r in sorted(todo)], max_group_size)
     n = workers if workers is not None else default_workers(device, groups)
     opts = dict(device=device, progress=progress, checkpoint_every=checkpoint_every,
-                checkpoint_interval_s=checkpoint_interval_s, deterministic=deterministic)
+                checkpoint_interval_s=checkpoint_interval_s, deterministic=deterministic, compile=compile)
     if n > 1 and groups:
         groups = split_groups(groups, n)
         n = min(n, len(groups))
@@ -283,7 +282,7 @@ def _run_locked(group: list[RunConfig], store: Store | None, force: bool, **opts
 def _fit_group(configs: list[RunConfig], store: Store | None, states: list[dict | None],
                device: str = "cpu", progress: bool = True, checkpoint_every: int | None = None,
                checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S, deterministic: bool | None = None,
-               on_progress: Callable[[int], None] | None = None) -> list[Record]:
+               compile: str | None = None, on_progress: Callable[[int], None] | None = None) -> list[Record]:
     """Train one group of unfinished runs from ``states`` (their checkpoints at one step, or
     all None), store each record and weights, delete the checkpoints; return the records.
     A checkpoint that does not fit its run is moved to ``corrupt/`` and the group restarts."""
@@ -298,6 +297,8 @@ def _fit_group(configs: list[RunConfig], store: Store | None, states: list[dict 
             for c in configs:
                 store.quarantine(store.checkpoint_path(run_id(c)), f"checkpoint {e}")
             trainer = GroupTrainer(configs, device)
+    if compile:
+        trainer.compile(compile)
     callbacks = [EventsFile()]
     if progress:
         callbacks.append(ProgressBar())

@@ -179,6 +179,8 @@ def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: 
     (>= plan.row_start). ``dropout``: the training dropout rate (0 at evaluation);
     ``dropout_gens``: per-run generators of the masks (None: the global RNG). Returns (K, B, R, V).
     """
+    # (over 60 lines: one GPT forward, top to bottom, as the module reads; split, its
+    # equality with models/gpt.py would be harder to check by eye)
     from .models.gpt import NON_LINEARITIES
 
     act = NON_LINEARITIES[non_linearity]()

@@ -23,6 +23,7 @@ import bisect
 import contextlib
 import copy
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -266,6 +267,24 @@ class GroupTrainer:
                 out = fast_path.lstm_logits(params, plan, tokens, anc, positions, c0.num_layers,
                                             c0.pad_index, dropout, gens)
         return out.float()
+
+    def compile(self, mode: str = "reduce-overhead") -> None:
+        """Run :meth:`logits` (forward and backward) under ``torch.compile(mode=...)``;
+        ``"reduce-overhead"`` captures CUDA graphs (fewer launches per step on a GPU). A
+        compilation that fails warns once and the group goes on eagerly."""
+        eager = self.logits
+        compiled = torch.compile(eager, mode=mode, dynamic=False)
+
+        def logits(*args, **kwargs):
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - any compiler failure falls back, with its reason
+                warnings.warn(f"torch.compile(mode={mode!r}) failed ({type(e).__name__}: "
+                              f"{str(e)[:200]}); this group runs eagerly", RuntimeWarning, stacklevel=2)
+                self.logits = eager
+                return eager(*args, **kwargs)
+
+        self.logits = logits
 
     # ---- one update -----------------------------------------------------------------------------
     def gradients(self) -> torch.Tensor:

@@ -12,6 +12,9 @@ a caption computed from the data it was given. Inputs are the frames of
 Conventions (SPEC): train blue, validation red, mean curves with a shaded ±1 std band, swept
 values coloured with ``viridis`` and a colour bar (log₂ for ``d_model`` and ``batch_size``),
 log scale for losses. Nothing here knows which experiment it draws.
+
+(Over 400 lines: one primitive per figure kind of the seed report, each top to bottom with
+its caption; they share the axis, colour and caption helpers above them.)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -30,7 +34,7 @@ from matplotlib import ticker
 from matplotlib.cm import ScalarMappable
 from matplotlib.lines import Line2D
 
-from modarith.analysis import FIELD_TEXT
+from modarith.analysis import FIELD_TEXT, fmt_value
 
 TRAIN_COLOR = "tab:blue"
 VAL_COLOR = "tab:red"
@@ -82,22 +86,47 @@ def figure_html(png: bytes, caption: str) -> str:
             "</figcaption></figure>")
 
 
+#: Environment variable naming the files :func:`show` writes per figure (``png``, ``svg``,
+#: comma-separated; default PNG only). ``build_report.py --svg`` sets it to ``png,svg``.
+FORMATS_ENV = "MODARITH_FIGURE_FORMATS"
+FORMATS = ("png", "svg")
+
+
+def figure_formats(formats: str | Sequence[str] | None = None) -> tuple[str, ...]:
+    """The file formats :func:`show` writes: ``formats`` (a sequence or ``"png,svg"``), else
+    ``$MODARITH_FIGURE_FORMATS``, else PNG only. An unknown format raises ``ValueError``."""
+    name = "formats"
+    if formats is None:
+        name, formats = FORMATS_ENV, os.environ.get(FORMATS_ENV) or "png"
+    chosen = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)]
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ValueError(f"{name} = {formats!r} is invalid: expected some of {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(chosen))
+
+
 def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "figure",
-         dpi: int = 120) -> None:
-    """Save ``fig`` (laid out by its constrained layout) as ``save_dir/name.png`` and ``.svg`` (unless ``save_dir`` is None),
-    display it with its caption as one self-contained HTML ``<figure class="modarith-figure">``
-    (outside IPython: print the caption and the paths), and close it."""
+         dpi: int = 120, formats: str | Sequence[str] | None = None) -> list[Path]:
+    """Display ``fig`` with its caption as one self-contained HTML ``<figure
+    class="modarith-figure">`` (outside IPython: print the caption and the paths), save it as
+    ``save_dir/name.png`` (and ``.svg`` when :func:`figure_formats` says so; nothing when
+    ``save_dir`` is None), close it, and return the paths written. The PNG is rendered once,
+    for the page and the file."""
     import io
 
+    formats = figure_formats(formats)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     paths = []
     if save_dir is not None:
-        base = Path(save_dir) / name
-        base.parent.mkdir(parents=True, exist_ok=True)
-        paths = [base.with_name(name + ".png"), base.with_name(name + ".svg")]
-        paths[0].write_bytes(buffer.getvalue())
-        fig.savefig(paths[1])
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            path = Path(save_dir) / f"{name}.{fmt}"
+            if fmt == "png":
+                path.write_bytes(buffer.getvalue())
+            else:
+                fig.savefig(path, format=fmt)
+            paths.append(path)
     plt.close(fig)
     try:
         from IPython import get_ipython
@@ -108,6 +137,7 @@ def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "fig
         display(HTML(figure_html(buffer.getvalue(), caption)))
     else:
         print(caption + "".join(f"\n  {p}" for p in paths))
+    return paths
 
 
 # --------------------------------------------------------------------------- helpers
@@ -126,14 +156,11 @@ def _model_name(model: str) -> str:
 
 
 def _fmt_value(value, log2: bool = False) -> str:
-    """A swept value as text: ``2^7`` for powers of two on log₂ axes, else compact."""
+    """A swept value as text: ``2^7`` for powers of two on log₂ axes, else
+    :func:`modarith.analysis.fmt_value`."""
     if log2 and _is_pow2(value):
         return f"2^{int(round(math.log2(value)))}"
-    if isinstance(value, (float, np.floating)):
-        if float(value).is_integer() and abs(value) >= 1:
-            return str(int(value))
-        return f"{float(value):g}"
-    return str(value)
+    return fmt_value(value)
 
 
 def _fmt_values(values: Sequence, log2: bool = False) -> str:
@@ -443,6 +470,7 @@ def plot_sweep(curves: pd.DataFrame, model: str, by: str, log2: bool | None = No
     colour bar; shaded ±1 std. ``fixed`` filters the other swept fields, e.g.
     ``{"num_layers": 2}``.
     """
+    # (over 60 lines: one figure, top to bottom: curves, colour bar, labels and caption together)
     _check_columns(curves, CURVE_COLUMNS, "curves frame")
     if by not in curves.columns:
         raise ValueError(
@@ -517,6 +545,7 @@ def plot_best(best: pd.DataFrame, model: str, by: str, hue: str | None = None,
     and validation solid. ``logx``: ``"log2"``, ``"log10"``, None, or ``"auto"`` (log₂ for d and
     B, log₁₀ for P). Every (``by``, ``hue``) point must hold one configuration.
     """
+    # (over 60 lines: one figure, top to bottom: panels, hue, log axes and caption together)
     _check_columns(best, BEST_COLUMNS, "best frame")
     for f in (by, hue):
         if f is not None and f not in best.columns:
@@ -602,6 +631,7 @@ def plot_attention_grid(weights, tokens: Sequence[str], title: str | None = None
     decimals. ``layers`` / ``heads`` (0-based iterables) restrict the grid. Returns
     ``(fig, caption)``.
     """
+    # (over 60 lines: one figure, top to bottom: heatmap grid, labels and caption together)
     w = np.asarray(weights, dtype=float)
     if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
         raise ValueError(f"weights must have shape (L, H, S, S), got {w.shape}")

@@ -34,7 +34,7 @@ from torch import nn
 
 from .config import RunConfig
 from .data import make_dataset, split_indices
-from .store import Record, Store, safe_torch_load
+from .store import CorruptRecord, Record, Store, safe_torch_load
 
 # name of the token-embedding matrix (V, d) in each model's state_dict
 EMBEDDING_PARAM = {"gpt": "embedding.tokens.weight", "lstm": "embedding.weight"}
@@ -258,15 +258,56 @@ def restricted_excluded_loss(logits: torch.Tensor, targets: torch.Tensor, train:
 # ---------------------------------------------------------------------------------------------
 def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "results") -> dict:
     """A stored run's snapshots (``weights_only=True``): ``{"steps": (n,), "params": {name:
-    (n, *shape)}}``. Raises FileNotFoundError naming the run when it has none."""
+    (n, *shape)}}``. Raises FileNotFoundError naming the run when it has none.
+
+    A snapshots file that cannot be loaded safely, or does not hold the config's snapshot
+    steps and every model parameter at each of them, is moved to ``results/corrupt/`` with a
+    warning naming why, together with the run's record (so that :func:`modarith.engine.train`
+    trains the run again and rewrites its snapshots), and :class:`CorruptRecord` is raised.
+    """
     from .store import snapshots_path
 
     cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
-    path = snapshots_path(Store(results), cfg)
-    if not path.exists():
+    store = Store(results)
+    path = snapshots_path(store, cfg)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         raise FileNotFoundError(f"no weight snapshots at {path}: train the run with "
-                                "RunConfig.snapshots_log or snapshot_every > 0 first")
-    return safe_torch_load(path)
+                                "RunConfig.snapshots_log or snapshot_every > 0 first") from None
+    try:
+        snapshots = safe_torch_load(path)
+    except Exception as e:  # unpickling refused, or a truncated/garbled file
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        reason = f"cannot be loaded safely: {type(e).__name__}: {first}"
+    else:
+        reason = _snapshots_problem(snapshots, cfg)
+        if reason is None:
+            return snapshots
+    store.quarantine(path, f"weight snapshots {reason}", st)
+    store.quarantine(store.record_path(cfg), f"its weight snapshots {path.name} are unusable")
+    raise CorruptRecord(f"{path}: weight snapshots {reason}; moved to {store.corrupt} with the run's "
+                        "record: train the run again to rewrite them")
+
+
+def _snapshots_problem(snapshots, config: RunConfig) -> str | None:
+    """Why ``snapshots`` are not ``config``'s (None when they are)."""
+    from .models import build_model
+
+    if not isinstance(snapshots, dict) or set(snapshots) != {"steps", "params"}:
+        return "are not a dict with keys 'steps' and 'params'"
+    steps, params = snapshots["steps"], snapshots["params"]
+    expected = config.snapshot_steps()
+    if not isinstance(steps, torch.Tensor) or steps.dim() != 1 or steps.tolist() != expected:
+        return f"hold steps other than the config's snapshot steps ({len(expected)} steps, 0 … {expected[-1]})" \
+            if expected else "exist for a config without snapshots"
+    shapes = {n: (len(expected), *t.shape) for n, t in build_model(config).named_parameters()}
+    if not isinstance(params, dict) or set(params) != set(shapes):
+        return "do not hold exactly the model's parameters"
+    bad = [n for n, t in params.items() if not isinstance(t, torch.Tensor) or tuple(t.shape) != shapes[n]]
+    if bad:
+        return f"have the wrong shape for {bad[0]!r} (expected {shapes[bad[0]]})"
+    return None
 
 
 def snapshot_state_dicts(snapshots: dict):

@@ -1,4 +1,4 @@
-"""The protocol as plain data: SPEC's grids, the reduced profiles, and the notebook settings.
+"""The protocol as plain data: SPEC's grids, the reduced profiles, and the report's notebooks.
 
 Each experiment notebook builds its runs in plain sight from :func:`knobs`::
 
@@ -11,19 +11,19 @@ shows the same phenomena on a 2-core CPU with labelled reductions (:func:`change
 them); ``smoke`` takes seconds per experiment (CI). ``auto`` resolves to ``full`` on CUDA and
 ``quick`` elsewhere (:func:`resolve_profile`). Nothing here branches on an experiment's name:
 the experiments are rows of :data:`EXPERIMENTS`, the profiles rows of :data:`PROFILE_KNOBS`.
+Every notebook of the report is a row of :data:`EXPERIMENTS` (title, ``--only`` keys); a row
+with no models trains nothing (the parameter counts, the fidelity summary). A notebook's
+settings (folders, Google Drive) are :mod:`modarith.notebook`'s.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 
 import pandas as pd
 
-from modarith.config import RunConfig, did_you_mean
+from modarith.config import MODELS, RunConfig, did_you_mean
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
@@ -32,8 +32,8 @@ REPO_URL = "https://github.com/modarith/modarith"
 REPO_REF = "v0.1.0"
 
 PROFILES = ("smoke", "quick", "full")
+PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MODELS = ("lstm", "gpt")
 SEEDS = (0, 42)
 
 # --------------------------------------------------------------------------- profile knobs
@@ -110,12 +110,14 @@ PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
 
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment (one notebook) as data: which knobs of a profile it reads."""
+    """One notebook of the report as data: its title, ``--only`` keys, and which knobs of a
+    profile its runs read (``models=()``: it trains nothing)."""
 
-    problem: str  # seed problem number(s), e.g. "4.3"
-    title: str  # one line
+    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
+    title: str  # the notebook's title (its first heading)
     notebook: str  # notebook file stem under notebooks/
-    models: tuple[str, ...] = MODELS  # architectures trained
+    models: tuple[str, ...] = MODELS  # architectures trained (() = none)
+    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
     grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
     fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
     steps: str = "steps"  # profile knob of T
@@ -125,25 +127,32 @@ class Experiment:
 
 
 EXPERIMENTS: dict[str, Experiment] = {
-    "sanity": Experiment("4.1–4.2", "Sanity check: memorisation, then generalisation",
-                         "41_sanity_check", seeds="seeds_sanity", steps="steps_sanity",
-                         fixed={"lr": "lr_sanity"}),
-    "data_size": Experiment("4.3", "Scaling the data size (r_train)", "43_data_size",
-                            grid={"r_train": "r_grid"}),
-    "orders": Experiment("4.4", "Binary and ternary operations", "44_binary_ternary",
-                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders"),
-    "model_size": Experiment("4.5", "Scaling the model size (L, d)", "45_model_size",
-                             grid={"num_layers": "L_grid", "d_model": "d_grid"}),
-    "compute": Experiment("4.6", "Scaling the compute (B, α)", "46_compute",
-                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True),
-    "regularization": Experiment("4.7", "Regularization: weight decay and ‖θ‖₂ (LSTM)",
-                                 "47_regularization", models=("lstm",),
-                                 grid={"weight_decay": "wd_grid"}, steps="steps_regularization"),
+    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
+                                   "00_parameter_counts", models=(), keys=("1", "2.6", "2.10", "params")),
+    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
+                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
+                         keys=("4.1", "4.2")),
+    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
+                            grid={"r_train": "r_grid"}, keys=("4.3",)),
+    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
+                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", keys=("4.4",)),
+    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
+                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, keys=("4.5",)),
+    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
+                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, keys=("4.6",)),
+    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
+                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
+                                 steps="steps_regularization", keys=("4.7",)),
     "interpretability": Experiment(
-        "4.8", "Interpretability: attention maps of trained GPTs", "48_interpretability",
+        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
         models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
                                 ("orders GPT (binary + ternary)", "orders", "gpt", {}),
-                                ("model-size GPT", "model_size", "gpt", "size_pick"))),
+                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
+    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity", models=()),
+    # Its runs are fair comparisons (modarith.compare): configs("beyond", profile) gives them
+    # from beyond_knobs (COMPARISON_EXPERIMENTS, below), so the build plans and trains them too.
+    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond", models=(),
+                         keys=("5", "grokking")),
 }
 
 
@@ -203,12 +212,35 @@ def knobs(experiment: str, profile: str) -> Knobs:
 
 
 def configs(experiment: str, profile: str) -> list[RunConfig]:
-    """Run configs of ``experiment`` in ``profile`` (what its notebook trains): a key of
-    :data:`EXPERIMENTS`, or of :data:`COMPARISON_EXPERIMENTS` (notebooks built on fair
-    comparisons, whose measured runs' learning rates are chosen while they run)."""
+    """Run configs of ``experiment`` in ``profile`` (what its notebook trains; [] for a row
+    without models). A key of :data:`COMPARISON_EXPERIMENTS` (a notebook built on fair
+    comparisons, whose measured runs' learning rates are chosen while it runs) gives that
+    notebook's runs as its plan counts them."""
     if experiment in COMPARISON_EXPERIMENTS:
         return COMPARISON_EXPERIMENTS[experiment](check_choice("profile", profile, PROFILES)).configs()
     return knobs(experiment, profile).configs()
+
+
+def trained() -> list[str]:
+    """Names of the rows of :data:`EXPERIMENTS` that train runs (those with models)."""
+    return [name for name, e in EXPERIMENTS.items() if e.models]
+
+
+def select(only: str | None) -> list[str]:
+    """Rows of :data:`EXPERIMENTS` chosen by ``--only`` (comma-separated names or keys, e.g.
+    ``"4.3,4.5"``), in report order; all if None or empty. Raises ``ValueError`` naming
+    ``--only`` and the accepted keys for an unknown one."""
+    if only is None or not only.strip():
+        return list(EXPERIMENTS)
+    known = {key: name for name, e in EXPERIMENTS.items() for key in (*e.keys, name)}
+    wanted = [key.strip() for key in only.split(",") if key.strip()]
+    unknown = [key for key in wanted if key not in known]
+    if unknown:
+        hints = "".join(did_you_mean(key, known) for key in unknown)
+        raise ValueError(f"--only: unknown key(s) {', '.join(map(repr, unknown))}{hints}; "
+                         f"accepted: {', '.join(known)}")
+    chosen = {known[key] for key in wanted}
+    return [name for name in EXPERIMENTS if name in chosen]
 
 
 def resolve_profile(profile: str, device: str = "auto") -> str:
@@ -229,7 +261,8 @@ def list_experiments() -> pd.DataFrame:
     then a row of the distinct runs of all experiments (shared runs count once). Time on this
     device: :func:`plan`."""
     rows, distinct = [], {p: {} for p in PROFILES}
-    for name, e in EXPERIMENTS.items():
+    for name in trained():
+        e = EXPERIMENTS[name]
         row = {"name": name, "problem": e.problem, "notebook": e.notebook}
         for p in PROFILES:
             cs = configs(name, p)
@@ -284,157 +317,13 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
 
 def reductions(profile: str = "quick") -> pd.DataFrame:
     """:func:`changes` of every experiment in one frame (column ``experiment`` first)."""
-    return pd.concat([changes(n, profile).assign(experiment=n) for n in EXPERIMENTS],
+    return pd.concat([changes(n, profile).assign(experiment=n) for n in trained()],
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
 
 # --------------------------------------------------------------------------- plan
-def _clock(device: str) -> float:
-    """Wall clock after the device finished its queued work."""
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
-def plan(configs: list[RunConfig], results: str | Path | None = None, device: str = "cpu",
-         force: bool = False, measure: bool = True) -> pd.DataFrame:
-    """What :func:`modarith.engine.train` will do with ``configs``: one row per vectorised
-    group still to train (runs already stored in ``results`` are skipped unless ``force``).
-
-    Columns ``group, model, runs, steps, run_steps, eta_s``. With ``measure``, ``eta_s`` is
-    timed on ``device``: three updates and one evaluation of the group after a warm-up, scaled
-    to its T updates and evaluations (a rough estimate: the first seconds of a run are not
-    its average); else NaN.
-    """
-    from modarith.engine import group_configs
-    from modarith.group import GroupTrainer
-    from modarith.store import Store
-
-    stored = set()
-    if results is not None and Path(results).is_dir() and not force:
-        store = Store(results)
-        stored = {c for c in configs if store.record_path(c).exists()}
-    rows = []
-    for i, group in enumerate(group_configs([c for c in configs if c not in stored]), 1):
-        c0 = group[0]
-        eta = float("nan")
-        if measure:
-            trainer = GroupTrainer(group, device)
-            trainer.update()
-            trainer.update()
-            trainer.evaluate()  # warm-up
-            t0 = _clock(device)
-            for _ in range(3):
-                trainer.update()
-            t1 = _clock(device)
-            trainer.evaluate()
-            t2 = _clock(device)
-            eta = (t1 - t0) / 3 * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
-        rows.append({"group": i, "model": c0.model, "runs": len(group), "steps": c0.total_steps,
-                     "run_steps": len(group) * c0.total_steps, "eta_s": eta})
-    return pd.DataFrame(rows, columns=["group", "model", "runs", "steps", "run_steps", "eta_s"])
-
-
-def plan_text(configs: list[RunConfig], results: str | Path | None = None, device: str = "cpu",
-              force: bool = False) -> str:
-    """The line a notebook prints before training: runs, vectorised groups, run-steps and
-    the ETA on ``device`` (:func:`plan`)."""
-    from modarith.engine import default_workers, group_configs
-
-    table = plan(configs, results, device, force)
-    todo, serial = int(table["runs"].sum()), float(table["eta_s"].sum())
-    workers = min(default_workers(device, group_configs(configs)), max(todo, 1))
-    # groups one after another / spread over the workers (a lower bound: the longest group)
-    eta = max(serial / workers, float(table["eta_s"].max()) / max(1, workers // len(table) or 1)) \
-        if todo else 0.0
-    when = (f"ETA ≈ {eta / 60:.1f} min on {device} with {workers} worker(s) (timed: a few steps "
-            f"per group; {serial / 60:.1f} min one group after another)" if todo
-            else "nothing to train: every run is stored")
-    return (f"{len(configs)} runs ({sum(c.total_steps for c in configs):,} run-steps); to train: "
-            f"{todo} runs in {len(table)} vectorised group(s), "
-            f"{int(table['run_steps'].sum()):,} run-steps; {when}.")
-
-
-# --------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Settings:
-    """A notebook's resolved parameters."""
-
-    profile: str  # smoke | quick | full (never auto)
-    device: str  # cpu | cuda | mps (never auto)
-    results: Path  # results store (runs and checkpoints)
-    figures: Path  # figures root; each experiment writes under figures/<experiment>/
-    force: bool = False  # retrain runs that are already stored
-
-    def caption(self) -> str:
-        """The sentence every caption ends with: which profile the runs came from."""
-        what = "SPEC's protocol" if self.profile == "full" else "a reduced protocol"
-        return f"Runs of the {self.profile} profile ({what})."
-
-    def __str__(self) -> str:
-        return (f"profile {self.profile}, device {self.device}\nresults: {self.results}\n"
-                f"figures: {self.figures}")
-
-
-DRIVE_ROOT = Path("/content/drive")  # where Colab mounts Google Drive
-DRIVE_DIR = DRIVE_ROOT / "MyDrive" / "modarith"  # results/ and figures/ on the Drive
-
-
-def project_root(start: Path | None = None) -> Path | None:
-    """The checkout holding the notebooks: the first folder from ``start`` (default: the
-    working directory) upwards with both ``notebooks/`` and ``modarith/``; None if none."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "notebooks").is_dir() and (folder / "modarith").is_dir():
-            return folder
-    return None
-
-
-def _mount_drive() -> Path:
-    try:
-        from google.colab import drive  # type: ignore[import-not-found]
-    except ImportError:
-        raise ValueError("results_dir = 'drive' needs Google Colab (it mounts Google Drive); "
-                         "give a folder path instead") from None
-    drive.mount(str(DRIVE_ROOT))
-    return DRIVE_DIR
-
-
-def settings(profile: str = "auto", device: str = "auto", results_dir: str = "auto",
-             figures_dir: str = "auto", force: bool = False) -> Settings:
-    """Validate and resolve a notebook's parameters; errors name the parameter.
-
-    ``results_dir``: a folder, ``"auto"`` (``results/`` of the checkout, else of the working
-    directory) or ``"drive"`` (Colab: mount Google Drive and keep the store, its checkpoints
-    and, with ``figures_dir="auto"``, the figures under ``MyDrive/modarith/``, so a rerun after
-    a disconnect resumes). ``figures_dir``: a folder or ``"auto"``.
-    """
-    from modarith.devices import resolve_device
-
-    for name, v in (("results_dir", results_dir), ("figures_dir", figures_dir)):
-        if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
-            raise ValueError(f"{name} = {v!r} is invalid: give a folder path, 'auto'"
-                             + (" or 'drive'" if name == "results_dir" else ""))
-    if not isinstance(force, bool):
-        raise ValueError(f"force = {force!r} is invalid: expected True or False")
-    check_choice("profile", profile, ("auto", *PROFILES))
-    check_choice("device", device, DEVICES)
-    try:
-        dev = str(resolve_device(device)).split(":")[0]
-    except (ValueError, RuntimeError) as err:
-        raise ValueError(f"device = {device!r} cannot be used here: {err}") from err
-    root = project_root() or Path.cwd()
-    if results_dir == "drive":
-        root = _mount_drive()
-    results = root / "results" if results_dir in ("auto", "drive") else Path(results_dir)
-    figures = root / "figures" if figures_dir == "auto" else Path(figures_dir)
-    figures = figures.expanduser().resolve()
-    figures.mkdir(parents=True, exist_ok=True)
-    return Settings(resolve_profile(profile, dev), dev, results.expanduser().resolve(), figures,
-                    force)
-
+# The plan is timed by the runner's side (modarith.plan); notebooks call it from here.
+from modarith.plan import plan, plan_text  # noqa: E402, F401
 
 # =========================================================================== beyond (50_beyond)
 # Notebook 50_beyond as data: the progress-measure runs (weight snapshots), an optional
@@ -446,8 +335,9 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
 #       weight decay 1, clipping at 1, full batch);
 #   (c) AdamW with β₁ = α (a slower first moment) as a control of (b)'s Grokfast arm.
 # Each comparison: paired measured seeds (8), each arm's lr from ``lr_grid`` on tuning seeds
-# kept apart (100, 101, ...). ``plan_configs`` counts the measured runs at the grid's first
-# rate (their rate is chosen after tuning; it does not change their cost).
+# kept apart (100, 101, ...). The plan (and the build, which trains what the plan lists)
+# counts the measured runs at ``planned_lr`` (model -> arm -> rate; default the grid's first):
+# the rates tuning chose in the measured quick run of 2026-12-01 (tuning is deterministic).
 GROKFAST_PAPER = {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0}
 BEYOND_SPEC_ARMS = (("AdamW", {}), ("AdamW + Grokfast", GROKFAST_PAPER),
                     ("AdamW + ⊥Grad", {"orthograd": True}), ("AdamW + StableMax", {"loss": "stablemax"}),
@@ -483,11 +373,16 @@ _BEYOND = {
             "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS, "threshold": 0.95,  # the paper's bar
                   "base": {**GROKFAST_RECIPE, "p": 17, "d_model": 32, "num_layers": 1, "r_train": 0.7,
                            "batch_size": 20, "steps": 3_000, "eval_dense": 0, "eval_every": 25},
-                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,)},
+                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,),
+                  "planned_lr": {"gpt": {"Adam, β₁ = 0.98": 1e-2}}},
             "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
                   "base": {"p": 17, "d_model": 32, "num_layers": 1, "r_train": 0.7, "steps": 2_500,
                            "eval_dense": 0, "eval_every": 25},
-                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,)},
+                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,),
+                  "planned_lr": {"gpt": {"AdamW + Grokfast": 1e-2, "AdamW + ⊥Grad": 1e-2,
+                                         "AdamW, β₁ = 0.98": 1e-2},
+                                 "lstm": {"AdamW": 1e-2, "AdamW + Grokfast": 1e-2, "AdamW + ⊥Grad": 1e-2,
+                                          "AdamW + StableMax": 1e-2}}},
         },
         "reference": None,
     },
@@ -548,7 +443,8 @@ def beyond_knobs(profile: str) -> BeyondKnobs:
                 name=f"({key}) {m.upper()}", base={"model": m, **spec["base"]},
                 arms=tuple(Arm(n, dict(ch)) for n, ch in spec["arms"]), lr_grid=spec["lr_grid"],
                 tuning_seeds=spec["tuning_seeds"], seeds=MEASURED_SEEDS,
-                threshold=spec.get("threshold", GROK_THRESHOLD))
+                threshold=spec.get("threshold", GROK_THRESHOLD),
+                planned_lr=dict(spec.get("planned_lr", {}).get(m, {})))
     return BeyondKnobs(profile, {m: dict(k["progress"]) for m in MODELS}, tuple(k["progress_seeds"]), comps,
                        k["reference"])
 

@@ -1,5 +1,8 @@
 """Results store: one JSON record (+ final weights) per run, keyed by the run's config hash.
 
+(Over 400 lines: the store's validation and atomic-write rules, kept in one file so that every
+reader and writer of the results folder obeys the same ones.)
+
 Layout under the results folder::
 
     runs/<run_id>.json      record: schema, run_id, config, history, summary, meta
@@ -178,6 +181,8 @@ def parse_record(data: dict, expected_id: str | None = None) -> Record:
 
 class Store:
     """A folder of run records. Only the store is shared between runs and processes."""
+    # (over 200 lines: one class per folder layout — paths, quarantine, locks, reading and
+    # writing records, checkpoints and weights share the same validation rules)
 
     def __init__(self, path: str | os.PathLike):
         if not isinstance(path, (str, os.PathLike)) or not str(path).strip():

@@ -24,13 +24,19 @@
 # %% tags=["report-hide"]
 # Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
 import os
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    from IPython import get_ipython
-
     REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
-    get_ipython().run_line_magic("pip", f'install -q "modarith[notebook] @ git+{REPO_URL}@v0.1.0"')
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                          f"modarith[notebook] @ git+{REPO_URL}@v0.1.0"], capture_output=True, text=True)
+    if pip.returncode != 0:  # one message, not pip's output followed by an ImportError below
+        why = next((line.strip() for line in pip.stderr.splitlines()
+                    if line.strip().lower().startswith(("error:", "fatal:"))), f"pip exit code {pip.returncode}")
+        raise SystemExit(f"modarith v0.1.0 could not be installed from {REPO_URL} ({why}). Set "
+                         "MODARITH_REPO_URL to a repository that has the tag v0.1.0, e.g. os.environ["
+                         "'MODARITH_REPO_URL'] = 'https://github.com/<you>/modarith', then run this cell again.")
 
 # %% [markdown]
 # ## Parameters
@@ -45,15 +51,15 @@ if "google.colab" in sys.modules:
 profile = "auto"  # smoke (seconds) | quick (reduced, CPU) | full (SPEC) | auto: full on CUDA, else quick
 device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
-figures_dir = "auto"  # PNG + SVG go to <figures_dir>/model_size/; auto: figures/ beside results/
+figures_dir = "auto"  # PNG figures go to <figures_dir>/model_size/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
 
 # %%
-from modarith import analysis, plots, protocol
+from modarith import analysis, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 
-settings = protocol.settings(profile, device, results_dir, figures_dir, force)
+settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "model_size"
 print(settings)
 

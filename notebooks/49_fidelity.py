@@ -28,13 +28,19 @@
 # %% tags=["report-hide"]
 # Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
 import os
+import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    from IPython import get_ipython
-
     REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
-    get_ipython().run_line_magic("pip", f'install -q "modarith[notebook] @ git+{REPO_URL}@v0.1.0"')
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                          f"modarith[notebook] @ git+{REPO_URL}@v0.1.0"], capture_output=True, text=True)
+    if pip.returncode != 0:  # one message, not pip's output followed by an ImportError below
+        why = next((line.strip() for line in pip.stderr.splitlines()
+                    if line.strip().lower().startswith(("error:", "fatal:"))), f"pip exit code {pip.returncode}")
+        raise SystemExit(f"modarith v0.1.0 could not be installed from {REPO_URL} ({why}). Set "
+                         "MODARITH_REPO_URL to a repository that has the tag v0.1.0, e.g. os.environ["
+                         "'MODARITH_REPO_URL'] = 'https://github.com/<you>/modarith', then run this cell again.")
 
 # %% [markdown]
 # ## Parameters
@@ -55,11 +61,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from modarith import analysis, plots, protocol, seed_report
+from modarith import analysis, notebook, plots, protocol, seed_report
 from modarith.metrics import count_collapses
 from modarith.store import Store
 
-settings = protocol.settings(profile, device, results_dir, figures_dir)
+settings = notebook.settings(profile, device, results_dir, figures_dir)
 figures = settings.figures / "fidelity"
 store = Store(settings.results)
 # the profile asked for, then SPEC's protocol (full) when that is another profile

@@ -65,9 +65,9 @@ def _build_report(argv, capsys):
 
 
 def _notebook(**kw):
-    from modarith import protocol
+    from modarith import notebook
 
-    protocol.settings(**kw)
+    notebook.settings(**kw)
 
 
 def _equation(text):
@@ -147,16 +147,10 @@ def _id(case):
 @pytest.mark.parametrize("kind,value,field,accepted", CASES, ids=[_id(c) for c in CASES])
 def test_bad_input_names_the_parameter(kind, value, field, accepted, capsys):
     if kind in ("cli", "build_report"):
-        if kind == "build_report" and not (ROOT / "build_report.py").exists():
-            pytest.skip("build_report.py not present")
-        if kind == "cli" and value[0] == "run" and field == "experiment":
-            pytest.importorskip("modarith.experiments")
         code, msg = (_cli if kind == "cli" else _build_report)(value, capsys)
     else:
         fn = {"config": lambda **kw: RunConfig(**kw), "train": _train, "store": _store,
               "notebook": _notebook, "equation": _equation, "experiments": _experiment}[kind]
-        if kind == "experiments":
-            pytest.importorskip("modarith.experiments")
         code, msg = _python_api(fn)(value)
     assert code == 2, (code, msg)
     assert field in msg and accepted in msg, msg
@@ -168,8 +162,6 @@ def test_bad_input_names_the_parameter(kind, value, field, accepted, capsys):
 ])
 def test_real_processes_exit_2_before_compute(cmd, tmp_path):
     """Through real processes: exit status 2, the flag named, nothing written."""
-    if "build_report.py" in cmd[1] and not (ROOT / "build_report.py").exists():
-        pytest.skip("build_report.py not present")
     cmd = [c.replace("{tmp}", str(tmp_path / "out")) for c in cmd]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

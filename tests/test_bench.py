@@ -1,6 +1,7 @@
 """The benchmark harness runs end to end in tiny mode and writes a complete JSON report.
 
-No timed assertions: only that every number is there and positive.
+No timed assertions: only that every number is there and that the derived rates follow from
+the measured medians.
 """
 
 import json
@@ -16,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bench_tiny_writes_expected_json(tmp_path, capsys):
+    from benchmarks.bench import train_flops
     from modarith.cli import main
 
     out = tmp_path / "bench.json"
@@ -33,10 +35,23 @@ def test_bench_tiny_writes_expected_json(tmp_path, capsys):
         res = data["results"][model]
         assert res["train_flops_per_run_step"] > 0 and res["eval_flops_per_eval"] > 0
         assert set(res["variants"]) == {"reference", "engine K=1", "engine K=2"}
-        for v in res["variants"].values():
-            for key in ("update_s", "eval_s", "run_step_s", "train_flops_per_s", "speedup_vs_reference",
-                        "run_steps_per_s", "runs_per_hour"):
-                assert v[key] > 0, (model, key)
+        cfg = RunConfig.from_dict(res["config"])
+        assert res["train_flops_per_run_step"] == train_flops(cfg)
+        assert res["evals_per_step"] == pytest.approx(len(cfg.eval_steps()) / cfg.total_steps)
+        ref = res["variants"]["reference"]
+        assert ref["speedup_vs_reference"] == pytest.approx(1.0)
+        for name, v in res["variants"].items():
+            assert v["K"] == {"reference": 1, "engine K=1": 1, "engine K=2": 2}[name]
+            lo, hi = v["update_spread"]
+            assert 0 < lo <= v["update_s"] <= hi, (model, name)  # the median lies in its rounds
+            assert v["eval_s"] > 0
+            # every derived rate follows from the measured medians as the report defines it
+            step = (v["update_s"] + res["evals_per_step"] * v["eval_s"]) / v["K"]
+            assert v["run_step_s"] == pytest.approx(step, rel=1e-12)
+            assert v["run_steps_per_s"] == pytest.approx(1 / step, rel=1e-12)
+            assert v["runs_per_hour"] == pytest.approx(3600 / (step * cfg.total_steps), rel=1e-12)
+            assert v["train_flops_per_s"] == pytest.approx(v["K"] * train_flops(cfg) / v["update_s"])
+            assert v["speedup_vs_reference"] == pytest.approx(ref["run_step_s"] / step, rel=1e-12)
     proj = data["projection"]
     assert set(proj["experiments"]) == {"sanity", "data_size", "orders", "model_size", "compute",
                                         "regularization"}
@@ -61,9 +76,12 @@ def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path, script):
     r = subprocess.run(["bash", str(ROOT / script), "--device", "cpu", "--tiny"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    data = json.loads((tmp_path / "bench.json").read_text())
-    assert data["results"]["gpt"]["variants"]
-    assert (tmp_path / "equality.txt").read_text().strip().endswith("OK")
+    data = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert data["equality"]["ok"] and data["equality"]["group_vs_single"]
+    for case in data["equality"]["group_vs_single"].values():  # a group of K = K singles on the CPU
+        assert all(q["worst"] == 0.0 for q in case.values()), case
+    assert data["speed"]["gpt"]["variants"]["engine K=2"]["run_steps_per_s"] > 0
+    assert data["projection"]["total_s"] > 0
 
 
 def test_end_to_end_cli_wall_and_table(monkeypatch):

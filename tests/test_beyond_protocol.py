@@ -1,6 +1,8 @@
 """Notebook 50_beyond's knobs live in the protocol: every profile builds valid comparisons
 (≥ 8 paired measured seeds, tuning seeds apart), and the build's plan counts its runs."""
 
+import dataclasses
+
 import pytest
 
 from modarith import protocol, report
@@ -23,12 +25,23 @@ def test_beyond_knobs_build_fair_comparisons(profile):
     assert all(isinstance(c, RunConfig) for c in k.configs())
 
 
-def test_plan_counts_the_beyond_notebook():
-    info = next(i for i in report.NOTEBOOKS if i.file == "50_beyond.ipynb")
-    runs = report.notebook_configs(info, "smoke")
-    assert runs == protocol.configs("beyond", "smoke") and len(runs) > 100
+def test_plan_counts_the_beyond_notebook(tmp_path):
+    assert protocol.EXPERIMENTS["beyond"].notebook == "50_beyond"
+    runs = list(dict.fromkeys(protocol.configs("beyond", "smoke")))
+    assert len(runs) > 100
+    plan = report.build_plan(["beyond"], "smoke", "cpu", tmp_path, measure=False)
+    assert plan.notebooks[0].runs == len(runs)
     with pytest.raises(ValueError, match="profile"):
         protocol.configs("beyond", "fast")
+
+
+def test_planned_lr_sets_the_measured_runs_a_plan_counts():
+    k = protocol.beyond_knobs("quick")
+    comp = k.comparisons["b_lstm"]
+    planned = {c.lr for c in comp.plan_configs()[len(comp.tuning_configs()):] if c.grokfast}
+    assert planned == {1e-2} and comp.lr_grid[0] == 3e-3
+    with pytest.raises(ValueError, match="planned_lr"):
+        dataclasses.replace(comp, planned_lr={"AdamW": 5e-3})
 
 
 @pytest.mark.slow

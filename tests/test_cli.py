@@ -12,7 +12,8 @@ from modarith.cli import main
 def test_cli_train_list_runs(tmp_path, capsys):
     res = str(tmp_path / "results")
     assert main(["train", "--model", "lstm", "--p", "5", "--d-model", "8", "--num-layers", "1",
-                 "--steps", "5", "--seeds", "0,1", "--results", res, "--no-progress"]) == 0
+                 "--steps", "5", "--seeds", "0,1", "--results", res, "--device", "cpu",
+                 "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "A_val" in out and out.count("lstm") == 2
     assert main(["runs", "--results", res]) == 0
@@ -25,7 +26,7 @@ def test_cli_train_list_runs(tmp_path, capsys):
 
 def test_cli_run_executes_the_notebook(smoke_results, tmp_path, capsys):
     """`run` executes the experiment's notebook headless against the shared smoke store."""
-    assert main(["run", "sanity", "--profile", "smoke", "--results", str(smoke_results),
+    assert main(["run", "sanity", "--profile", "smoke", "--device", "cpu", "--results", str(smoke_results),
                  "--figures", str(tmp_path / "figs"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "figs" / "sanity" / "train_val.png").exists()

@@ -18,7 +18,7 @@ def results(tmp_path_factory):
     res = tmp_path_factory.mktemp("runs")
     # two runs differing in seed and lr only
     train([RunConfig(seed=0, lr=1e-3, **TINY), RunConfig(seed=1, lr=2e-3, **TINY)],
-          results=res, progress=False)
+          results=res, device="cpu", progress=False)
     return str(res)
 
 

@@ -88,3 +88,53 @@ def test_configure_on_cpu_changes_nothing(monkeypatch):
 def test_bad_device_names(bad):
     with pytest.raises(ValueError, match="device"):
         devices.resolve_device(bad)
+
+
+def test_plan_times_an_out_of_memory_group_as_its_halves(monkeypatch):
+    """An out-of-memory error while timing a group (as on a small GPU) is not fatal: the plan
+    times the halves the runner would train; any other error is raised."""
+    from modarith import plan
+
+    cfgs = [RunConfig(seed=s, **TINY) for s in range(4)]
+    sizes = []
+    orig = GroupTrainer.update
+
+    def update(self):
+        sizes.append(self.K)
+        if self.K > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        orig(self)
+
+    monkeypatch.setattr(GroupTrainer, "update", update)
+    table = plan.plan(cfgs, None, "cpu")
+    assert list(table["runs"]) == [4] and table["eta_s"].iloc[0] > 0
+    assert set(sizes) == {4, 2, 1}
+    monkeypatch.setattr(GroupTrainer, "update", lambda self: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):
+        plan.plan(cfgs, None, "cpu")
+
+
+def test_failed_compilation_warns_once_and_trains_eagerly(monkeypatch):
+    """``train(compile=...)``: a compiler that fails at the first call falls back with one
+    warning naming the mode, and the numbers are the eager ones."""
+    from modarith.engine import train
+
+    cfg = RunConfig(**TINY)
+    eager = train([cfg], results=None, progress=False, device="cpu")[0]
+    calls = []
+
+    def broken_compile(fn, mode=None, dynamic=None):
+        def run(*a, **k):
+            calls.append(mode)
+            raise RuntimeError("inductor: no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(RuntimeWarning, match="reduce-overhead") as caught:
+        got = train([cfg], results=None, progress=False, device="cpu", compile="reduce-overhead")[0]
+    assert len([w for w in caught if "torch.compile" in str(w.message)]) == 1 and calls == ["reduce-overhead"]
+    assert got.history == eager.history
+    with pytest.raises(ValueError, match="compile"):
+        train([cfg], results=None, compile="fast")
+    with pytest.raises(ValueError, match="deterministic"):
+        train([cfg], results=None, deterministic="yes")

@@ -34,10 +34,19 @@ def spec_configs(name):
 
 
 def test_registry():
-    assert tuple(protocol.EXPERIMENTS) == NAMES
+    """One row per notebook, in report order; the rows with models train; every --only key
+    names one row."""
+    assert protocol.trained() == list(NAMES)
     assert protocol.PROFILES == ("smoke", "quick", "full")
-    assert {e.notebook[:2] for e in protocol.EXPERIMENTS.values()} == {
-        "41", "43", "44", "45", "46", "47", "48"}
+    assert [e.notebook[:2] for e in protocol.EXPERIMENTS.values()] == [
+        "00", "41", "43", "44", "45", "46", "47", "48", "49", "50"]
+    keys = [k for name, e in protocol.EXPERIMENTS.items() for k in (*e.keys, name)]
+    assert len(keys) == len(set(keys))
+    for name, e in protocol.EXPERIMENTS.items():
+        assert protocol.select(",".join(e.keys or (name,))) == [name]
+        if not e.models:
+            assert protocol.configs(name, "full") == []
+    assert set(protocol.reductions("quick")["experiment"]) <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", tuple(SPEC))
@@ -150,9 +159,9 @@ def test_resolve_profile(monkeypatch):
     assert protocol.resolve_profile("auto", "cuda") == "full"
     assert protocol.resolve_profile("auto", "cuda:1") == "full"
     assert protocol.resolve_profile("smoke", "cuda") == "smoke"
-    import modarith.engine
+    import modarith.devices
 
-    monkeypatch.setattr(modarith.engine, "resolve_device", lambda d: "cuda")
+    monkeypatch.setattr(modarith.devices, "resolve_device", lambda d: "cuda")
     assert protocol.resolve_profile("auto", "auto") == "full"
-    monkeypatch.setattr(modarith.engine, "resolve_device", lambda d: "cpu")
+    monkeypatch.setattr(modarith.devices, "resolve_device", lambda d: "cpu")
     assert protocol.resolve_profile("auto", "auto") == "quick"

@@ -121,9 +121,9 @@ def test_grokfast_group_equals_single_runs(model):
         RunConfig(model=model, seed=1, lr=3e-3, grokfast_alpha=0.5, grokfast_lamb=5.0, **TINY),
     ]
     assert len(group_configs(configs)) == 1
-    together = train(configs, results=None, progress=False)
+    together = train(configs, results=None, device="cpu", progress=False)
     for cfg, rec in zip(configs, together):
-        alone = train([cfg], results=None, progress=False)[0]
+        alone = train([cfg], results=None, device="cpu", progress=False)[0]
         torch.testing.assert_close(_hist(rec), _hist(alone), rtol=1e-4, atol=1e-5)
     assert not torch.allclose(_hist(together[0]), _hist(together[1]))
 

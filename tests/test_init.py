@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from modarith.config import RunConfig
-from modarith.models import init_model
-from modarith.models import GPT, LSTMLM
+from modarith.models import GPT, LSTMLM, init_model
 
 
 def _reference_lstm(seed, V, d, L, pad, bias=True, bias_classifier=True) -> list[torch.Tensor]:

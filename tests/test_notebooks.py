@@ -1,7 +1,7 @@
 """The notebooks: jupytext pairs in sync, committed without outputs, ruff-clean; parameters,
-Colab install cell and badge as documented; the grid each notebook builds equals the protocol's;
-and every notebook executed once in the smoke profile (papermill) shows its figures and
-answers."""
+Colab install cell and badge as documented; the Colab path with fakes (``google.colab``, its
+``drive.mount``, pip); the grid each notebook builds equals the protocol's; and every notebook
+executed once in the smoke profile (papermill) shows its figures and answers."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from modarith import protocol
+from modarith import notebook, protocol
 from modarith.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
 STEMS = sorted(p.stem for p in NB_DIR.glob("*.ipynb"))
-EXPERIMENT_OF = {e.notebook: name for name, e in protocol.EXPERIMENTS.items()}
+EXPERIMENT_OF = {e.notebook: name for name, e in protocol.EXPERIMENTS.items() if e.models}  # they train
 COMMON = ("profile", "device", "results_dir", "figures_dir", "force")
 # Seed figures each experiment reproduces (SPEC, "The experiments").
 SEED_FIGURES = {"sanity": range(1, 2), "data_size": range(2, 6), "orders": range(6, 9),
@@ -39,6 +39,7 @@ def _tags(cell):
 
 
 def test_every_experiment_has_a_notebook_and_every_notebook_a_source():
+    assert sorted(e.notebook for e in protocol.EXPERIMENTS.values()) == STEMS  # one registry, every notebook
     assert set(EXPERIMENT_OF) <= set(STEMS)
     assert STEMS == sorted(p.stem for p in NB_DIR.glob("*.py"))
     assert "00_parameter_counts" in STEMS and not (NB_DIR / "_make_notebooks.py").exists()
@@ -97,9 +98,51 @@ def test_parameters_cell(stem):
         assert tuple(values)[:len(COMMON)] == COMMON
         assert values["profile"] == values["device"] == values["results_dir"] == "auto"
         assert values["force"] is False
-        assert '"drive"' in cells[0].source or "drive" in cells[0].source
+        assert re.search(r"^results_dir = .*# .*\bdrive: Google Drive", cells[0].source, re.M)
         text = "".join(c.source for c in _nb(stem).cells if c.cell_type == "markdown")
         assert 'results_dir = "drive"' in text and "Google Drive" in text
+
+
+def _fake_colab(monkeypatch, mount_root=None):
+    """A fake ``google.colab`` in ``sys.modules`` whose ``drive.mount(path)`` creates
+    ``path/MyDrive`` (the Drive's root), as Colab's does; returns the mount calls."""
+    import types
+
+    mounted = []
+
+    def mount(path, **kw):
+        mounted.append(path)
+        (Path(path) / "MyDrive").mkdir(parents=True, exist_ok=True)
+
+    google, colab = types.ModuleType("google"), types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mount)
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    if mount_root is not None:
+        monkeypatch.setattr(notebook, "DRIVE_ROOT", Path(mount_root))
+    return mounted
+
+
+def _fake_pip(monkeypatch, returncode=0, stderr=""):
+    """Replace pip under ``subprocess.run`` (the install cell's) by a recorder; other commands
+    (git, for the records' code version) still run. Returns pip's calls."""
+    calls, real = [], subprocess.run
+
+    def run(cmd, **kw):
+        if list(cmd[1:3]) != ["-m", "pip"]:
+            return real(cmd, **kw)
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, returncode, "", stderr)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def _run_cell(source: str, namespace: dict | None = None) -> dict:
+    namespace = {} if namespace is None else namespace
+    exec(compile(source, "cell", "exec"), namespace)  # noqa: S102 - our own notebook's cell
+    return namespace
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -112,16 +155,73 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
              f"/notebooks/{stem}.ipynb")
     assert badge in first.source
     assert install.cell_type == "code" and "report-hide" in _tags(install)
+    assert install.source == _nb(STEMS[0]).cells[1].source  # it cannot import modarith: one copy per notebook, all equal
     assert f'"MODARITH_REPO_URL", "{protocol.REPO_URL}"' in install.source
-    assert f'install -q "modarith[notebook] @ git+{{REPO_URL}}@{protocol.REPO_REF}"' in install.source
-    assert 'run_line_magic("pip"' in install.source
+    assert set(re.findall(r"\bv\d+\.\d+\.\d+\b", install.source)) == {protocol.REPO_REF}
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(c.source for c in nb.cells)))
     assert urls <= {protocol.REPO_URL}, urls  # one repository URL everywhere
     # outside Colab the cell installs nothing
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    namespace: dict = {}
-    exec(compile(install.source, "install", "exec"), namespace)  # noqa: S102 - our own cell
-    assert "REPO_URL" not in namespace
+    calls = _fake_pip(monkeypatch)
+    assert "REPO_URL" not in _run_cell(install.source) and calls == []
+    # on Colab (faked) it runs the pinned pip command in the kernel's interpreter
+    _fake_colab(monkeypatch)
+    monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
+    _run_cell(install.source)
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q",
+                      f"modarith[notebook] @ git+{protocol.REPO_URL}@{protocol.REPO_REF}"]]
+    monkeypatch.setenv("MODARITH_REPO_URL", "https://example.org/fork")
+    _run_cell(install.source)
+    assert calls[-1][-1] == f"modarith[notebook] @ git+https://example.org/fork@{protocol.REPO_REF}"
+
+
+def test_colab_install_failure_stops_with_one_message(monkeypatch):
+    """pip fails (the tag is not at REPO_URL): the cell stops with one SystemExit naming
+    MODARITH_REPO_URL and pip's reason, before any import of modarith."""
+    install = _nb(STEMS[0]).cells[1]
+    _fake_colab(monkeypatch)
+    monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
+    _fake_pip(monkeypatch, returncode=1, stderr=(
+        "  error: subprocess-exited-with-error\n  fatal: repository not found\n"
+        "  note: This error originates from a subprocess\n"))
+    with pytest.raises(SystemExit) as stop:
+        _run_cell(install.source)
+    message = str(stop.value)
+    assert "MODARITH_REPO_URL" in message and protocol.REPO_URL in message
+    assert "error: subprocess-exited-with-error" in message and "\n" not in message
+
+
+def test_colab_drive_keeps_runs_on_the_drive_and_a_rerun_loads_them(tmp_path, monkeypatch, capsys):
+    """41_sanity_check's first cells on a faked Colab with results_dir = "drive": pip is
+    called, Drive is mounted, the runs are stored under MyDrive/modarith/, and running the
+    cells again (a new runtime after a disconnect) loads the stored runs instead of training."""
+    nb = _nb("41_sanity_check")
+    mounted = _fake_colab(monkeypatch, tmp_path / "content" / "drive")
+    calls = _fake_pip(monkeypatch)
+    last = next(i for i, c in enumerate(nb.cells) if "records = train(" in c.source)
+    cells = [c for c in nb.cells[:last + 1] if c.cell_type == "code"]
+    monkeypatch.chdir(tmp_path)
+
+    def run_notebook_cells():
+        ns: dict = {}
+        for cell in cells:
+            _run_cell(cell.source, ns)
+            if "parameters" in _tags(cell):
+                ns.update(profile="smoke", device="cpu", results_dir="drive")
+        return ns
+
+    first = run_notebook_cells()
+    drive = tmp_path / "content" / "drive" / "MyDrive" / "modarith"
+    assert len(calls) == 1 and mounted == [str(tmp_path / "content" / "drive")]
+    assert first["settings"].results == drive / "results" and first["settings"].figures == drive / "figures"
+    stored = sorted((drive / "results").rglob("*.json"))
+    assert len(first["records"]) == len(protocol.configs("sanity", "smoke")) and stored
+    mtimes = {p: p.stat().st_mtime_ns for p in stored}
+    capsys.readouterr()
+    second = run_notebook_cells()
+    assert "nothing to train: every run is stored" in capsys.readouterr().out
+    assert [r.meta["created"] for r in second["records"]] == [r.meta["created"] for r in first["records"]]
+    assert {p: p.stat().st_mtime_ns for p in sorted((drive / "results").rglob("*.json"))} == mtimes
 
 
 def _grid_cell(stem):
@@ -184,8 +284,8 @@ def test_smoke_execution_figures_and_answers(stem, smoke_notebooks, smoke_result
         expected = {9 + i for i in range(depths)} | {12 + i for i in range(depths)} | set(range(15, 19))
     assert numbers == expected
     written = sorted((smoke_results.parent / "figures" / name).iterdir())
-    assert len(written) == 2 * len(figures)
-    assert {p.suffix for p in written} == {".png", ".svg"} and all(p.stat().st_size > 1000 for p in written)
+    assert len(written) == len(figures)  # PNG only: the build writes SVG with --svg
+    assert {p.suffix for p in written} == {".png"} and all(p.stat().st_size > 1000 for p in written)
     last = text.split("every run is stored.")[-1]
     assert last.strip(), f"{stem}: no computed answer printed"
 
@@ -202,22 +302,27 @@ def test_smoke_parameter_counts_and_table1(smoke_notebooks):
 # --------------------------------------------------------------------------- settings
 def test_settings_errors_name_the_parameter():
     with pytest.raises(ValueError, match=r"profile = 'fast'.*smoke"):
-        protocol.settings(profile="fast")
+        notebook.settings(profile="fast")
     with pytest.raises(ValueError, match=r"device = 'tpu'.*cuda"):
-        protocol.settings(device="tpu")
+        notebook.settings(device="tpu")
     with pytest.raises(ValueError, match="force"):
-        protocol.settings(force="yes")
+        notebook.settings(force="yes")
     with pytest.raises(ValueError, match="results_dir"):
-        protocol.settings(results_dir="")
+        notebook.settings(results_dir="")
+
+
+def test_settings_drive_outside_colab_names_the_parameter(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setitem(sys.modules, "google", None)  # no google package at all
     with pytest.raises(ValueError, match="results_dir = 'drive' needs Google Colab"):
-        protocol.settings(device="cpu", results_dir="drive")
+        notebook.settings(device="cpu", results_dir="drive")
 
 
 def test_settings_resolve(tmp_path, monkeypatch):
-    s = protocol.settings("smoke", "cpu", str(tmp_path / "r"), str(tmp_path / "f"))
+    s = notebook.settings("smoke", "cpu", str(tmp_path / "r"), str(tmp_path / "f"))
     assert (s.profile, s.device, s.results) == ("smoke", "cpu", tmp_path / "r")
     assert s.figures.is_dir() and "smoke profile" in s.caption()
-    assert protocol.settings("auto", "cpu", str(tmp_path), str(tmp_path)).profile == "quick"
+    assert notebook.settings("auto", "cpu", str(tmp_path), str(tmp_path)).profile == "quick"
     monkeypatch.chdir(NB_DIR)  # Jupyter opens the notebooks here: auto = the checkout's folders
-    auto = protocol.settings("smoke", "cpu", figures_dir=str(tmp_path))
+    auto = notebook.settings("smoke", "cpu", figures_dir=str(tmp_path))
     assert auto.results == ROOT / "results"

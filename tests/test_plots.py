@@ -248,7 +248,7 @@ def test_show_saves_png_svg_and_displays_one_html_figure(tmp_path, monkeypatch, 
     shown = []
     monkeypatch.setattr("IPython.get_ipython", lambda: object())
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
-    plots.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40)
+    plots.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40, formats=("png", "svg"))
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["train_val.png", "train_val.svg"]
     html = shown[0].data
     assert html.startswith('<figure class="modarith-figure"><img src="data:image/png;base64,')

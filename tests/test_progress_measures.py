@@ -159,7 +159,7 @@ def test_result_logits_grid_matches_model(model):
 def test_snapshots_stored_loaded_and_exact(tmp_path):
     snap = RunConfig(model="gpt", seed=1, snapshots_log=6, snapshot_every=10, **TINY)
     plain = RunConfig(model="gpt", seed=1, **TINY)
-    rec, rec_plain = train([snap, plain], results=tmp_path, progress=False)
+    rec, rec_plain = train([snap, plain], results=tmp_path, device="cpu", progress=False)
     store = Store(tmp_path)
     assert not snapshots_path(store, plain).exists()
     assert rec.history == rec_plain.history  # snapshots do not change the numbers

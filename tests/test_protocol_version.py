@@ -24,7 +24,7 @@ def test_run_id_depends_on_protocol():
 def _make_old_store(path):
     """Train CFG, then relabel its files as a protocol-1 record (no 'protocol' key, old id)."""
     store = Store(path)
-    train([CFG], results=path, progress=False)
+    train([CFG], results=path, device="cpu", progress=False)
     new_id, old_id = run_id(CFG), run_id(CFG, protocol=1)
     data = json.loads(store.record_path(new_id).read_text())
     del data["protocol"]
@@ -38,7 +38,7 @@ def _make_old_store(path):
 def test_train_sets_old_run_aside_and_says_why(tmp_path):
     store, old_id = _make_old_store(tmp_path)
     with pytest.warns(UserWarning, match=r"protocol 1 .*not reused, the run is retrained"):
-        rec = train([CFG], results=tmp_path, progress=False)[0]
+        rec = train([CFG], results=tmp_path, device="cpu", progress=False)[0]
     assert rec.run_id == run_id(CFG) != old_id
     assert not store.record_path(old_id).exists() and not store.weights_path(old_id).exists()
     moved = sorted(p.name for p in store.corrupt.iterdir())

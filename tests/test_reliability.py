@@ -284,8 +284,8 @@ PAIR = dict(p=7, d_model=16, num_layers=2, num_heads=2, steps=20, eval_dense=3, 
             batch_size=8, dropout=0.3)
 
 
-def _crash_at(monkeypatch, step: int):
-    """Make every group raise KeyboardInterrupt before its update number ``step``."""
+def _interrupted(monkeypatch, configs, results, step: int, **kw) -> None:
+    """``train`` killed (KeyboardInterrupt) before update number ``step`` of its group."""
     orig = GroupTrainer.update
 
     def update(self):
@@ -294,7 +294,9 @@ def _crash_at(monkeypatch, step: int):
         orig(self)
 
     monkeypatch.setattr(GroupTrainer, "update", update)
-    return lambda: monkeypatch.setattr(GroupTrainer, "update", orig)
+    with pytest.raises(KeyboardInterrupt):
+        train(configs, results=results, progress=False, device="cpu", **kw)
+    monkeypatch.setattr(GroupTrainer, "update", orig)
 
 
 def _weights(results, config):
@@ -317,10 +319,7 @@ def test_partial_group_resumes_the_other_run(tmp_path, monkeypatch):
     ref = tmp_path / "reference"
     expected = train(gpt, results=ref, progress=False, device="cpu")
     run = tmp_path / "run"
-    restore = _crash_at(monkeypatch, 7)
-    with pytest.raises(KeyboardInterrupt):
-        train(gpt, results=run, progress=False, device="cpu", checkpoint_every=3)
-    restore()
+    _interrupted(monkeypatch, gpt, run, 7, checkpoint_every=3)
     assert sorted(p.stem for p in (run / "checkpoints").glob("*.pt")) == sorted(run_id(c) for c in gpt)
     alone = train([gpt[0]], results=run, progress=False, device="cpu")[0]
     assert alone.meta["resumed_from_step"] == 6 and alone.meta["group_size"] == 1
@@ -339,14 +338,8 @@ def test_runs_checkpointed_at_different_steps_resume_in_one_call(tmp_path, monke
     ref = tmp_path / "reference"
     expected = train(gpt, results=ref, progress=False, device="cpu")
     run = tmp_path / "run"
-    restore = _crash_at(monkeypatch, 4)
-    with pytest.raises(KeyboardInterrupt):
-        train(gpt, results=run, progress=False, device="cpu", checkpoint_every=3)
-    restore()
-    restore = _crash_at(monkeypatch, 7)
-    with pytest.raises(KeyboardInterrupt):  # run 0 alone advances its checkpoint to step 6
-        train([gpt[0]], results=run, progress=False, device="cpu", checkpoint_every=2)
-    restore()
+    _interrupted(monkeypatch, gpt, run, 4, checkpoint_every=3)
+    _interrupted(monkeypatch, gpt[:1], run, 7, checkpoint_every=2)  # run 0 alone: checkpoint at 6
     got = train(gpt, results=run, progress=False, device="cpu")
     assert [r.meta["resumed_from_step"] for r in got] == [6, 3]
     for a, b in zip(got, expected):
@@ -361,10 +354,7 @@ def test_changed_worker_count_resumes_every_run(tmp_path, monkeypatch):
     ref = tmp_path / "reference"
     expected = train(lstm, results=ref, progress=False, device="cpu", workers=1)
     run = tmp_path / "run"
-    restore = _crash_at(monkeypatch, 10)
-    with pytest.raises(KeyboardInterrupt):
-        train(lstm, results=run, progress=False, device="cpu", checkpoint_every=3, workers=1)
-    restore()
+    _interrupted(monkeypatch, lstm, run, 10, checkpoint_every=3, workers=1)
     got = train(lstm, results=run, progress=False, device="cpu", workers=2)
     assert [r.meta["resumed_from_step"] for r in got] == [9, 9]
     assert [r.meta["group_size"] for r in got] == [1, 1]

@@ -1,5 +1,5 @@
-"""build_report.py: options, the nbconvert export, progress, failure handling, and the smoke
-report end to end.
+"""build_report.py: options, the nbconvert export, progress, the build's plan and its union
+training, failure handling, the build without Chromium, and the smoke report end to end.
 
 The end-to-end tests share one session-scoped smoke build (``python build_report.py --profile
 smoke`` into a temporary folder, or into ``$MODARITH_REPORT_BUILD`` when set, e.g. ``build/``
@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from modarith import events, report
+from modarith import events, export, protocol, report
 from modarith.config import RunConfig, run_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,9 +74,12 @@ def test_device_cuda_without_cuda_exits_2(monkeypatch, capsys, tmp_path):
 
 
 def test_select_notebooks():
-    assert [i.file for i in report.select_notebooks("4.5, 4.3")] == ["43_data_size.ipynb", "45_model_size.ipynb"]
-    assert len(report.select_notebooks(None)) == len(report.NOTEBOOKS)
-    assert report.select_notebooks("2.6")[0].file == "00_parameter_counts.ipynb"
+    assert report.select_notebooks("4.5, 4.3") == ["data_size", "model_size"]  # report order
+    assert report.select_notebooks(None) == list(protocol.EXPERIMENTS)
+    assert report.notebook_file(report.select_notebooks("2.6")[0]) == "00_parameter_counts.ipynb"
+    assert report.select_notebooks("beyond,fidelity") == ["fidelity", "beyond"]
+    with pytest.raises(ValueError, match=r"--only: unknown key\(s\) '9\.9'.*accepted: .*4\.3"):
+        report.select_notebooks("4.3,9.9")
 
 
 # ----------------------------------------------------------------------------- dependencies
@@ -87,7 +90,10 @@ PLATFORM_MODULES = {"google"}  # google.colab: imported only inside Colab, which
 
 def _requirements() -> dict[str, set[str]]:
     """pyproject.toml's dependencies: {"core": names, "<extra>": names} (bare lower-case names)."""
-    tomllib = pytest.importorskip("tomllib")
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the test extra installs tomli, the same parser
+        import tomli as tomllib
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
     def names(reqs):
@@ -162,7 +168,7 @@ def _notebook_with_every_kind_of_cell():
 
 
 def test_export_hides_code_converts_math_and_numbers_figures():
-    page, _ = report.report_exporter().from_notebook_node(_notebook_with_every_kind_of_cell())
+    page, _ = export.report_exporter().from_notebook_node(_notebook_with_every_kind_of_cell())
     visible = _visible_text(page)
     # removed: report-hide and parameters cells, every input, stderr, widgets, figure reprs
     for absent in ("SECRET_SETUP", "hidden output", 'profile = "smoke"', "print(", "progress bar",
@@ -183,8 +189,8 @@ def test_export_hides_code_converts_math_and_numbers_figures():
 
 
 def test_table_of_contents_has_unique_anchors():
-    page, _ = report.report_exporter().from_notebook_node(_notebook_with_every_kind_of_cell())
-    page = report.add_toc(page.replace("<main", "<!-- modarith:toc --><main", 1))
+    page, _ = export.report_exporter().from_notebook_node(_notebook_with_every_kind_of_cell())
+    page = export.add_toc(page.replace("<main", "<!-- modarith:toc --><main", 1))
     ids = re.findall(r'<h[1-3] id="([^"]+)"', page)
     assert ids == ["a-notebook", "part", "part-2"]
     nav = re.search(r'<nav class="toc".*?</nav>', page, re.S).group(0)
@@ -241,36 +247,76 @@ def test_format_seconds():
         ["0.2 s", "12 s", "2 min 05 s", "1 h 02 min", "unknown", "unknown"]
 
 
+def test_kept_kernel_runs_each_notebook_in_a_fresh_namespace(tmp_path):
+    """Two notebooks in one kept kernel: the second sees none of the first's names and
+    numbers its cells from 1, but the modules the first imported are still imported."""
+    from modarith.experiments import Kernel, execute
+
+    first, second = nbformat.v4.new_notebook(), nbformat.v4.new_notebook()
+    first.cells = [nbformat.v4.new_code_cell("import colorsys\nleft_over = 1")]
+    second.cells = [nbformat.v4.new_code_cell("import sys\nprint('left_over' in dir(), 'colorsys' in sys.modules)")]
+    for name, nb in (("first", first), ("second", second)):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    with Kernel(tmp_path) as kernel:
+        for name in ("first", "second"):
+            execute(tmp_path / f"{name}.ipynb", tmp_path / "out" / f"{name}.ipynb", progress=False, kernel=kernel)
+        assert kernel.alive()
+    cell = nbformat.read(tmp_path / "out" / "second.ipynb", as_version=4).cells[-1]
+    assert cell.outputs[0]["text"] == "False True\n" and cell.execution_count == 1
+    assert not kernel.alive()
+
+
 # ----------------------------------------------------------------------------- failures
 
 def test_failing_notebook_is_named_kept_and_marked(tmp_path, capsys):
-    """A notebook that trains, then fails in its last cell: progress lines while it trains, the
-    notebook and the failing cell named, the executed copy kept, the report still written with
-    the notebook marked, exit 1."""
-    info = report.select_notebooks("4.1")[0]
-    nb = nbformat.read(ROOT / "notebooks" / info.file, as_version=4)
+    """A notebook whose runs the build trains first, then fails in its last cell: the plan
+    line and the training's progress lines, the notebook and the failing cell named, the
+    executed copy kept, the report still written with the notebook marked, exit 1."""
+    file = report.notebook_file("sanity")
+    nb = nbformat.read(ROOT / "notebooks" / file, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell('raise RuntimeError("boom in a cell")'))
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
-    nbformat.write(nb, nbdir / info.file)
+    nbformat.write(nb, nbdir / file)
     out = tmp_path / "out"
     code = report.main(["--only", "4.1", "--profile", "smoke", "--device", "cpu", "--out", str(out),
                         "--results", str(tmp_path / "results"), "--figures", str(tmp_path / "figures"),
                         "--no-pdf"], notebooks_dir=nbdir)
     printed = capsys.readouterr().out
     assert code == 1
-    runs = len(report.notebook_configs(info, "smoke"))
-    assert re.search(rf"\[1/1\] {re.escape(info.file)}\s+{runs} runs: {runs} to train", printed)
-    assert re.search(rf"\[1/1\] {re.escape(info.file)} group 1/\d+ .*: step 0/\d+ …", printed)
-    assert re.search(rf"\[1/1\] {re.escape(info.file)} group \d+/\d+ .*: done, step (\d+)/\1 in ", printed)
+    configs = protocol.configs("sanity", "smoke")
+    runs, steps = len(configs), sum(c.total_steps for c in configs)
+    assert re.search(rf"\[1/1\] {re.escape(file)}\s+{runs} runs \({steps} run-steps\): {runs} to train", printed)
+    assert re.search(r"^training group 1/\d+ .*: step 0/\d+ …", printed, re.M)
+    assert re.search(r"^training group \d+/\d+ .*: done, step (\d+)/\1 in ", printed, re.M)
     assert f"cell {len(nb.cells) + 1} " in printed  # + papermill's injected-parameters cell
-    assert info.file in printed and "RuntimeError: boom in a cell" in printed
-    executed = nbformat.read(out / "notebooks" / info.file, as_version=4)
+    assert file in printed and "RuntimeError: boom in a cell" in printed
+    executed = nbformat.read(out / "notebooks" / file, as_version=4)
     assert any(o.get("output_type") == "error" for c in executed.cells if c.cell_type == "code"
                for o in c.outputs)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert '<div class="notebook-failed"><strong>This notebook failed.</strong>' in page
     assert '<td class="status-failed">FAILED</td>' in page and "boom in a cell" in page
+
+
+def test_without_chromium_one_line_html_and_exit_0(tmp_path, smoke_results):
+    """No Chromium (MODARITH_CHROMIUM names nothing, PATH holds only Python): one line says
+    so, the HTML is written, no PDF, exit 0. With --svg the figures are written as SVG too."""
+    env = {**os.environ, "MODARITH_CHROMIUM": str(tmp_path / "no-chromium"),
+           "PATH": str(Path(sys.executable).parent)}
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "build_report.py"), "--only", "4.1", "--profile", "smoke",
+                           "--device", "cpu", "--results", str(smoke_results), "--out", str(out),
+                           "--figures", str(tmp_path / "figures"), "--svg"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = [line for line in (proc.stdout + proc.stderr).splitlines() if "Chromium" in line]
+    assert len(said) == 1 and said[0].startswith("no PDF: Chromium/Chrome not found"), said
+    assert "MODARITH_CHROMIUM" in said[0] and "Traceback" not in proc.stderr
+    assert (out / "report.html").stat().st_size > 10_000 and not (out / "report.pdf").exists()
+    written = sorted(p.name for p in (tmp_path / "figures" / "sanity").iterdir())
+    assert written == ["train_val.png", "train_val.svg"]
 
 
 # ----------------------------------------------------------------------------- smoke build
@@ -285,49 +331,69 @@ def report_results(smoke_results) -> Path:
 def test_smoke_build_outputs(smoke_build):
     out, work, stdout, seconds = smoke_build
     lines = stdout.splitlines()
+    names = list(protocol.EXPERIMENTS)
     assert lines[0].startswith("profile smoke") and "device cpu" in lines[0] and "REDUCED" in lines[0]
     # the plan: totals, then one line per notebook, before anything runs
-    assert lines[1].startswith(f"Plan: {len(report.NOTEBOOKS)} notebooks, ")
-    distinct = {run_id(c) for info in report.NOTEBOOKS for c in report.notebook_configs(info, "smoke")}
+    assert lines[1].startswith(f"Plan: {len(names)} notebooks, ")
+    distinct = {run_id(c) for name in names for c in protocol.configs(name, "smoke")}
     assert f" {len(distinct)} distinct runs: " in lines[1]
-    for i, info in enumerate(report.NOTEBOOKS, 1):
-        assert lines[1 + i].startswith(f"  [{i}/{len(report.NOTEBOOKS)}] {info.file}")
-        assert re.search(rf"\] {re.escape(info.file)}: ok \(", stdout)
-        executed = nbformat.read(out / "notebooks" / info.file, as_version=4)
+    for i, name in enumerate(names, 1):
+        file = report.notebook_file(name)
+        assert lines[1 + i].startswith(f"  [{i}/{len(names)}] {file}")
+        assert re.search(rf"\] {re.escape(file)}: ok \(", stdout)
+        executed = nbformat.read(out / "notebooks" / file, as_version=4)
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        if info.experiment is not None:  # the build passes profile, device and folders
+        if protocol.EXPERIMENTS[name].models:  # the build passes profile, device and folders
             assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
     assert "without encryption" not in stdout
     assert any((work / "figures").rglob("*.png")), "figures must land in --figures"
+    assert not any((work / "figures").rglob("*.svg")), "SVG only with --svg"
     print(f"smoke build: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_build_plan_agrees_with_each_notebooks_plan_line(smoke_build):
+    """Per notebook, the build's plan line counts the runs and run-steps the executed
+    notebook's own plan line (protocol.plan_text) counts."""
+    out, _, stdout, _ = smoke_build
+    for name in protocol.trained():
+        file = report.notebook_file(name)
+        build_line = next(line for line in stdout.splitlines() if line.startswith("  [") and file in line)
+        counted = re.search(r"(\d+) runs \(([\d,]+) run-steps\)", build_line).group(0)
+        printed = "".join(o.get("text", "") for c in nbformat.read(out / "notebooks" / file, as_version=4).cells
+                          if c.cell_type == "code" for o in c.outputs if o.get("name") == "stdout")
+        assert f"{counted}; to train: 0 runs" in printed, (name, counted)
 
 
 @pytest.mark.slow
 def test_plan_counts_stored_runs(smoke_build, report_results, tmp_path):
     """After the smoke build every run is stored: the plan trains nothing; an empty store
-    trains everything, in the engine's groups; a run of an earlier notebook counts there."""
+    trains the union, in the engine's groups, each shared run counted once, in the first
+    notebook that lists it."""
     from modarith.engine import group_configs
 
     chosen = report.select_notebooks("4.1,4.8")  # 4.8 loads the sanity check's GPT
-    sanity, picks = (report.notebook_configs(info, "smoke") for info in chosen)
+    sanity, picks = (protocol.configs(name, "smoke") for name in chosen)
     shared = len(set(sanity) & set(picks))
     assert shared > 0
     stored = report.build_plan(chosen, "smoke", "cpu", report_results)
-    assert [(p.runs, p.earlier, p.to_train) for p in stored] == [(len(sanity), 0, 0),
-                                                                  (len(picks), shared, 0)]
+    assert [(p.runs, p.earlier, p.to_train) for p in stored.notebooks] == [(len(sanity), 0, 0),
+                                                                           (len(picks), shared, 0)]
+    assert stored.todo == [] and "nothing to train" in stored.describe("cpu").splitlines()[0]
     fresh = report.build_plan(chosen, "smoke", "cpu", tmp_path / "empty")
-    assert [p.to_train for p in fresh] == [len(sanity), len(picks) - shared]
-    assert len(fresh[0].groups) == len(group_configs(sanity))
-    assert fresh[0].run_steps == sum(c.total_steps for c in sanity) and fresh[0].seconds > 0
-    assert "to train" in report.describe_build_plan(chosen, fresh, "cpu").splitlines()[0]
-    assert "nothing to train" in report.describe_build_plan(chosen, stored, "cpu").splitlines()[0]
+    union = set(sanity) | set(picks)
+    assert [p.to_train for p in fresh.notebooks] == [len(sanity), len(picks) - shared]
+    assert set(fresh.todo) == union and len(fresh.groups) == len(group_configs(list(union)))
+    assert fresh.notebooks[0].train_steps == sum(c.total_steps for c in sanity)
+    assert fresh.seconds > 0 and sum(p.seconds for p in fresh.notebooks) == pytest.approx(fresh.serial_seconds)
+    assert "to train first" in fresh.describe("cpu").splitlines()[0]
 
 
 @pytest.mark.slow
 def test_smoke_report_html_is_self_contained(smoke_build):
     out = smoke_build[0]
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count('class="notebook-start"') == len(report.NOTEBOOKS)
+    assert page.count('class="notebook-start"') == len(protocol.EXPERIMENTS)
     # nothing to fetch: no remote src, stylesheet, script or CSS url
     assert not re.search(r"""\bsrc\s*=\s*(?!["']?data:)""", page), "every src must be a data: URI"
     assert not re.search(r"<link\b|<script\b|@import|url\(\s*['\"]?(?:https?:)?//", page, re.I)
@@ -341,7 +407,7 @@ def test_smoke_report_html_is_self_contained(smoke_build):
     # table of contents: one entry per notebook title, each pointing at an anchor of the page
     nav = re.search(r'<nav class="toc".*?</nav>', page, re.S).group(0)
     targets = re.findall(r'href="#([^"]+)"', nav)
-    assert len(targets) >= len(report.NOTEBOOKS) and all(f'id="{t}"' in page for t in targets)
+    assert len(targets) >= len(protocol.EXPERIMENTS) and all(f'id="{t}"' in page for t in targets)
     assert "Problem 2.10" in nav
     # figures: every figure is a numbered <figure class="modarith-figure">
     assert page.count('<figure class="modarith-figure">') >= 10
@@ -351,8 +417,8 @@ def test_smoke_report_html_is_self_contained(smoke_build):
 
 @pytest.mark.slow
 def test_smoke_report_pdf(smoke_build):
-    if report.find_chromium() is None:
-        pytest.skip(f"no Chromium: {report.INSTALL_HINT}")
+    if export.find_chromium() is None:
+        pytest.skip(f"no Chromium: {export.INSTALL_HINT}")
     from pypdf import PdfReader
 
     out = smoke_build[0]
@@ -380,7 +446,7 @@ class Browser:
             os.dup2(b, 4)
 
         self.proc = subprocess.Popen(
-            [chromium, *report.CHROMIUM_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile_dir}",
+            [chromium, *export.CHROMIUM_FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile_dir}",
              "--hide-scrollbars", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             close_fds=False, preexec_fn=child_fds)
@@ -486,9 +552,9 @@ Promise.all(Array.from(document.images).map(i => i.decode().catch(() => null))).
 
 @pytest.mark.slow
 def test_report_in_headless_chromium(smoke_build):
-    chromium = report.find_chromium()
+    chromium = export.find_chromium()
     if chromium is None:
-        pytest.skip(f"no Chromium for the browser check: {report.INSTALL_HINT}")
+        pytest.skip(f"no Chromium for the browser check: {export.INSTALL_HINT}")
     out = smoke_build[0]
     profile_dir = out / ".chromium-profile"
     browser = Browser(chromium, profile_dir)

@@ -1,5 +1,6 @@
 """Hand-written sequence models: an LSTM language model and a small post-norm GPT."""
 
+from modarith.models.build import build_model, init_model  # noqa: E402 (needs the classes above)
 from modarith.models.gpt import (
     GPT,
     NON_LINEARITIES,
@@ -12,7 +13,6 @@ from modarith.models.gpt import (
     sinusoidal_positions,
 )
 from modarith.models.lstm import LSTM, LSTMLM, LSTMCell
-from modarith.models.build import build_model, init_model  # noqa: E402 (needs the classes above)
 
 __all__ = [
     "GPT",
