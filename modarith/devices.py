@@ -2,8 +2,10 @@
 
 What is exact where (README "Exactness"):
 
-* **CPU**: bit-exact. Same config and seed give the same numbers; a group of K gives the
-  numbers of K single runs; a resumed run equals an uninterrupted one.
+* **CPU**: bit-exact at a given thread count. Same config and seed give the same numbers; at
+  one thread (as workers run) a group of K gives the numbers of K single runs and a resumed
+  run equals an uninterrupted one; with several threads the LSTM's batched matmuls may round
+  differently for K runs than for one.
 * **CUDA** with ``deterministic=True`` (``train(..., deterministic=True)``, or
   ``MODARITH_DETERMINISTIC=1``): :func:`configure` sets ``CUBLAS_WORKSPACE_CONFIG`` before
   CUDA starts and ``torch.use_deterministic_algorithms(True)``, so reruns and resumes are

@@ -14,7 +14,7 @@ Nothing in a step reads the device from the host.
 Each run's state is its own (:meth:`GroupTrainer.run_state`): parameters, moments, filter,
 history, evaluation bookkeeping. Its randomness is a pure function of its config: the batch
 order of :func:`shuffle_perm` and the dropout masks of :func:`dropout_generators`. So a run
-gives the same numbers in any group (bit for bit on the CPU, ``tests/test_engine.py``).
+gives the same numbers in any group (bit for bit on the CPU at one thread, ``tests/test_engine.py``).
 """
 
 from __future__ import annotations

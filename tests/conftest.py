@@ -53,3 +53,16 @@ def smoke_notebooks(smoke_build) -> dict[str, Path]:
     against :func:`smoke_results`): notebook stem -> executed copy."""
     out = smoke_build[0]
     return {p.stem: p for p in sorted((out / "notebooks").glob("*.ipynb"))}
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (as each worker process runs): a group and its single
+    runs, or a run and its resume, are bit-identical on the CPU at one thread; with several,
+    the LSTM's batched matmuls may split their work differently and differ in the last bits."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -311,7 +311,7 @@ def _same_run(a, b, results_a, results_b):
     assert all(torch.equal(wa[n], wb[n]) for n in wa)
 
 
-def test_partial_group_resumes_the_other_run(tmp_path, monkeypatch):
+def test_partial_group_resumes_the_other_run(tmp_path, monkeypatch, one_thread):
     """A checkpointed pair; one run then trained alone (it resumes too); the pair rerun: the
     other run resumes from its own checkpoint, equals an uninterrupted run bit for bit, and
     no checkpoint is left behind."""
@@ -331,7 +331,7 @@ def test_partial_group_resumes_the_other_run(tmp_path, monkeypatch):
     assert not list((run / "checkpoints").glob("*"))
 
 
-def test_runs_checkpointed_at_different_steps_resume_in_one_call(tmp_path, monkeypatch):
+def test_runs_checkpointed_at_different_steps_resume_in_one_call(tmp_path, monkeypatch, one_thread):
     """Run 0 checkpointed at step 6, run 1 at step 3: the pair resumes each from its own step
     (as two groups), both equal to uninterrupted runs."""
     gpt = [RunConfig(model="gpt", seed=s, **PAIR) for s in (0, 1)]
@@ -347,7 +347,7 @@ def test_runs_checkpointed_at_different_steps_resume_in_one_call(tmp_path, monke
     assert not list((run / "checkpoints").glob("*"))
 
 
-def test_changed_worker_count_resumes_every_run(tmp_path, monkeypatch):
+def test_changed_worker_count_resumes_every_run(tmp_path, monkeypatch, one_thread):
     """A pair killed while training as one group in this process (workers=1), rerun with
     workers=2 (one run per worker process): both runs resume and equal uninterrupted runs."""
     lstm = [RunConfig(model="lstm", seed=s, **{**PAIR, "dropout": 0.0}) for s in (0, 1)]
@@ -363,7 +363,7 @@ def test_changed_worker_count_resumes_every_run(tmp_path, monkeypatch):
     assert not list((run / "checkpoints").glob("*"))
 
 
-def test_group_checkpoint_of_the_previous_format_is_split_per_run(tmp_path):
+def test_group_checkpoint_of_the_previous_format_is_split_per_run(tmp_path, one_thread):
     """A format-2 checkpoint (one file per group) is converted into per-run files and resumed."""
     from modarith import checkpoint as ckpt
     from modarith.engine import group_id
