@@ -62,6 +62,7 @@ def n_equations(p: int, operator: str, order: int) -> int:
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines the numbers of one run (SPEC defaults)."""
+    # (over 200 lines: one field per line with its comment, then one check per field)
 
     model: str = "gpt"  # architecture: "gpt" (post-norm decoder) or "lstm" (LSTMLM)
     p: int = 31  # modulus of Z/pZ; the vocabulary has p + 5 tokens

@@ -181,6 +181,8 @@ class GroupData:
 
 class GroupTrainer:
     """Trains K configs that share a :func:`group_key` as one vectorised computation."""
+    # (over 200 lines: the K runs' state and the few things done with it — forward, update,
+    # evaluation, snapshots, results — read best in one place; the data is GroupData's)
 
     def __init__(self, configs: list[RunConfig], device: str = "cpu", fast: bool = True):
         if len({group_key(c) for c in configs}) != 1:

@@ -14,6 +14,9 @@ the experiments are rows of :data:`EXPERIMENTS`, the profiles rows of :data:`PRO
 Every notebook of the report is a row of :data:`EXPERIMENTS` (title, ``--only`` keys); a row
 with no models trains nothing (the parameter counts, the fidelity summary). A notebook's
 settings (folders, Google Drive) are :mod:`modarith.notebook`'s.
+
+(Over 400 lines: the protocol is data — every profile's knobs and every notebook's row — and
+reads best as one table of tables.)
 """
 
 from __future__ import annotations
