@@ -32,7 +32,7 @@ def _first(history: dict, key: str, level: float = 0.99):
 
 
 @pytest.mark.slow
-def test_gpt_groks_validation_after_training_and_goes_fourier(tmp_path):
+def test_gpt_groks_validation_after_training_and_goes_fourier(tmp_path, one_thread):
     cfg = GROKS
     rec = train([cfg], results=tmp_path, device="cpu", progress=False, workers=1)[0]
     h, s = rec.history, rec.summary

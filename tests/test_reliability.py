@@ -26,8 +26,8 @@ KILL_SEED = int(os.environ.get("MODARITH_KILL_SEED", "20261130"))
 # A child process: trains two groups (GPT with reshuffled mini-batches, LSTM full batch) into
 # argv[1], checkpointing every 7 updates (not a multiple of eval_every: exercises the
 # evaluation bookkeeping at arbitrary steps). Hooks, chosen by environment variables:
-#   SIGNAL_AT_STEP=n   at the n-th update this process does, print "AT <step>" and block there
-#                      (the parent kills it at that hook point)
+#   SIGNAL_AT_STEP=n   at the n-th update this process does, print "AT <step>"; with BLOCK=1
+#                      it then blocks there (the parent kills it at that hook point)
 #   STALL_WRITE=kind   for the first write into checkpoints/ (kind=checkpoints) or runs/
 #                      (kind=runs): write half the bytes into the temporary file, print
 #                      "WRITING", stall (the parent kills it mid-write)
@@ -48,6 +48,7 @@ results = sys.argv[1]
 at = int(os.environ.get("SIGNAL_AT_STEP", "-1"))
 pause = int(os.environ.get("PAUSE_AT_STEP", "-1"))
 barrier = os.environ.get("BARRIER", "")
+block = os.environ.get("BLOCK") == "1"
 stall = os.environ.get("STALL_WRITE", "")
 orig_update = GroupTrainer.update
 done_here = [0]  # updates done by this process (so a kill always lands in the remaining work)
@@ -55,7 +56,8 @@ def update(self):
     done_here[0] += 1
     if done_here[0] == at:
         print(f"AT {self.step}", flush=True)
-        time.sleep(120)  # blocked at the hook point until the parent's SIGKILL
+        if block:
+            time.sleep(120)  # blocked at the hook point until the parent's SIGKILL
     if self.step == pause:
         t0 = time.monotonic()
         while not os.path.exists(barrier) and time.monotonic() - t0 < 120:
@@ -149,7 +151,7 @@ def test_kill9_at_random_moments_resumes_bit_exactly(tmp_path):
             ("STALL_WRITE", "runs")]
     for var, value in plan:
         marker = "AT" if var == "SIGNAL_AT_STEP" else "WRITING"
-        proc = _child(dir_, script, **{var: value})
+        proc = _child(dir_, script, **{var: value}, BLOCK=1)
         out = _run_until(proc, marker)
         log.append((var, value, proc.returncode, out.split()))
     assert all(rc == -signal.SIGKILL for *_, rc, _ in log), f"a planned kill interrupted nothing: {(seed, log)}"
