@@ -89,7 +89,8 @@ _QUICK = {
     "B_grid": (64, 512),
     "wd_grid": (0.5, 1.0),
     "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    "size_pick": {"num_layers": 2, "d_model": 128},
+    # the biggest model-size GPT other than the sanity run (L 2, d 128 is the sanity GPT here)
+    "size_pick": {"num_layers": 1, "d_model": 128},
 }
 
 _SMOKE = {
