@@ -353,6 +353,17 @@ EARLIER_REDUCED: dict[str, object] = {
 NOT_DYNAMICS = ("seed", "snapshot_every", "snapshots_log")
 
 
+def training_key(config):
+    """``config`` with the fields of :data:`NOT_DYNAMICS` but the seed at their defaults:
+    two runs with the same key train identically (one may have weight snapshots, the other
+    none), so either answers for the other."""
+    from dataclasses import replace
+
+    from modarith.config import OPTIONAL_DEFAULTS
+
+    return replace(config, **{f: OPTIONAL_DEFAULTS[f] for f in NOT_DYNAMICS if f != "seed"})
+
+
 @dataclass(frozen=True)
 class Answer:
     """Our answer to one claim, with what it was computed from."""

@@ -75,18 +75,29 @@ print(f"profile {settings.profile}; results: {settings.results}")
 #
 # Each claim is answered from the runs of one experiment, rebuilt from the profile's knobs
 # exactly as its notebook builds them, and looked up in the store (a run two experiments
-# share is trained once and read by both). A claim is answered only when every run of its
-# experiment is stored; otherwise it reads "not enough runs".
+# share is trained once and read by both; a stored run that differs only in its weight
+# snapshots trains identically and answers for it). A claim is answered only when every run
+# of its experiment is stored; otherwise it reads "not enough runs".
 
 # %%
 EXPERIMENTS = list(dict.fromkeys([c.experiment for c in seed_report.CLAIMS]))
+# every stored run by how it trains (a run with weight snapshots answers for one without)
+TRAINED = {}
+for r in store.records():
+    TRAINED.setdefault(seed_report.training_key(r.config), r)
+
+
+def lookup(config):
+    return store.get(config) or TRAINED.get(seed_report.training_key(config))
+
+
 runs = {}  # (experiment, profile) -> the stored records, in config order
 complete = {}  # (experiment, profile) -> every run of the experiment is stored
 rows = []
 for prof in PROFILES:
     for name in EXPERIMENTS:
         configs = protocol.configs(name, prof)
-        records = [store.get(c) for c in configs]
+        records = [lookup(c) for c in configs]
         runs[name, prof] = [r for r in records if r is not None]
         complete[name, prof] = len(runs[name, prof]) == len(configs)
         rows.append({"experiment": name, "profile": prof, "runs": len(configs),
@@ -94,8 +105,8 @@ for prof in PROFILES:
 display(pd.DataFrame(rows))
 # every stored seed of a configuration: the seed-to-seed spread of a trend's grid points
 SEEDS_OF = {}
-for r in store.records():
-    SEEDS_OF.setdefault(replace(r.config, seed=0), []).append(r)
+for key, r in TRAINED.items():
+    SEEDS_OF.setdefault(replace(key, seed=0), []).append(r)
 
 
 def at_spec(name, records):
@@ -203,7 +214,8 @@ def trend(records, vary, fixed, model):
     """Direction of the best L_val along `vary` at each value of `fixed`, with its size and
     the seed-to-seed spread (every stored seed of the same configs)."""
     mine = [r for r in records if r.config.model == model]
-    others = [o for r in mine for o in SEEDS_OF.get(replace(r.config, seed=0), [r])]
+    others = [o for r in mine for o in SEEDS_OF.get(
+        replace(seed_report.training_key(r.config), seed=0), [r])]
     others = list({o.run_id: o for o in others}.values())
     seeds = analysis.per_seed_frame(mine, by=[fixed, vary], quantities=("L_val",))
     spread = analysis.per_seed_frame(others, by=[fixed, vary], quantities=("L_val",))

@@ -245,3 +245,12 @@ def test_table1_values_feed_the_table_frame():
     assert frame.loc["L_val", ("gpt", "std")] == pytest.approx(2.36e-4)
     assert frame.loc["A_train", ("gpt", "t_f")] == 300
     assert np.isnan(frame.loc["dt_A", ("lstm", "std")])
+
+
+def test_training_key_ignores_snapshots_only():
+    from modarith.config import RunConfig
+
+    a = RunConfig(model="lstm", snapshot_every=500)
+    assert sr.training_key(a) == RunConfig(model="lstm")
+    assert sr.training_key(RunConfig(model="lstm", seed=42)) != sr.training_key(a)
+    assert sr.training_key(RunConfig(model="lstm", lr=3e-3)) != sr.training_key(a)
