@@ -202,10 +202,12 @@ def ternary_faster(records):
         decided &= not (math.isnan(b) and math.isnan(t))
         numbers.append(f"{analysis.name(m)}: binary {steps_text(binary[m])}, ternary "
                        f"{steps_text(ternary[m])}")
-        gap = np.asarray(binary[m]) - np.asarray(ternary[m])
+        gap = np.asarray(ternary[m]) - np.asarray(binary[m])  # > 0: binary first
         if not np.isnan(gap).any():
-            effects.append(f"{analysis.name(m)}: ternary − binary {-gap.mean():+,.0f} ± "
-                           f"{gap.std():,.0f} steps")
+            first = "binary" if gap.mean() > 0 else "ternary"
+            spread = f" ± {gap.std():,.0f}" if len(gap) > 1 else ""
+            effects.append(f"{analysis.name(m)}: {first} first by {abs(gap.mean()):,.0f}{spread} "
+                           f"steps" if gap.mean() else f"{analysis.name(m)}: the same step")
     return Answer(value, "first step with A_val ≥ 0.9 per order (per seed): " + "; ".join(numbers),
                   "; ".join(effects), seeds=n_seeds(records), decided=decided)
 
