@@ -39,7 +39,9 @@ import torch  # noqa: E402
 
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
 from modarith.config import RunConfig  # noqa: E402
-from modarith.engine import GroupTrainer, group_configs, resolve_device  # noqa: E402
+from modarith.devices import resolve_device  # noqa: E402
+from modarith.engine import group_configs  # noqa: E402
+from modarith.group import GroupTrainer  # noqa: E402
 
 EXPERIMENT_NAMES = ("sanity", "data_size", "orders", "model_size", "compute", "regularization")
 SEEDS = (0, 42)
@@ -81,7 +83,7 @@ def eval_flops(cfg: RunConfig) -> int:
 
 
 def n_params(cfg: RunConfig) -> int:
-    from modarith.engine import build_model
+    from modarith.models import build_model
 
     return sum(p.numel() for p in build_model(cfg).parameters())
 
@@ -276,7 +278,7 @@ def bench_end_to_end(models: list[str], steps: int = 300, seeds: tuple[int, ...]
     loop at all cores, CLI with its default workers. Ratios: CLI default vs loop default, CLI
     1 worker vs loop 1 thread. Each is a fresh process (startup included); one that runs
     past ``timeout`` seconds counts as ``inf``."""
-    from modarith.engine import cpu_cores
+    from modarith.devices import cpu_cores
 
     cores = cpu_cores()
     out = {"steps": steps, "seeds": list(seeds), "cores": cores, "models": {}}

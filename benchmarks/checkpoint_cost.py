@@ -4,7 +4,7 @@
 
 Prints the size and duration of one ``GroupTrainer.save_state`` (serialise + fsync + rename)
 and the time per update, hence the share of run time spent checkpointing at the default
-cadence (engine.CHECKPOINT_INTERVAL_S, pushed to >= 50x the save duration).
+cadence (loop.CHECKPOINT_INTERVAL_S, pushed to >= 50x the save duration).
 """
 
 import argparse
@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from modarith.config import RunConfig
-from modarith.engine import CHECKPOINT_INTERVAL_S, GroupTrainer
+from modarith.group import GroupTrainer
+from modarith.loop import CHECKPOINT_INTERVAL_S
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 This is the straightforward way the course trains one model, kept deliberately plain so that
 the comparison with :mod:`modarith.engine` isolates the *training machinery*: the same model
-classes (:func:`modarith.engine.init_model`), the same data and split, the same loss
+classes (:func:`modarith.models.init_model`), the same data and split, the same loss
 (:func:`modarith.metrics.get_loss_and_accuracy`), but
 
 - one model at a time, ``torch.optim.AdamW`` and ``clip_grad_norm_``;
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from modarith.config import RunConfig
 from modarith.data import make_dataset, split_indices
-from modarith.engine import init_model
+from modarith.models import init_model
 from modarith.metrics import get_loss_and_accuracy
 
 

@@ -151,7 +151,7 @@ def curves_frame(records: Iterable, by: Sequence[str] = (), metrics: Sequence[st
 
 def _params_of(config: RunConfig, cache: dict) -> int:
     """Non-embedding parameters P of the model a config builds (cached per architecture)."""
-    from modarith.engine import build_model
+    from modarith.models import build_model
     from modarith.params import non_embedding_params
 
     key = replace(config, seed=0, r_train=0.5, lr=1e-3, weight_decay=1.0, batch_size=512,

@@ -230,7 +230,7 @@ def attention_figure(model, tokenizer: Tokenizer, equation: str, seq_len: int | 
 
 def load_run(record, results="results", device: str = "cpu") -> tuple:
     """``(model, tokenizer, seq_len)`` of a stored run (``record`` or its RunConfig)."""
-    from modarith.engine import load_model
+    from modarith.store import load_model
 
     config = getattr(record, "config", record)
     return (load_model(record, results, device), Tokenizer(config.p, config.operator),

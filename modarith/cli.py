@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from .engine import resolve_device
+    from .devices import resolve_device
 
     if args.command in ("train", "run"):
         try:
@@ -254,7 +254,8 @@ COMPACT_RESULTS = ("A_val", "tf_A_val", "L_val")
 def compact_runs(df, in_progress=()):
     """The compact view of ``Store.summaries()``: run id, model, the config fields that differ
     between the stored runs, A_val, t_f(A_val), L_val and a status column; ``in_progress``
-    rows (run_id, step, total) of checkpointed groups are appended with their status."""
+    pairs (run_id, step) of checkpointed runs are appended as unfinished (training, or
+    interrupted), or mark a stored run whose checkpoint was left behind as orphaned."""
     import pandas as pd
 
     from .config import RunConfig as _C
@@ -264,7 +265,12 @@ def compact_runs(df, in_progress=()):
     out = df[["run_id", "model", *varying, *COMPACT_RESULTS]].copy() if len(df) else pd.DataFrame(
         columns=["run_id", "model", *COMPACT_RESULTS])
     out["status"] = "done"
-    extra = pd.DataFrame([{"run_id": rid, "status": f"training (step {step})"} for rid, step in in_progress])
+    stored = set(out["run_id"])
+    for rid, step in in_progress:  # a stored run's checkpoint should have been deleted
+        if rid in stored:
+            out.loc[out["run_id"] == rid, "status"] = f"done (orphaned checkpoint at step {step})"
+    extra = pd.DataFrame([{"run_id": rid, "status": f"unfinished (checkpoint at step {step})"}
+                          for rid, step in in_progress if rid not in stored])
     return pd.concat([out, extra], ignore_index=True) if len(extra) else out
 
 

@@ -172,6 +172,11 @@ class RunConfig:
         return self.p + 5
 
     @property
+    def pad_index(self) -> int:
+        """Token id of PAD, the last token of the vocabulary (``Tokenizer(p).pad_id``)."""
+        return self.p + 4
+
+    @property
     def seq_len(self) -> int:
         """S: source/target length (6 binary only, 8 with ternary equations)."""
         return 6 if self.orders == (2,) else 8
@@ -247,6 +252,10 @@ def identity_dict(config: RunConfig) -> dict:
     for name, default in OPTIONAL_DEFAULTS.items():
         if d[name] == default:
             del d[name]
+    if d["dropout"] > 0:
+        # dropout masks are drawn from the run's own generator (seeded by run and step), not
+        # from a stream shared by its group: such runs are not those stored before the change
+        d["dropout_stream"] = "per-run"
     return d
 
 

@@ -1,7 +1,7 @@
 """Training progress events that another process can follow (the report build).
 
 * When the environment variable :data:`ENV` (``MODARITH_PROGRESS``) names a file,
-  :func:`modarith.engine.GroupTrainer.run` appends one JSON line per event to it (a group
+  :class:`modarith.loop.EventsFile` appends one JSON line per event to it (a group
   starts, its step every second or so, it ends): ``build_report.py`` sets it for the notebook
   kernels it starts and tails the file (:class:`ProgressTail`), and :class:`BuildProgress`
   shows the notebook, the group, the step and the ETA while the kernel trains.

@@ -2,7 +2,7 @@
 
 The hand-written modules in :mod:`modarith.models` are the readable reference. The training
 engine runs the *same* mathematics here, as functional forwards over parameters stacked
-along a leading run dimension K (``(K, ...)`` tensors as :class:`~modarith.engine._Flat`
+along a leading run dimension K (``(K, ...)`` tensors as :class:`~modarith.group.Flat`
 unflattens them, named like the modules' ``state_dict``), with three savings:
 
 1. **Prefix sharing (exact).** Both models are causal, so the state at position t depends
@@ -150,8 +150,18 @@ def _heads(t: Tensor, H: int) -> Tensor:
     return t.reshape(K * U, L, H, d // H).transpose(1, 2)
 
 
-def _dropout(x: Tensor, p: float) -> Tensor:
-    return F.dropout(x, p, training=True) if p > 0 else x
+def _dropout(x: Tensor, p: float, gens: list[torch.Generator] | None = None) -> Tensor:
+    """Dropout of x (K, ...). ``gens``: one generator per run, each drawing its run's mask
+    (``bernoulli_`` then ``1/(1-p)``, as ``F.dropout``: with a generator in the global RNG's
+    state, the same mask); None draws from the global RNG."""
+    if p <= 0:
+        return x
+    if gens is None:
+        return F.dropout(x, p, training=True)
+    noise = torch.empty_like(x)
+    for k, g in enumerate(gens):
+        noise[k].bernoulli_(1.0 - p, generator=g)
+    return x * noise.div_(1.0 - p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,14 +169,15 @@ def _dropout(x: Tensor, p: float) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: Tensor,
                anc: list[Tensor], positions: Tensor, num_heads: int, num_layers: int,
-               pad: int | None, dropout: float = 0.0, non_linearity: str = "gelu") -> Tensor:
+               pad: int | None, dropout: float = 0.0, non_linearity: str = "gelu",
+               dropout_gens: list[torch.Generator] | None = None) -> Tensor:
     """Logits of K GPTs at ``positions`` only, equal to ``GPT(x, positions=positions)``.
 
     P: parameters by ``GPT.state_dict()`` name, each (K, ...); pos_table (S_max, d) the
     sinusoidal buffer; rows (K, B, S - row_start) tokens the rows compute themselves; anc[i]
     (K, B) each row's ancestor unit at prefix level i; positions (K, B, R) absolute positions
-    (>= plan.row_start). ``dropout``: the training dropout rate (0 at evaluation).
-    Returns (K, B, R, V).
+    (>= plan.row_start). ``dropout``: the training dropout rate (0 at evaluation);
+    ``dropout_gens``: per-run generators of the masks (None: the global RNG). Returns (K, B, R, V).
     """
     from .models.gpt import NON_LINEARITIES
 
@@ -213,9 +224,9 @@ def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: 
                                                  _heads(keys[..., d:], H), attn_mask=mask)  # (K·U, H, Lq, d_k)
             att = att.transpose(1, 2).reshape(K, U, Lq, d)
             att = _linear(att, g("self_attn.W_O.weight"), g("self_attn.W_O.bias"))
-            h = _layer_norm(h + _dropout(att, dropout), g("self_attn_norm.weight"), g("self_attn_norm.bias"))
+            h = _layer_norm(h + _dropout(att, dropout, dropout_gens), g("self_attn_norm.weight"), g("self_attn_norm.bias"))
             ff = _linear(act(_linear(h, g("ffn.0.weight"))), g("ffn.2.weight"))
-            h = _layer_norm(h + _dropout(ff, dropout), g("ffn_norm.weight"), g("ffn_norm.bias"))
+            h = _layer_norm(h + _dropout(ff, dropout, dropout_gens), g("ffn_norm.weight"), g("ffn_norm.bias"))
             new_hs.append(h)
         hs = new_hs
     return _linear(hs[-1], P["classifier.weight"], P.get("classifier.bias"))  # (K, B, R, V)
@@ -225,7 +236,8 @@ def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: 
 # LSTM
 # ---------------------------------------------------------------------------------------------
 def lstm_logits(P: dict[str, Tensor], plan: PrefixPlan, rows: Tensor, anc: list[Tensor],
-                positions: Tensor, num_layers: int, pad: int | None, dropout: float = 0.0) -> Tensor:
+                positions: Tensor, num_layers: int, pad: int | None, dropout: float = 0.0,
+                dropout_gens: list[torch.Generator] | None = None) -> Tensor:
     """Logits of K ``LSTMLM`` at ``positions`` only, equal to ``LSTMLM(x, positions=...)[0]``.
 
     Arguments as :func:`gpt_logits`. Each level starts from the final (h, c) of its parent
@@ -248,7 +260,7 @@ def lstm_logits(P: dict[str, Tensor], plan: PrefixPlan, rows: Tensor, anc: list[
         for j in range(m + 1):
             x = xs[j]
             if layer > 0:
-                x = _dropout(x, dropout)  # between layers, not after the last
+                x = _dropout(x, dropout, dropout_gens)  # between layers, not after the last
             x_proj = _linear(x, w_x, bias)  # (K, U, L, 4H)
             if state is None:
                 h = c = x_proj.new_zeros(x_proj.shape[0], x_proj.shape[1], H)  # (K, U, H)

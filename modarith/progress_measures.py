@@ -205,7 +205,7 @@ def restricted_excluded_loss(logits: torch.Tensor, targets: torch.Tensor, train:
 def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "results") -> dict:
     """A stored run's snapshots (``weights_only=True``): ``{"steps": (n,), "params": {name:
     (n, *shape)}}``. Raises FileNotFoundError naming the run when it has none."""
-    from .engine import snapshots_path
+    from .store import snapshots_path
 
     cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
     path = snapshots_path(Store(results), cfg)
@@ -233,7 +233,7 @@ def spectrum_frame(config: RunConfig, snapshots: dict):
 
 
 def _model_at(config: RunConfig, sd: dict) -> nn.Module:
-    from .engine import build_model
+    from .models import build_model
 
     model = build_model(config)
     model.load_state_dict(sd, strict=False)  # parameters; buffers are fixed at construction

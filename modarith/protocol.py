@@ -218,7 +218,7 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
     if profile != "auto":
         return profile
     if device == "auto":
-        from modarith.engine import resolve_device
+        from modarith.devices import resolve_device
 
         device = resolve_device(device)
     return "full" if str(device).startswith("cuda") else "quick"
@@ -309,7 +309,8 @@ def plan(configs: list[RunConfig], results: str | Path | None = None, device: st
     to its T updates and evaluations (a rough estimate: the first seconds of a run are not
     its average); else NaN.
     """
-    from modarith.engine import GroupTrainer, group_configs
+    from modarith.engine import group_configs
+    from modarith.group import GroupTrainer
     from modarith.store import Store
 
     stored = set()
@@ -411,7 +412,7 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
     and, with ``figures_dir="auto"``, the figures under ``MyDrive/modarith/``, so a rerun after
     a disconnect resumes). ``figures_dir``: a folder or ``"auto"``.
     """
-    from modarith.engine import resolve_device
+    from modarith.devices import resolve_device
 
     for name, v in (("results_dir", results_dir), ("figures_dir", figures_dir)):
         if not isinstance(v, (str, os.PathLike)) or not str(v).strip():

@@ -129,7 +129,7 @@ def resolve(profile: str = "auto", device: str = "auto") -> tuple[str, str]:
     """Validate ``profile``/``device`` and resolve ``auto`` (device first, then profile)."""
     _check_choice("profile", profile, PROFILE_CHOICES)
     _check_choice("device", device, DEVICE_CHOICES)
-    from modarith.engine import resolve_device
+    from modarith.devices import resolve_device
 
     try:
         resolved_device = str(resolve_device(device))

@@ -4,7 +4,7 @@ Layout under the results folder::
 
     runs/<run_id>.json      record: schema, run_id, config, history, summary, meta
     runs/<run_id>.pt        final weights (state_dict), loaded with weights_only=True
-    checkpoints/<gid>.pt    mid-run state of a training group (see engine)
+    checkpoints/<rid>.pt    mid-run state of a training run (see modarith.checkpoint)
     locks/<run_id>.lock     per-run lock files held while a process trains the run
     corrupt/                files that failed validation, moved aside (never deleted)
 
@@ -198,8 +198,9 @@ class Store:
     def weights_path(self, config_or_id) -> Path:
         return self.record_path(config_or_id).with_suffix(".pt")
 
-    def checkpoint_path(self, gid: str) -> Path:
-        return self.checkpoints / f"{gid}.pt"
+    def checkpoint_path(self, rid: str) -> Path:
+        """A run's training checkpoint (:mod:`modarith.checkpoint`)."""
+        return self.checkpoints / f"{rid}.pt"
 
     # ---- housekeeping ----------------------------------------------------------------------
     def quarantine(self, path: Path, reason: str, expect: os.stat_result | None = None) -> Path | None:
@@ -401,12 +402,14 @@ class Store:
 
     # ---- tables ----------------------------------------------------------------------------
     def in_progress(self) -> list[tuple[str, int]]:
-        """(run_id, step) of the runs of every checkpointed, unfinished group (read-only)."""
+        """(run_id, step) of every run checkpointed and not finished (read-only; also the
+        runs of a group checkpoint of the previous format, before it is converted)."""
         out = []
         for path in sorted(self.checkpoints.glob("[!.]*.pt")) if self.checkpoints.exists() else []:
             try:
                 state = safe_torch_load(path)
-                out += [(rid, int(state["step"])) for rid in state["run_ids"]]
+                rids = state["run_ids"] if "run_ids" in state else [state["run_id"]]
+                out += [(rid, int(state["step"])) for rid in rids]
             except Exception:  # noqa: BLE001 - a listing never fails on a bad checkpoint
                 continue
         return out
@@ -426,3 +429,19 @@ class Store:
             row["device"] = rec.meta.get("device")
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+def snapshots_path(store: Store, config_or_id) -> Path:
+    """Where a run's weight snapshots are stored: ``runs/<run_id>.snapshots.pt``."""
+    return store.record_path(config_or_id).with_suffix(".snapshots.pt")
+
+
+def load_model(config_or_record, results: str | os.PathLike = "results", device: str = "cpu"):
+    """A stored run's final model, in eval mode, weights loaded with weights_only=True."""
+    from modarith.devices import resolve_device
+    from modarith.models import build_model
+
+    cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
+    model = build_model(cfg)
+    model.load_state_dict(Store(results).load_weights(cfg))
+    return model.to(resolve_device(device)).eval()

@@ -44,16 +44,19 @@ def test_all_csv_json_give_every_column(results, capsys):
 def test_in_progress_groups_are_listed(tmp_path, capsys):
     cfg = RunConfig(seed=0, **{**TINY, "steps": 40})
     train([cfg], results=tmp_path, progress=False, checkpoint_every=3)  # finished: no checkpoint
-    from modarith.engine import GroupTrainer, group_id
+    from modarith import checkpoint as ckpt
+    from modarith.group import GroupTrainer
     from modarith.store import Store
 
     store = Store(tmp_path)
-    trainer = GroupTrainer([RunConfig(seed=5, **TINY)])
-    trainer.update()
-    trainer.save_state(store.checkpoint_path(group_id(trainer.configs)))
+    for c in (RunConfig(seed=5, **TINY), cfg):  # unfinished, and an orphan (of a stored run)
+        trainer = GroupTrainer([c])
+        trainer.update()
+        ckpt.save(store, ckpt.run_state(trainer, 0, 0.0))
     assert main(["runs", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "training (step 1)" in out and out.count("done") == 1
+    assert "unfinished (checkpoint at step 1)" in out
+    assert out.count("done") == 1 and "orphaned checkpoint" in out
 
 
 @pytest.mark.parametrize("argv, hint", [

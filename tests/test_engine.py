@@ -7,15 +7,11 @@ import torch
 
 from modarith.config import RunConfig, run_id
 from modarith.data import make_dataset, split_indices
-from modarith.engine import (
-    GroupTrainer,
-    _shuffle_perm,
-    group_configs,
-    group_key,
-    init_model,
-    resolve_device,
-    train,
-)
+from modarith.devices import resolve_device
+from modarith.engine import group_configs, train
+from modarith.group import GroupTrainer, group_key
+from modarith.group import shuffle_perm as _shuffle_perm
+from modarith.models import init_model
 from modarith.metrics import get_loss_and_accuracy
 
 TINY = dict(p=7, d_model=16, num_layers=1, num_heads=2, steps=25, eval_dense=5, eval_every=10)
@@ -158,28 +154,26 @@ def test_bf16_tracks_fp32_and_keeps_fp32_losses(model):
 # ------------------------------------------------------------------------------ checkpoints
 def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
     """Default cadence (checkpoint_every=None) with a tiny interval (and no cost back-off):
-    a save at every eval_every multiple, each a loadable file."""
-    from modarith import engine
+    a save at every eval_every multiple, each run's file loadable into a fresh group."""
+    from modarith import checkpoint as ckpt
+    from modarith import loop
+    from modarith.store import Store
 
-    monkeypatch.setattr(engine, "CHECKPOINT_COST_FACTOR", 0.0)
+    monkeypatch.setattr(loop, "CHECKPOINT_COST_FACTOR", 0.0)
     cfg = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=40, eval_dense=0, eval_every=5)
+    store = Store(tmp_path)
     g = GroupTrainer([cfg], device="cpu")
+    saver = loop.Checkpointer(store, every=None, interval_s=1e-9)
     saved = []
-    orig = g.save_state
-
-    def save(path):
-        orig(path)
-        saved.append((g.step, path.stat().st_size))
-
-    monkeypatch.setattr(g, "save_state", save)
-    ckpt = tmp_path / "c.pt"
-    g.run(progress=False, checkpoint=ckpt, checkpoint_every=None, checkpoint_interval_s=1e-9)
+    orig = saver.save
+    monkeypatch.setattr(saver, "save", lambda t: saved.append((t.step, [p.stat().st_size for p in orig(t)])))
+    loop.fit(g, [saver])
     steps = [s for s, _ in saved]
     assert steps == list(range(5, 40, 5)), steps  # every eval_every multiple before the end
-    assert all(n > 0 for _, n in saved)
-    assert len(g.checkpoint_seconds) == len(saved)
+    assert all(n > 0 for _, sizes in saved for n in sizes)
+    assert len(saver.seconds) == len(saved)
     fresh = GroupTrainer([cfg], device="cpu")
-    fresh.load_state(ckpt)
+    ckpt.restore(fresh, [ckpt.load(store, run_id(cfg))])
     assert fresh.step == steps[-1]
 
 

@@ -10,7 +10,8 @@ import torch
 from test_engine import TINY, _hist, _reference_loop
 
 from modarith.config import OPTIONAL_DEFAULTS, PROTOCOL, RunConfig, identity_dict, run_id
-from modarith.engine import GroupTrainer, group_configs, train
+from modarith.engine import group_configs, train
+from modarith.group import GroupTrainer
 
 # the fields RunConfig had before the optional features: their hash is the old identity
 LEGACY_FIELDS = {"model", "p", "operator", "orders", "r_train", "seed", "num_layers", "d_model",

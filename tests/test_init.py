@@ -4,7 +4,7 @@ The reference below is built from plain ``nn.Linear`` / ``nn.Embedding`` layers,
 global RNG after ``torch.manual_seed(seed)`` in the course's module order, with the course's
 ``LSTMCell.reset_parameters`` (Xavier-uniform gate weights, zero gate biases, gates in the order
 input, forget, candidate, output). It knows nothing of our modules; the test compares it
-tensor by tensor with ``engine.init_model`` / the model classes.
+tensor by tensor with ``models.init_model`` / the model classes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from modarith.config import RunConfig
-from modarith.engine import init_model
+from modarith.models import init_model
 from modarith.models import GPT, LSTMLM
 
 

@@ -9,7 +9,10 @@ import torch
 from test_engine import TINY
 
 from modarith.config import RunConfig
-from modarith.engine import GroupTrainer, init_model, snapshots_path, train
+from modarith.engine import train
+from modarith.group import GroupTrainer
+from modarith.models import init_model
+from modarith.store import snapshots_path
 from modarith.progress_measures import (
     binary_grid,
     fourier_spectrum,

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from modarith import engine
-from modarith.config import RunConfig
-from modarith.engine import GroupTrainer, train
+from modarith import devices, engine
+from modarith.config import RunConfig, run_id
+from modarith.engine import train
+from modarith.group import GroupTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 # Fixed seed of the kill plan (printed in every failure message); MODARITH_KILL_SEED overrides
@@ -25,7 +26,8 @@ KILL_SEED = int(os.environ.get("MODARITH_KILL_SEED", "20261130"))
 # A child process: trains two groups (GPT with reshuffled mini-batches, LSTM full batch) into
 # argv[1], checkpointing every 7 updates (not a multiple of eval_every: exercises the
 # evaluation bookkeeping at arbitrary steps). Hooks, chosen by environment variables:
-#   SIGNAL_AT_STEP=n   print "AT <step>" at the n-th update this process does (then killed)
+#   SIGNAL_AT_STEP=n   at the n-th update this process does, print "AT <step>" and block there
+#                      (the parent kills it at that hook point)
 #   STALL_WRITE=kind   for the first write into checkpoints/ (kind=checkpoints) or runs/
 #                      (kind=runs): write half the bytes into the temporary file, print
 #                      "WRITING", stall (the parent kills it mid-write)
@@ -39,7 +41,8 @@ from pathlib import Path
 import modarith.store as store_mod
 from modarith import engine
 from modarith.config import RunConfig
-from modarith.engine import GroupTrainer, train
+from modarith.engine import train
+from modarith.group import GroupTrainer
 
 results = sys.argv[1]
 at = int(os.environ.get("SIGNAL_AT_STEP", "-1"))
@@ -52,6 +55,7 @@ def update(self):
     done_here[0] += 1
     if done_here[0] == at:
         print(f"AT {self.step}", flush=True)
+        time.sleep(120)  # blocked at the hook point until the parent's SIGKILL
     if self.step == pause:
         t0 = time.monotonic()
         while not os.path.exists(barrier) and time.monotonic() - t0 < 120:
@@ -72,11 +76,11 @@ if stall:
             print("WRITING", tmp, flush=True)
             time.sleep(60)
     store_mod.atomic_write_bytes = write
-orig_train_group = engine.train_group
-def train_group(configs, *a, **k):
+orig_fit_group = engine._fit_group
+def fit_group(configs, *a, **k):
     print("TRAINING", len(configs), flush=True)
-    return orig_train_group(configs, *a, **k)
-engine.train_group = train_group
+    return orig_fit_group(configs, *a, **k)
+engine._fit_group = fit_group
 common = dict(p=11, num_layers=1, d_model=16, eval_dense=5, eval_every=10)
 configs = [RunConfig(model="gpt", num_heads=2, batch_size=16, steps=60, seed=s, lr=3e-3, **common)
            for s in (0, 1)]
@@ -93,13 +97,13 @@ def _child(results: Path, script: Path, **env_vars) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _run_until(proc: subprocess.Popen, marker: str | None, delay: float = 0.0) -> str:
-    """Read the child's output; SIGKILL it `delay` s after a line starting with `marker`."""
+def _run_until(proc: subprocess.Popen, marker: str | None) -> str:
+    """Read the child's output; SIGKILL it on a line starting with `marker` (printed by a hook
+    that then blocks, so the kill always lands there)."""
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if marker and line.startswith(marker):
-            time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=120)
@@ -138,18 +142,17 @@ def test_kill9_at_random_moments_resumes_bit_exactly(tmp_path):
     seed = KILL_SEED
     rng = random.Random(seed)
     log = []
-    # kill at random updates (+ a random delay), mid checkpoint write, mid record write
-    # (SIGNAL_AT_STEP counts the child's own updates: 3 kills use at most 70 of the 120)
+    # kill at random updates, mid checkpoint write, mid record write (SIGNAL_AT_STEP counts
+    # the child's own updates: 3 kills use at most 70 of the 120); every kill lands at its hook
     plan = [("SIGNAL_AT_STEP", rng.randint(5, 25)), ("STALL_WRITE", "checkpoints"),
             ("SIGNAL_AT_STEP", rng.randint(5, 25)), ("SIGNAL_AT_STEP", rng.randint(1, 20)),
             ("STALL_WRITE", "runs")]
     for var, value in plan:
         marker = "AT" if var == "SIGNAL_AT_STEP" else "WRITING"
-        delay = rng.uniform(0.0, 0.4) if marker == "AT" else 0.0
         proc = _child(dir_, script, **{var: value})
-        out = _run_until(proc, marker, delay)
-        log.append((var, value, round(delay, 2), proc.returncode, out.split()))
-    assert sum(rc == -signal.SIGKILL for *_, rc, _ in log) >= 3, (seed, log)
+        out = _run_until(proc, marker)
+        log.append((var, value, proc.returncode, out.split()))
+    assert all(rc == -signal.SIGKILL for *_, rc, _ in log), f"a planned kill interrupted nothing: {(seed, log)}"
     tmps = list(dir_.glob("*/.*.tmp"))
     assert tmps, f"the mid-write kills left no temporary file (kill seed {seed}): {log}"  # readers ignore them
     for tmp in tmps:  # pretend the crash was long ago: the next run cleans them
@@ -204,7 +207,7 @@ def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
     configs = [RunConfig(seed=s, lr=lr, **TINY) for s in (0, 1) for lr in (1e-3, 3e-3)]
     expected = train(configs, results=None, progress=False, device="cpu", max_group_size=2)
     sizes = []
-    orig_init, orig_run = GroupTrainer.__init__, GroupTrainer.run
+    orig_init, orig_fit = GroupTrainer.__init__, engine.fit
 
     def init(self, cfgs, device="cpu"):
         sizes.append(len(cfgs))
@@ -212,15 +215,15 @@ def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         orig_init(self, cfgs, device)
 
-    def run(self, *a, **k):
-        if where == "run" and self.K > 2:
+    def fit(trainer, callbacks=()):
+        if where == "run" and trainer.K > 2:
             for _ in range(3):
-                self.update()
+                trainer.update()
             raise RuntimeError("CUDA error: out of memory")
-        return orig_run(self, *a, **k)
+        return orig_fit(trainer, callbacks)
 
     monkeypatch.setattr(GroupTrainer, "__init__", init)
-    monkeypatch.setattr(GroupTrainer, "run", run)
+    monkeypatch.setattr(engine, "fit", fit)
     with pytest.warns(RuntimeWarning, match="out of memory .* group of 4 runs; retrying as groups of 2 and 2"):
         got = train(configs, results=tmp_path, progress=False, device="cpu")
     assert sizes == [4, 2, 2]
@@ -250,11 +253,12 @@ def test_other_errors_are_not_retried(monkeypatch):
     with pytest.raises(RuntimeError, match="shape mismatch"):
         train([RunConfig(seed=s, **TINY) for s in (0, 1)], results=None, progress=False, device="cpu")
     assert calls == [2]
-    assert engine.is_out_of_memory(RuntimeError("MPS backend out of memory"))
+    assert devices.is_out_of_memory(RuntimeError("MPS backend out of memory"))
 
 
 def test_dropout_random_stream_resumes_exactly(tmp_path, monkeypatch):
-    """With dropout the run's RNG state is part of the checkpoint (in-process crash + resume)."""
+    """With dropout, a resumed run draws the masks it would have drawn (per-run generators
+    seeded by run and step; in-process crash + resume), whatever the global RNG holds."""
     configs = [RunConfig(seed=s, dropout=0.2, **{**TINY, "num_layers": 2}) for s in (0, 1)]
     expected = train(configs, results=None, progress=False, device="cpu")
     orig = GroupTrainer.update
@@ -273,3 +277,123 @@ def test_dropout_random_stream_resumes_exactly(tmp_path, monkeypatch):
     assert all(r.meta["resumed_from_step"] == 6 for r in got)
     for a, b in zip(got, expected):
         assert a.history == b.history
+
+
+# ---- a run's checkpoint is its own: partial groups, other groupings, other worker counts ------
+PAIR = dict(p=7, d_model=16, num_layers=2, num_heads=2, steps=20, eval_dense=3, eval_every=5,
+            batch_size=8, dropout=0.3)
+
+
+def _crash_at(monkeypatch, step: int):
+    """Make every group raise KeyboardInterrupt before its update number ``step``."""
+    orig = GroupTrainer.update
+
+    def update(self):
+        if self.step == step:
+            raise KeyboardInterrupt
+        orig(self)
+
+    monkeypatch.setattr(GroupTrainer, "update", update)
+    return lambda: monkeypatch.setattr(GroupTrainer, "update", orig)
+
+
+def _weights(results, config):
+    from modarith.store import Store
+
+    return Store(results).load_weights(config)
+
+
+def _same_run(a, b, results_a, results_b):
+    assert a.history == b.history
+    wa, wb = _weights(results_a, a.config), _weights(results_b, b.config)
+    assert all(torch.equal(wa[n], wb[n]) for n in wa)
+
+
+def test_partial_group_resumes_the_other_run(tmp_path, monkeypatch):
+    """A checkpointed pair; one run then trained alone (it resumes too); the pair rerun: the
+    other run resumes from its own checkpoint, equals an uninterrupted run bit for bit, and
+    no checkpoint is left behind."""
+    gpt = [RunConfig(model="gpt", seed=s, **PAIR) for s in (0, 1)]
+    ref = tmp_path / "reference"
+    expected = train(gpt, results=ref, progress=False, device="cpu")
+    run = tmp_path / "run"
+    restore = _crash_at(monkeypatch, 7)
+    with pytest.raises(KeyboardInterrupt):
+        train(gpt, results=run, progress=False, device="cpu", checkpoint_every=3)
+    restore()
+    assert sorted(p.stem for p in (run / "checkpoints").glob("*.pt")) == sorted(run_id(c) for c in gpt)
+    alone = train([gpt[0]], results=run, progress=False, device="cpu")[0]
+    assert alone.meta["resumed_from_step"] == 6 and alone.meta["group_size"] == 1
+    got = train(gpt, results=run, progress=False, device="cpu")
+    assert got[0].meta["created"] == alone.meta["created"]  # loaded, not retrained
+    assert got[1].meta["resumed_from_step"] == 6
+    for a, b in zip(got, expected):
+        _same_run(a, b, run, ref)
+    assert not list((run / "checkpoints").glob("*"))
+
+
+def test_runs_checkpointed_at_different_steps_resume_in_one_call(tmp_path, monkeypatch):
+    """Run 0 checkpointed at step 6, run 1 at step 3: the pair resumes each from its own step
+    (as two groups), both equal to uninterrupted runs."""
+    gpt = [RunConfig(model="gpt", seed=s, **PAIR) for s in (0, 1)]
+    ref = tmp_path / "reference"
+    expected = train(gpt, results=ref, progress=False, device="cpu")
+    run = tmp_path / "run"
+    restore = _crash_at(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        train(gpt, results=run, progress=False, device="cpu", checkpoint_every=3)
+    restore()
+    restore = _crash_at(monkeypatch, 7)
+    with pytest.raises(KeyboardInterrupt):  # run 0 alone advances its checkpoint to step 6
+        train([gpt[0]], results=run, progress=False, device="cpu", checkpoint_every=2)
+    restore()
+    got = train(gpt, results=run, progress=False, device="cpu")
+    assert [r.meta["resumed_from_step"] for r in got] == [6, 3]
+    for a, b in zip(got, expected):
+        _same_run(a, b, run, ref)
+    assert not list((run / "checkpoints").glob("*"))
+
+
+def test_changed_worker_count_resumes_every_run(tmp_path, monkeypatch):
+    """A pair killed while training as one group in this process (workers=1), rerun with
+    workers=2 (one run per worker process): both runs resume and equal uninterrupted runs."""
+    lstm = [RunConfig(model="lstm", seed=s, **{**PAIR, "dropout": 0.0}) for s in (0, 1)]
+    ref = tmp_path / "reference"
+    expected = train(lstm, results=ref, progress=False, device="cpu", workers=1)
+    run = tmp_path / "run"
+    restore = _crash_at(monkeypatch, 10)
+    with pytest.raises(KeyboardInterrupt):
+        train(lstm, results=run, progress=False, device="cpu", checkpoint_every=3, workers=1)
+    restore()
+    got = train(lstm, results=run, progress=False, device="cpu", workers=2)
+    assert [r.meta["resumed_from_step"] for r in got] == [9, 9]
+    assert [r.meta["group_size"] for r in got] == [1, 1]
+    for a, b in zip(got, expected):
+        _same_run(a, b, run, ref)
+    assert not list((run / "checkpoints").glob("*"))
+
+
+def test_group_checkpoint_of_the_previous_format_is_split_per_run(tmp_path):
+    """A format-2 checkpoint (one file per group) is converted into per-run files and resumed."""
+    from modarith import checkpoint as ckpt
+    from modarith.engine import group_id
+    from modarith.store import Store, atomic_torch_save
+
+    lstm = [RunConfig(model="lstm", seed=s, **{**PAIR, "dropout": 0.0}) for s in (0, 1)]
+    expected = train(lstm, results=None, progress=False, device="cpu")
+    g = GroupTrainer(lstm)
+    for _ in range(5):
+        g.snapshot()
+        g.evaluate_if_due()
+        g.update()
+    g.evaluate_if_due()  # a checkpoint is taken after the step's evaluation, before its update
+    states = [ckpt.run_state(g, k, 1.0) for k in range(2)]
+    old = {"format": 2, "run_ids": g.run_ids, "step": g.step, "n_evals_done": g.n_evals_done,
+           "rng": {"cpu": torch.get_rng_state()}, "wall_time_s": 1.0,
+           **{n: torch.stack([s[n] for s in states]) for n in ckpt.TENSORS}}
+    store = Store(tmp_path)
+    atomic_torch_save(old, store.checkpoint_path(group_id(lstm)))
+    got = train(lstm, results=tmp_path, progress=False, device="cpu")
+    assert [r.meta["resumed_from_step"] for r in got] == [5, 5]
+    assert [r.history for r in got] == [r.history for r in expected]
+    assert not list((tmp_path / "checkpoints").glob("*"))

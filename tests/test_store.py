@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from modarith.config import RunConfig, run_id
-from modarith.engine import GroupTrainer, group_id, load_model, train
+from modarith.engine import train
+from modarith.group import GroupTrainer
+from modarith import checkpoint as ckpt
+from modarith.store import load_model
 from modarith.store import SCHEMA, CorruptRecord, Store, atomic_torch_save
 
 TINY = dict(model="lstm", p=5, d_model=8, num_layers=1, steps=6, eval_dense=2, eval_every=3)
@@ -146,7 +149,7 @@ def test_malicious_weights_refused(stored, tmp_path, fmt):
 
 
 def _checkpoint(store, configs):
-    return store.checkpoint_path(group_id(configs))
+    return store.checkpoint_path(run_id(configs[0]))
 
 
 def test_malicious_checkpoint_refused_and_training_restarts(tmp_path):
@@ -154,7 +157,7 @@ def test_malicious_checkpoint_refused_and_training_restarts(tmp_path):
     marker = tmp_path / "pwned"
     ck = _checkpoint(store, [CFG])
     ck.parent.mkdir(parents=True)
-    torch.save({"format": 2, "flat": Evil(marker)}, ck)
+    torch.save({"format": 3, "flat": Evil(marker)}, ck)
     with pytest.warns(UserWarning, match="checkpoint cannot be loaded safely"):
         rec = train([CFG], results=tmp_path, progress=False, device="cpu")[0]
     assert not marker.exists()
@@ -164,14 +167,13 @@ def test_malicious_checkpoint_refused_and_training_restarts(tmp_path):
 
 
 def _make_checkpoint(configs, steps=3):
-    """The state of a group after `steps` updates, evaluated on schedule (as run() does)."""
+    """The checkpoint of the first run after `steps` updates, evaluated on schedule (as fit() does)."""
     g = GroupTrainer(configs)
     for t in range(steps + 1):
-        if t in g.eval_steps:
-            g.evaluate()
+        g.evaluate_if_due()
         if t < steps:
             g.update()
-    return g.state()
+    return {"format": ckpt.FORMAT, **ckpt.run_state(g, 0, 0.0)}
 
 
 CKPT_CASES = {
@@ -179,9 +181,9 @@ CKPT_CASES = {
     "truncated": (lambda ck: (atomic_torch_save(_make_checkpoint([CFG]), ck),
                               ck.write_bytes(ck.read_bytes()[:300])), "cannot be loaded safely"),
     "foreign group": (lambda ck: atomic_torch_save(_make_checkpoint([RunConfig(seed=9, **TINY)]), ck),
-                      "another group"),
+                      "belongs to run"),
     "old format": (lambda ck: atomic_torch_save({**_make_checkpoint([CFG]), "format": 1}, ck), "format"),
-    "wrong shape": (lambda ck: atomic_torch_save({**_make_checkpoint([CFG]), "flat": torch.zeros(1, 3)}, ck),
+    "wrong shape": (lambda ck: atomic_torch_save({**_make_checkpoint([CFG]), "flat": torch.zeros(3)}, ck),
                     "shape"),
     "bad bookkeeping": (lambda ck: atomic_torch_save({**_make_checkpoint([CFG]), "n_evals_done": 1}, ck),
                         "evaluations done"),

@@ -11,7 +11,8 @@ import torch
 
 from modarith.config import RunConfig
 from modarith.data import make_dataset, split_indices
-from modarith.engine import load_model, train
+from modarith.engine import train
+from modarith.store import load_model
 from modarith.metrics import get_loss_and_accuracy
 
 TINY = dict(p=5, d_model=16, num_layers=1, num_heads=2, steps=40, eval_dense=0, eval_every=20,

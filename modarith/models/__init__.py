@@ -12,6 +12,7 @@ from modarith.models.gpt import (
     sinusoidal_positions,
 )
 from modarith.models.lstm import LSTM, LSTMLM, LSTMCell
+from modarith.models.build import build_model, init_model  # noqa: E402 (needs the classes above)
 
 __all__ = [
     "GPT",
@@ -26,4 +27,6 @@ __all__ = [
     "MultiHeadedAttention",
     "causal_mask",
     "sinusoidal_positions",
+    "build_model",
+    "init_model",
 ]
