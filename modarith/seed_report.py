@@ -222,8 +222,9 @@ CLAIMS: tuple[Claim, ...] = (
           {"lstm": True},
           "yes when, in every run, ‖θ‖₂ of the weights the model grows (all parameters but the "
           "token embedding, from weight snapshots; the logged ‖θ‖₂ of all parameters when a run "
-          "has none) peaks above its initial value before the first step with A_val ≥ 0.9 and "
-          "later falls below that peak, each by more than 1 %", horizon="first"),
+          "has none) peaks above its initial value before t_gen, the first step with A_val ≥ "
+          "0.9, and falls below its value at t_gen after it, each by more than 1 %",
+          horizon="first"),
 )
 
 

@@ -285,8 +285,9 @@ def norm_rise_fall(records):
     numbers = "; ".join(
         f"wd {analysis.fmt_value(r.weight_decay)} seed {r.seed}: {r.init:.1f} → peak "
         + ("n/a (A_val never reaches 0.9)" if math.isnan(r.t_gen) else
-           f"{r.peak:.1f} at {r.step_peak:,.0f} ({100 * r.rise:+.1f} %) → low {r.low:.1f} at "
-           f"{r.step_low:,.0f} ({-100 * r.fall:+.1f} %), t_gen {r.t_gen:,.0f}")
+           f"{r.peak:.1f} at {r.step_peak:,.0f} ({100 * r.rise:+.1f} %) → {r.at_event:.1f} at "
+           f"t_gen {r.t_gen:,.0f} → low {r.low:.1f} at {r.step_low:,.0f} "
+           f"({-100 * r.fall:+.1f} %), end {r.end:.1f}")
         for r in t.itertuples())
     return Answer(value, f"‖θ‖₂ {which}: {numbers}", seeds=n_seeds(records),
                   decided=not t["t_gen"].isna().any())
@@ -359,8 +360,9 @@ display(claims.groupby(["profile", "verdict"]).size().unstack(fill_value=0))
 # model grows. The token embedding starts at N(0, 1) (36 × 128 entries for the LSTM, a norm
 # of ≈ 68 of the 76 at initialisation), and weight decay shrinks it from the first step, so
 # the norm of all parameters can only fall even when the grown weights rise. Columns: the
-# first step with A_val ≥ 0.9 (t_gen), the initial value, the peak before t_gen, the lowest
-# value after that peak and the last value.
+# first step with A_val ≥ 0.9 (t_gen), the initial value, the peak before t_gen, the value at
+# t_gen (the last logged or snapshot step before it), the lowest value from there on and the
+# last value; rise = peak / init − 1, fall = 1 − low / (value at t_gen).
 
 # %%
 for prof in PROFILES:

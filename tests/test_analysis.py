@@ -251,9 +251,13 @@ def test_parameter_norms_filter_by_name():
 
 def test_rise_and_fall_around_an_event():
     steps = [0, 100, 200, 300, 400]
-    out = A.rise_and_fall(steps, [10.0, 12.0, 11.0, 8.0, 9.0], t_event=200)
-    assert (out["peak"], out["step_peak"], out["low"], out["step_low"]) == (12.0, 100, 8.0, 300)
-    assert out["rise"] == pytest.approx(0.2) and out["fall"] == pytest.approx(1 / 3)
+    out = A.rise_and_fall(steps, [10.0, 12.0, 11.0, 8.0, 9.0], t_event=250)
+    assert (out["peak"], out["step_peak"], out["at_event"]) == (12.0, 100, 11.0)
+    assert (out["low"], out["step_low"]) == (8.0, 300)
+    assert out["rise"] == pytest.approx(0.2) and out["fall"] == pytest.approx(3 / 11)
+    # falls only before the event, then grows: no fall once the event has happened
+    early = A.rise_and_fall(steps, [10.0, 12.0, 9.0, 9.5, 9.8], t_event=300)
+    assert early["rise"] == pytest.approx(0.2) and early["fall"] == 0.0
     only_falls = A.rise_and_fall(steps, [10.0, 9.0, 8.0, 7.0, 6.0], t_event=300)
     assert only_falls["rise"] == 0.0 and only_falls["step_peak"] == 0
     never = A.rise_and_fall(steps, [1.0] * 5, t_event=math.nan)
