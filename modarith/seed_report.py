@@ -220,10 +220,11 @@ CLAIMS: tuple[Claim, ...] = (
            r"relatively high. Then, once the model begins to generalize well, the $\ell_2$ norm "
            r"starts decreasing and stabilizes at a low value.",),
           {"lstm": True},
-          "yes when, in every run, ‖θ‖₂ of the weights the model grows (all parameters but the "
-          "token embedding, from weight snapshots; the logged ‖θ‖₂ of all parameters when a run "
-          "has none) peaks above its initial value before t_gen, the first step with A_val ≥ "
-          "0.9, and falls below its value at t_gen after it, each by more than 1 %",
+          "yes when, in every run that generalises, ‖θ‖₂ of the weights the model grows (all "
+          "parameters but the token embedding, from weight snapshots; the logged ‖θ‖₂ of all "
+          "parameters when a run has none) peaks above its initial value before t_gen, the "
+          "first step with A_val ≥ 0.9, and falls below its value at t_gen after it, each by "
+          "more than 1 %",
           horizon="first"),
 )
 
