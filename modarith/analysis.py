@@ -466,8 +466,8 @@ def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float)
     A_val ≥ 0.9): does it rise before, and fall once the event has happened?
 
     ``init`` (first value), ``peak`` and ``step_peak`` (the largest value at steps ≤
-    ``t_event``), ``at_event`` (the value at the last step ≤ ``t_event``), ``low`` and
-    ``step_low`` (the smallest value at steps ≥ that step), ``end`` (last value),
+    ``t_event``), ``at_event`` and ``step_event`` (the value at the last step ≤ ``t_event``),
+    ``low`` and ``step_low`` (the smallest value at steps ≥ that step), ``end`` (last value),
     ``rise = peak / init − 1`` and ``fall = 1 − low / at_event``. A NaN ``t_event`` (never
     reached) gives NaN for every entry but ``init`` and ``end``.
     """
@@ -476,15 +476,16 @@ def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float)
     if len(s) != len(v) or len(s) < 2:
         raise ValueError(f"steps and norm must have the same length >= 2, got {len(s)} and {len(v)}")
     out = {"init": float(v[0]), "end": float(v[-1]), "peak": math.nan, "step_peak": math.nan,
-           "at_event": math.nan, "low": math.nan, "step_low": math.nan, "rise": math.nan,
-           "fall": math.nan}
+           "at_event": math.nan, "step_event": math.nan, "low": math.nan, "step_low": math.nan,
+           "rise": math.nan, "fall": math.nan}
     if math.isnan(t_event) or t_event < s[0]:
         return out
     before = s <= t_event
     i = int(np.argmax(np.where(before, v, -np.inf)))
     e = int(np.flatnonzero(before)[-1])
     j = e + int(np.argmin(v[e:]))
-    out.update(peak=float(v[i]), step_peak=float(s[i]), at_event=float(v[e]), low=float(v[j]),
+    out.update(peak=float(v[i]), step_peak=float(s[i]), at_event=float(v[e]),
+               step_event=float(s[e]), low=float(v[j]),
                step_low=float(s[j]), rise=float(v[i] / v[0] - 1), fall=float(1 - v[j] / v[e]))
     return out
 

@@ -453,10 +453,10 @@ def fidelity_verdict(claim_: Claim, answer: Answer | None, status: str) -> str:
 
 
 def explanation(claim_: Claim, verdict_: str, answer: Answer | None, status: str = "spec",
-                earlier: Mapping[str, object] | None = None) -> str:
+                how: str = "", earlier: Mapping[str, object] | None = None) -> str:
     """The sentence behind a verdict of :func:`fidelity_verdict`, computed from it, the
-    answer, the ``status`` of :func:`dynamics` and the earlier answer at reduced dynamics
-    (default :data:`EARLIER_REDUCED`):
+    answer, the ``status`` and ``how`` (text) of :func:`dynamics` and the earlier answer at
+    reduced dynamics (default :data:`EARLIER_REDUCED`):
     "disagrees at SPEC's dynamics on 1 seed (effect …)", "disagreed only at reduced dynamics
     (…); at SPEC's it agrees", "not tested at SPEC's dynamics in this profile (…)"."""
     earlier = EARLIER_REDUCED if earlier is None else earlier
@@ -470,7 +470,7 @@ def explanation(claim_: Claim, verdict_: str, answer: Answer | None, status: str
         return "not enough runs stored to answer"
     if verdict_ == NOT_TESTED:
         why = ("a first step the answer needs lies beyond this profile's T" if status == "prefix"
-               else "its runs are not at SPEC's dynamics")
+               else f"dynamics {how}" if how else "its runs are not at SPEC's dynamics")
         return f"{NOT_TESTED} ({why}); our answer there: {answer_text(answer.value)}"
     if verdict_ == AGREE:
         if was == DISAGREE:

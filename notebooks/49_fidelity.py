@@ -277,21 +277,31 @@ def norm_table(records):
 
 
 def norm_rise_fall(records):
-    t = norm_table(records)
+    table = norm_table(records)
     # the grown weights when every run has snapshots, else the logged norm of all parameters
-    which = "without embedding" if (t["norm"] == "without embedding").sum() == len(records) else "all"
-    t = t[t["norm"] == which]
+    grown = (table["norm"] == "without embedding").sum() == len(records)
+    which = "without embedding" if grown else "all"
+    t = table[table["norm"] == which]
     seen = t[t["t_gen"].notna()]  # a run that never generalises cannot test the claim
     value = {"lstm": bool(((seen["rise"] > 0.01) & (seen["fall"] > 0.01)).all())}
-    numbers = "; ".join(
-        f"wd {analysis.fmt_value(r.weight_decay)} seed {r.seed}: {r.init:.1f} → peak "
-        + ("n/a (A_val never reaches 0.9 by T: not counted)" if math.isnan(r.t_gen) else
-           f"{r.peak:.1f} at {r.step_peak:,.0f} ({100 * r.rise:+.1f} %) → {r.at_event:.1f} at "
-           f"t_gen {r.t_gen:,.0f} → low {r.low:.1f} at {r.step_low:,.0f} "
-           f"({-100 * r.fall:+.1f} %), end {r.end:.1f}")
-        for r in t.itertuples())
-    return Answer(value, f"‖θ‖₂ {which}: {numbers}", seeds=n_seeds(records),
-                  decided=not seen.empty)
+
+    def run(r):
+        head = f"wd {analysis.fmt_value(r.weight_decay)} seed {r.seed}: {r.init:.1f}"
+        if math.isnan(r.t_gen):
+            return head + f" → {r.end:.1f} at T (A_val never reaches 0.9 by T: not counted)"
+        after = (f"low {r.low:.1f} at {r.step_low:,.0f} ({-100 * r.fall:+.1f} %)" if r.fall > 0
+                 else "never below it after")
+        return (head + f" → peak {r.peak:.1f} at {r.step_peak:,.0f} ({100 * r.rise:+.1f} %) → "
+                f"{r.at_event:.1f} at {r.step_event:,.0f} (last step ≤ t_gen {r.t_gen:,.0f}) → "
+                f"{after}; end {r.end:.1f}")
+
+    effect = "; ".join(
+        f"‖θ‖₂ {w}: " + ", ".join(f"wd {analysis.fmt_value(r.weight_decay)} seed {r.seed} "
+                                  f"{100 * r.rise:+.1f} % before t_gen, {-100 * r.fall:+.1f} % after"
+                                  for r in g.itertuples() if not math.isnan(r.t_gen))
+        for w, g in table.groupby("norm", sort=False) if g["t_gen"].notna().any())
+    return Answer(value, f"‖θ‖₂ {which}: " + "; ".join(run(r) for r in t.itertuples()), effect,
+                  seeds=n_seeds(records), decided=not seen.empty)
 
 
 OURS = {
@@ -333,7 +343,7 @@ for i, c in enumerate(seed_report.CLAIMS, 1):
             verdict = seed_report.fidelity_verdict(c, ours, status)
             row.update({"dynamics": how, "ours": seed_report.answer_text(ours.value),
                         "numbers": ours.numbers, "effect": ours.effect, "verdict": verdict,
-                        "explanation": seed_report.explanation(c, verdict, ours, status)})
+                        "explanation": seed_report.explanation(c, verdict, ours, status, how)})
         else:
             n = len(protocol.configs(c.experiment, prof))
             row.update({"dynamics": "", "ours": f"{len(runs[c.experiment, prof])} of {n} runs stored",

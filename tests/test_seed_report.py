@@ -216,6 +216,8 @@ def test_explanation_sentences():
     assert sr.explanation(agreed_before, sr.AGREE, sr.Answer("gpt", "n", seeds=2)) == \
         "agrees at SPEC's dynamics on 2 seeds"
     assert sr.explanation(c, sr.NOT_TESTED, no, "reduced").startswith(sr.NOT_TESTED)
+    assert "(dynamics reduced: lr 0.003" in sr.explanation(c, sr.NOT_TESTED, no, "reduced",
+                                                           "reduced: lr 0.003 (SPEC 0.001)")
     assert "beyond this profile's T" in sr.explanation(c, sr.NOT_TESTED, no, "prefix")
     assert sr.explanation(c, sr.NOT_ENOUGH, None) == "not enough runs stored to answer"
     assert set(sr.EARLIER_REDUCED) == {k.key for k in sr.CLAIMS}
