@@ -477,4 +477,9 @@ def explanation(claim_: Claim, verdict_: str, answer: Answer | None, status: str
             return f"disagreed only at reduced dynamics ({prior}); at SPEC's it agrees on {seeds}"
         return f"agrees at SPEC's dynamics on {seeds}{effect}"
     tail = f"; {prior}" if was is not None else ""
-    return f"disagrees at SPEC's dynamics on {seeds}{effect}{tail}"
+    who = ""
+    if isinstance(claim_.answer, Mapping) and len(claim_.answer) > 1:
+        names = {"lstm": "LSTM", "gpt": "GPT"}
+        who = " for " + ", ".join(names.get(k, k) for k in claim_.answer
+                                  if agreement(claim_.answer[k], answer.value.get(k)) == DISAGREE)
+    return f"disagrees at SPEC's dynamics{who} on {seeds}{effect}{tail}"

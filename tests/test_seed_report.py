@@ -210,7 +210,7 @@ def test_explanation_sentences():
     assert sr.explanation(c, sr.AGREE, yes).endswith("at SPEC's it agrees on 2 seeds")
     no = sr.Answer({"lstm": "binary", "gpt": "ternary"}, "n", effect="LSTM: +500 steps")
     text = sr.explanation(c, sr.DISAGREE, no)
-    assert text.startswith("disagrees at SPEC's dynamics on 1 seed (LSTM: +500 steps)")
+    assert text.startswith("disagrees at SPEC's dynamics for LSTM on 1 seed (LSTM: +500 steps)")
     assert "answered LSTM: binary, GPT: same step" in text
     agreed_before = sr.claim("lower_val_loss")
     assert sr.explanation(agreed_before, sr.AGREE, sr.Answer("gpt", "n", seeds=2)) == \
