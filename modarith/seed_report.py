@@ -311,10 +311,13 @@ def agreement(seed_answer, our_answer, rel_tol: float = 1e-9) -> str:
     return AGREE if seed_answer == our_answer else DISAGREE
 
 
+_NAMES = {"lstm": "LSTM", "gpt": "GPT", "both": "both models"}  # display names of answers
+
+
 def answer_text(answer) -> str:
     """An answer as text: per model "LSTM: 0.4, GPT: 0.3" (LSTM first, as the seed's tables);
     booleans as yes/no."""
-    names = {"lstm": "LSTM", "gpt": "GPT", "both": "both models"}
+    names = _NAMES
 
     def one(v) -> str:
         if v is None:
@@ -479,7 +482,6 @@ def explanation(claim_: Claim, verdict_: str, answer: Answer | None, status: str
     tail = f"; {prior}" if was is not None else ""
     who = ""
     if isinstance(claim_.answer, Mapping) and len(claim_.answer) > 1:
-        names = {"lstm": "LSTM", "gpt": "GPT"}
-        who = " for " + ", ".join(names.get(k, k) for k in claim_.answer
+        who = " for " + ", ".join(_NAMES.get(k, k) for k in claim_.answer
                                   if agreement(claim_.answer[k], answer.value.get(k)) == DISAGREE)
     return f"disagrees at SPEC's dynamics{who} on {seeds}{effect}{tail}"
