@@ -52,6 +52,7 @@ figures_dir = "auto"  # the collapse figure goes to <figures_dir>/fidelity/
 # %%
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -218,7 +219,9 @@ def trend(records, vary, fixed, model):
     mine = [r for r in records if r.config.model == model]
     others = [o for r in mine for o in SEEDS_OF.get(
         replace(seed_report.training_key(r.config), seed=0), [r])]
-    others = list({o.run_id: o for o in others}.values())
+    # as they train: runs that differ only in their weight snapshots are seeds of one point
+    others = [SimpleNamespace(config=seed_report.training_key(o.config), history=o.history)
+              for o in {o.run_id: o for o in others}.values()]
     seeds = analysis.per_seed_frame(mine, by=[fixed, vary], quantities=("L_val",))
     spread = analysis.per_seed_frame(others, by=[fixed, vary], quantities=("L_val",))
     words, numbers, effects = {}, [], []
