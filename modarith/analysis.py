@@ -440,3 +440,115 @@ def norm_around_generalisation(records: Iterable, by: Sequence[str] = (),
                      "rise": float(norm[i_peak]) / float(norm[0]) - 1,
                      "drop": 1.0 - at_tf / float(norm[i_peak])})
     return _sort(pd.DataFrame(rows), ["model", *by, "seed"])
+
+
+# --------------------------------------------------------------------------- effects and norms
+# Measures behind the fidelity verdicts (49_fidelity): parameter norms by name filter (e.g.
+# without the token embedding) and the size of a trend against the seed-to-seed spread.
+def parameter_norms(snapshots: dict, exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """‖θ‖₂ at every snapshot over the parameters whose name contains none of ``exclude``.
+
+    ``snapshots``: ``{"steps": (n,), "params": {name: (n, *shape)}}``
+    (:func:`modarith.progress_measures.load_snapshots`). ``exclude=("embedding",)`` leaves out
+    the token embeddings of both models. Columns ``step, norm``; ValueError when the filter
+    leaves no parameter.
+    """
+    exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    kept = {n: t for n, t in snapshots["params"].items() if not any(x in n for x in exclude)}
+    if not kept:
+        raise ValueError(f"exclude = {exclude!r} leaves no parameter of "
+                         f"{sorted(snapshots['params'])}")
+    sq = sum(np.square(np.asarray(t, dtype=np.float64).reshape(len(t), -1)).sum(axis=1)
+             for t in kept.values())
+    steps = np.asarray(snapshots["steps"]).astype(np.int64)
+    return pd.DataFrame({"step": steps, "norm": np.sqrt(sq)})
+
+
+def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float) -> dict:
+    """How a norm curve moves before and after a step ``t_event`` (e.g. the first step with
+    A_val ≥ 0.9): does it rise before, and fall once the event has happened?
+
+    ``init`` (first value), ``peak`` and ``step_peak`` (the largest value at steps ≤
+    ``t_event``), ``at_event`` and ``step_event`` (the value at the last step ≤ ``t_event``),
+    ``low`` and ``step_low`` (the smallest value at steps ≥ that step), ``end`` (last value),
+    ``rise = peak / init − 1`` and ``fall = 1 − low / at_event``. A NaN ``t_event`` (never
+    reached) gives NaN for every entry but ``init`` and ``end``.
+    """
+    s = np.asarray(steps, dtype=float)
+    v = np.asarray(norm, dtype=float)
+    if len(s) != len(v) or len(s) < 2:
+        raise ValueError(f"steps and norm must have the same length >= 2, got {len(s)} and {len(v)}")
+    out = {"init": float(v[0]), "end": float(v[-1]), "peak": math.nan, "step_peak": math.nan,
+           "at_event": math.nan, "step_event": math.nan, "low": math.nan, "step_low": math.nan,
+           "rise": math.nan, "fall": math.nan}
+    if math.isnan(t_event) or t_event < s[0]:
+        return out
+    before = s <= t_event
+    i = int(np.argmax(np.where(before, v, -np.inf)))
+    e = int(np.flatnonzero(before)[-1])
+    j = e + int(np.argmin(v[e:]))
+    out.update(peak=float(v[i]), step_peak=float(s[i]), at_event=float(v[e]),
+               step_event=float(s[e]), low=float(v[j]),
+               step_low=float(s[j]), rise=float(v[i] / v[0] - 1), fall=float(1 - v[j] / v[e]))
+    return out
+
+
+def trend_effect(points: pd.DataFrame, field: str, value: str = "best",
+                 spread: pd.DataFrame | None = None) -> dict:
+    """Size of a trend along ``field`` and whether it exceeds the seed-to-seed spread.
+
+    ``points``: one row per (grid point, seed) with columns ``field``, ``seed`` and ``value``
+    (e.g. a :func:`per_seed_frame` of one model and quantity). The effect is the relative
+    change of the mean over seeds from the first grid point to the last, ``last / first − 1``.
+    The spread is the std over seeds of the per-seed change when ≥ 2 seeds sit at both ends;
+    otherwise the largest relative std over seeds (std / mean) at any point of ``spread``
+    (same columns, e.g. every stored seed of the same configs), or of ``points``. Returns
+    ``direction`` (:func:`direction` of the means), ``first``, ``last``, ``change``,
+    ``spread`` (NaN when no point has two seeds), ``spread_from`` (words), ``seeds`` (seeds
+    of ``points``) and ``exceeds`` (|change| > spread; None without a spread).
+    """
+    missing = [c for c in (field, "seed", value) if c not in points.columns]
+    if missing or points.empty:
+        raise ValueError(f"points needs rows and the columns {field!r}, 'seed', {value!r}; "
+                         f"missing {missing}")
+    means = points.groupby(field)[value].mean().sort_index()
+    first, last = float(means.iloc[0]), float(means.iloc[-1])
+    change = last / first - 1 if first != 0 else math.nan
+    ends = points[points[field].isin([means.index[0], means.index[-1]])]
+    paired = ends.pivot_table(index="seed", columns=field, values=value).dropna()
+    out = {"direction": direction(list(means)), "first": first, "last": last, "change": change,
+           "seeds": int(points["seed"].nunique()), "spread": math.nan,
+           "spread_from": "no point with two seeds", "exceeds": None}
+    if len(paired) >= 2 and len(means) >= 2:
+        per_seed = paired[means.index[-1]] / paired[means.index[0]] - 1
+        out["spread"] = float(per_seed.std(ddof=0))
+        out["spread_from"] = f"std of the change over {len(paired)} seeds"
+    else:
+        src = points if spread is None else spread
+        stats = src.groupby(field)[value].agg(["mean", "count", lambda x: x.std(ddof=0)])
+        stats.columns = ["mean", "count", "std"]
+        stats = stats[(stats["count"] >= 2) & (stats["mean"] != 0)]
+        if not stats.empty:
+            rel = stats["std"] / stats["mean"].abs()
+            at = rel.idxmax()
+            out["spread"] = float(rel.max())
+            out["spread_from"] = (f"relative std over {int(stats.loc[at, 'count'])} seeds at "
+                                  f"{sym(field)} = {fmt_value(at)}")
+    if not math.isnan(out["spread"]) and not math.isnan(change):
+        out["exceeds"] = bool(abs(change) > out["spread"])
+    return out
+
+
+def effect_text(effect: dict, quantity: str = "L") -> str:
+    """A :func:`trend_effect` as a sentence: ``falls by 99.9 % (9.30e-01 → 6.70e-04);
+    seed-to-seed spread ± 12 % (…): exceeds it``."""
+    ch = effect["change"]
+    word = "rises" if ch > 0 else "falls" if ch < 0 else "is unchanged"
+    size = "" if ch == 0 or math.isnan(ch) else (
+        f" ×{1 + ch:.3g}" if ch > 1 else f" by {100 * abs(ch):.3g} %")
+    text = f"{word}{size} ({fmt(effect['first'], quantity)} → {fmt(effect['last'], quantity)})"
+    if math.isnan(effect["spread"]):
+        return text + f"; seed-to-seed spread not measured ({effect['spread_from']})"
+    verdict = "exceeds it" if effect["exceeds"] else "within it"
+    return (text + f"; seed-to-seed spread ± {100 * effect['spread']:.3g} % "
+            f"({effect['spread_from']}): {verdict}")

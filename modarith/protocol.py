@@ -60,35 +60,40 @@ _FULL = {
     "lr_sanity": 1e-3,  # SPEC's lr
 }
 
-# Quick profile (2-core CPU) at the seed's model: p = 31, d = 128, L = 2, 4 heads, weight
-# decay 1, full batch (SPEC) wherever an experiment does not vary them; only the learning rate,
-# T, the grid points and the seeds are reduced. The sanity check is SPEC's exact protocol
-# (lr 1e-3, T = 10⁴+1, seeds 0 and 42), so Table 1 compares like with like. Calibration
-# (benchmarks/CALIBRATION.md; the course's split and init; r = 0.5; first step with
-# A_val ≥ 0.9 / 0.99):
-#   GPT  lr 3e-3: seed 42 1.1k / 1.2k; seed 0 A_val 0.84 at 2.5k (a collapse at 1.7k) — T 3.5k
-#   GPT  lr 2e-3: seed 0 A_val 0.46 at 2.2k (no collapse, slower)
-#   LSTM lr 3e-3: seed 0 1.6k / 1.9k; ‖θ‖₂ jumps ≤ 14 % between evaluations (111 % at 1e-2)
-#   LSTM lr 3e-3, weight decay ¼: A_val 0.03 at 2.2k (dropped from the quick wd grid)
+# Quick profile (2-core CPU): every claim of the seed answered at SPEC's *dynamics* — lr 1e-3,
+# weight decay 1 (unless swept), batch 512, T = 10⁴+1 — on reduced grids and one seed; only
+# the sanity check keeps both seeds. Issue 21 (benchmarks/CALIBRATION.md): at lr 3e-3 and
+# T 1.5–4k, 7 of the seed's 11 claims came out differently, and a changed lr or horizon says
+# nothing about the seed. Two horizons differ from SPEC's, each stated by 49_fidelity:
+#   orders T = 5,001: training does not depend on T (no schedule), so a shorter run is a prefix
+#     of SPEC's; its first steps at A_val ≥ 0.9 (the claim's measure) are SPEC's when they lie
+#     before T (measured at SPEC's dynamics: ≤ 3,500 for both models, seeds 0 and 42);
+#   regularization T = 10,001 (SPEC 4·10⁴+1, 80k LSTM run-steps, over the budget): t_f(L_val)
+#     needs SPEC's horizon, so 49_fidelity reports claim 10 as not tested at SPEC's dynamics.
+# Runs shared between experiments (one training, `Store` returns it to each): sanity seed 0 =
+# data_size r 0.5 = model_size (L 2, d 128) = compute B 512 = regularization wd 1 (LSTM).
+# The LSTM snapshots its weights every 500 steps (~23 MB a run) so that ‖θ‖₂ can be read
+# without the token embedding (claim 11; issue 21.3).
 _QUICK = {
-    "base": {},  # p = 31, d = 128, L = 2 (SPEC)
-    "model_base": {"lstm": {"lr": 3e-3}, "gpt": {"lr": 3e-3}},
+    "base": {},  # p = 31, d = 128, L = 2, lr 1e-3, weight decay 1, batch 512 (SPEC)
+    "model_base": {"lstm": {"snapshot_every": 500}, "gpt": {}},
     "seeds": (0,),
     "seeds_sanity": SEEDS,
-    "lr_sanity": 1e-3,  # SPEC's lr: the sanity check is the exact protocol
+    "lr_sanity": 1e-3,  # SPEC's lr
     "steps_sanity": 10_001,  # SPEC's T
-    "steps": {"gpt": 3_501, "lstm": 2_501},
-    "steps_orders": {"gpt": 1_501, "lstm": 2_501},
-    "steps_compute": {"gpt": 3_501, "lstm": 2_501},
-    "steps_regularization": {"lstm": 4_001},
-    "r_grid": (0.3, 0.4, 0.5, 0.6),
+    "steps": 10_001,  # SPEC's T
+    "steps_orders": 5_001,  # a prefix of SPEC's 10⁴+1 (see above)
+    "steps_compute": 10_001,  # SPEC 2·10⁴+1; 4.6 makes no claim 49_fidelity tests
+    "steps_regularization": 10_001,  # SPEC 4·10⁴+1 (see above)
+    "r_grid": (0.3, 0.4, 0.5),  # the seed's thresholds: LSTM overfits at 0.4, GPT at 0.3
     "orders_p": 11,
     "L_grid": (1, 2),
     "d_grid": (64, 128),
     "B_grid": (64, 512),
-    "wd_grid": (0.5, 0.75, 1.0),
+    "wd_grid": (0.5, 1.0),
     "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    "size_pick": {"num_layers": 2, "d_model": 128},
+    # the biggest model-size GPT other than the sanity run (L 2, d 128 is the sanity GPT here)
+    "size_pick": {"num_layers": 1, "d_model": 128},
 }
 
 _SMOKE = {

@@ -11,6 +11,10 @@ the section it comes from:
   words verbatim and its answer as data (a number, a word or a direction per model).
 * :func:`verdict` — is our mean within the seed's mean ± std? :func:`agreement` — does our
   answer to a claim equal the seed's?
+* :func:`dynamics`, :func:`fidelity_verdict`, :func:`explanation` — at which dynamics a claim
+  was answered (SPEC's lr, weight decay, batch and T, or reduced ones), the verdict that
+  follows (agree/disagree only at SPEC's dynamics) and the sentence that explains it;
+  :data:`EARLIER_REDUCED` — the answers of the earlier quick profile at reduced dynamics.
 
 Nothing here knows how our runs are made; the notebooks compute our answers from the store.
 """
@@ -29,6 +33,12 @@ OUTSIDE = "outside"
 AGREE = "agree"
 DISAGREE = "disagree"
 NOT_ENOUGH = "not enough runs"
+NOT_TESTED = "not tested at SPEC's dynamics in this profile"
+#: How a claim's measure depends on the horizon T: "first" — fixed by events (first steps at a
+#: level) once they happen, so a run that stops before SPEC's T, at SPEC's lr, weight decay and
+#: batch, gives SPEC's answer when every event lies before its T (training does not depend on
+#: T: a shorter run is a prefix of SPEC's); "whole" — best values over the run: SPEC's T only.
+HORIZONS = ("first", "whole")
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,12 @@ class Claim:
     quote: tuple[str, ...]  # the seed's words, verbatim (whitespace collapsed, LaTeX kept)
     answer: object  # the seed's answer: per model {"lstm": …, "gpt": …} or one word/number
     measure: str  # how our answer is computed from the runs, in words
+    horizon: str = "whole"  # one of HORIZONS: what a run shorter than SPEC's T can answer
+
+    def __post_init__(self):
+        if self.horizon not in HORIZONS:
+            raise ValueError(f"Claim.horizon = {self.horizon!r} is invalid: expected one of "
+                             f"{HORIZONS}")
 
     @property
     def quote_text(self) -> str:
@@ -136,7 +152,7 @@ CLAIMS: tuple[Claim, ...] = (
            r"$\Delta t(\mathcal{A}) = 8900 - 300 = 8600$"),
           {"lstm": True, "gpt": True},
           "yes when A_val reaches 0.9 and its first step at 0.9 comes after the training "
-          "accuracy's (mean over seeds)"),
+          "accuracy's (mean over seeds)", horizon="first"),
     Claim("lower_val_loss", "sanity", "Problem 4.2, Table 1 (LSTM, then GPT column; bold = "
           "better)", "Which model reaches the lower best validation loss L_val?",
           (r"$\mathcal{L}_{val} = 5.01e^{-3} \pm 4.26e^{-3}$",
@@ -161,7 +177,8 @@ CLAIMS: tuple[Claim, ...] = (
           ("This intuition was disproved by the experimental results showing that ternary "
            "operations actually converge more rapidly.",),
           {"lstm": "ternary", "gpt": "ternary"},
-          "the order whose validation accuracy first reaches 0.9 earlier (mean over seeds)"),
+          "the order whose validation accuracy first reaches 0.9 earlier (mean over seeds)",
+          horizon="first"),
     Claim("gpt_width", "model_size", "Problem 4.5.c (fixed L)",
           "How does the GPT's best L_val move as d grows, at fixed L?",
           (r"as the hidden size $d$ increases, the GPT model shows a clear improvement in "
@@ -203,8 +220,12 @@ CLAIMS: tuple[Claim, ...] = (
            r"relatively high. Then, once the model begins to generalize well, the $\ell_2$ norm "
            r"starts decreasing and stabilizes at a low value.",),
           {"lstm": True},
-          "yes when, in every run, ‖θ‖₂ peaks above its initial value before t_f(A_val) and "
-          "ends below that peak (each by more than 1 %)"),
+          "yes when, in every run that generalises, ‖θ‖₂ of the weights the model grows (all "
+          "parameters but the token embedding, from weight snapshots; the logged ‖θ‖₂ of all "
+          "parameters when a run has none) peaks above its initial value before t_gen, the "
+          "first step with A_val ≥ 0.9, and falls below its value at t_gen after it, each by "
+          "more than 1 %",
+          horizon="first"),
 )
 
 
@@ -290,10 +311,13 @@ def agreement(seed_answer, our_answer, rel_tol: float = 1e-9) -> str:
     return AGREE if seed_answer == our_answer else DISAGREE
 
 
+_NAMES = {"lstm": "LSTM", "gpt": "GPT", "both": "both models"}  # display names of answers
+
+
 def answer_text(answer) -> str:
     """An answer as text: per model "LSTM: 0.4, GPT: 0.3" (LSTM first, as the seed's tables);
     booleans as yes/no."""
-    names = {"lstm": "LSTM", "gpt": "GPT", "both": "both models"}
+    names = _NAMES
 
     def one(v) -> str:
         if v is None:
@@ -308,3 +332,156 @@ def answer_text(answer) -> str:
         order = sorted(answer, key=lambda k: (list(names).index(k) if k in names else len(names)))
         return ", ".join(f"{names.get(k, k)}: {one(answer[k])}" for k in order)
     return one(answer)
+
+
+# --------------------------------------------------------------------------- fidelity
+#: Where :data:`EARLIER_REDUCED` comes from.
+EARLIER_REDUCED_SOURCE = ("the quick profile of 2026-12-01 (lr 3e-3, T 1.5–4k, one seed; "
+                          "issue 21's table)")
+#: Our answers at reduced dynamics before issue 21: the seed's answer where that profile
+#: agreed (claims 1, 2, 3, 6), its own answer where it did not (4, 5, 7–11).
+EARLIER_REDUCED: dict[str, object] = {
+    "memorise_then_generalise": {"lstm": True, "gpt": True},
+    "lower_val_loss": "gpt",
+    "smallest_r_generalising": {"lstm": 0.5, "gpt": 0.5},
+    "largest_r_overfitting": {"lstm": 0.4, "gpt": 0.4},
+    "ternary_faster": {"lstm": "binary", "gpt": "same step"},
+    "gpt_width": {"gpt": "decreases"},
+    "lstm_width": {"lstm": "decreases"},
+    "lstm_depth": {"lstm": "decreases"},
+    "gpt_depth": {"gpt": "increases"},
+    "weight_decay_time": {"lstm": "t_f(A_val) decreases, t_f(L_val) is unchanged"},
+    "norm_rise_fall": {"lstm": False},
+}
+
+#: RunConfig fields that do not change a run's training: compared with SPEC's by nobody.
+NOT_DYNAMICS = ("seed", "snapshot_every", "snapshots_log")
+
+
+def training_key(config):
+    """``config`` with the fields of :data:`NOT_DYNAMICS` but the seed at their defaults:
+    two runs with the same key train identically (one may have weight snapshots, the other
+    none), so either answers for the other."""
+    from dataclasses import replace
+
+    from modarith.config import OPTIONAL_DEFAULTS
+
+    return replace(config, **{f: OPTIONAL_DEFAULTS[f] for f in NOT_DYNAMICS if f != "seed"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Our answer to one claim, with what it was computed from."""
+
+    value: object  # in the seed's terms (a number, a word or a boolean, per model)
+    numbers: str  # the numbers compared, as text
+    effect: str = ""  # the size of the effect behind the answer, with its seed-to-seed spread
+    seeds: int = 1  # seeds per configuration behind the answer
+    decided: bool = True  # False when an event the answer needs did not happen before T
+
+
+def reference_config(config, knobs):
+    """SPEC's run at the grid point of ``config``: the config that ``knobs`` (an experiment's
+    :class:`modarith.protocol.Knobs` in the full profile) builds for the same model, seed and
+    swept values."""
+    from modarith.config import RunConfig
+
+    grid = {f: getattr(config, f) for f in knobs.grid}
+    return RunConfig(model=config.model, seed=config.seed, **knobs.base[config.model], **grid)
+
+
+def _text(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def dynamics(pairs: Iterable, horizon: str) -> tuple[str, str]:
+    """At which dynamics runs answer a claim: ``(status, text)``.
+
+    ``pairs``: ``(config, reference)`` per run, reference = SPEC's run at the same grid point
+    (:func:`reference_config`). Every field but :data:`NOT_DYNAMICS` is compared. ``status``:
+    ``"spec"`` (nothing differs), ``"prefix"`` (only T, shorter than SPEC's, and the claim's
+    ``horizon`` is ``"first"``) or ``"reduced"``; ``text`` names SPEC's lr, weight decay,
+    batch and T, or what differs (ours, then SPEC's).
+    """
+    if horizon not in HORIZONS:
+        raise ValueError(f"horizon = {horizon!r} is invalid: expected one of {HORIZONS}")
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pairs is empty: expected (config, reference) per run")
+    diff: dict[str, tuple[set, set]] = {}
+    for ours, ref in pairs:
+        for f in ours.__dataclass_fields__:
+            if f in NOT_DYNAMICS:
+                continue
+            a, b = getattr(ours, f), getattr(ref, f)
+            if a != b:
+                d = diff.setdefault(f, (set(), set()))
+                d[0].add(a)
+                d[1].add(b)
+
+    def values(vs) -> str:
+        return "/".join(_text(v) for v in sorted(vs, key=str))
+
+    refs = [r for _, r in pairs]
+    spec = (f"lr {values({r.lr for r in refs})}, weight decay "
+            f"{values({r.weight_decay for r in refs})}, B {values({r.batch_size for r in refs})}")
+    if not diff:
+        return "spec", f"SPEC's ({spec}, T {values({r.steps for r in refs})})"
+    if set(diff) == {"steps"} and all(o.steps < r.steps for o, r in pairs):
+        ours_t, spec_t = values(diff["steps"][0]), values(diff["steps"][1])
+        if horizon == "first":
+            return "prefix", (f"SPEC's ({spec}), to T {ours_t} of SPEC's {spec_t}: a prefix of "
+                              "SPEC's runs")
+        return "reduced", (f"SPEC's {spec}, but T {ours_t} of SPEC's {spec_t}: this claim's "
+                           "measure needs SPEC's horizon")
+    changed = "; ".join(f"{f} {values(a)} (SPEC {values(b)})" for f, (a, b) in diff.items())
+    return "reduced", f"reduced: {changed}"
+
+
+def fidelity_verdict(claim_: Claim, answer: Answer | None, status: str) -> str:
+    """:data:`AGREE`/:data:`DISAGREE` only for an answer at SPEC's dynamics (``status`` of
+    :func:`dynamics` ``"spec"``, or ``"prefix"`` with every event the answer needs observed
+    before T, ``answer.decided``); :data:`NOT_TESTED` otherwise; :data:`NOT_ENOUGH` without an
+    answer. At SPEC's own T an event that never happens is an answer, not a censored one."""
+    if status not in ("spec", "prefix", "reduced"):
+        raise ValueError(f"status = {status!r} is invalid: expected 'spec', 'prefix' or "
+                         "'reduced'")
+    if answer is None:
+        return NOT_ENOUGH
+    if status == "reduced" or (status == "prefix" and not answer.decided):
+        return NOT_TESTED
+    return agreement(claim_.answer, answer.value)
+
+
+def explanation(claim_: Claim, verdict_: str, answer: Answer | None, status: str = "spec",
+                how: str = "", earlier: Mapping[str, object] | None = None) -> str:
+    """The sentence behind a verdict of :func:`fidelity_verdict`, computed from it, the
+    answer, the ``status`` and ``how`` (text) of :func:`dynamics` and the earlier answer at
+    reduced dynamics (default :data:`EARLIER_REDUCED`):
+    "disagrees at SPEC's dynamics on 1 seed (effect …)", "disagreed only at reduced dynamics
+    (…); at SPEC's it agrees", "not tested at SPEC's dynamics in this profile (…)"."""
+    earlier = EARLIER_REDUCED if earlier is None else earlier
+    before = earlier.get(claim_.key)
+    was = None if before is None else agreement(claim_.answer, before)
+    seeds = "" if answer is None else f"{answer.seeds} seed{'s' if answer.seeds != 1 else ''}"
+    effect = "" if answer is None or not answer.effect else f" ({answer.effect})"
+    prior = (f"{EARLIER_REDUCED_SOURCE} answered {answer_text(before)}"
+             if before is not None else "")
+    if verdict_ == NOT_ENOUGH:
+        return "not enough runs stored to answer"
+    if verdict_ == NOT_TESTED:
+        why = ("a first step the answer needs lies beyond this profile's T" if status == "prefix"
+               else f"dynamics {how}" if how else "its runs are not at SPEC's dynamics")
+        return f"{NOT_TESTED} ({why}); our answer there: {answer_text(answer.value)}"
+    if verdict_ == AGREE:
+        if was == DISAGREE:
+            return f"disagreed only at reduced dynamics ({prior}); at SPEC's it agrees on {seeds}"
+        return f"agrees at SPEC's dynamics on {seeds}{effect}"
+    tail = f"; {prior}" if was is not None else ""
+    who = ""
+    if isinstance(claim_.answer, Mapping) and len(claim_.answer) > 1:
+        who = " for " + ", ".join(_NAMES.get(k, k) for k in claim_.answer
+                                  if agreement(claim_.answer[k], answer.value.get(k)) == DISAGREE)
+    return f"disagrees at SPEC's dynamics{who} on {seeds}{effect}{tail}"

@@ -231,3 +231,58 @@ def test_norm_around_generalisation():
     assert row["t_gen"] == 300
     never = A.norm_around_generalisation(reg_records(tfs=(None, 800, 500)), by=("weight_decay",))
     assert math.isnan(never[never.weight_decay == 0.25].iloc[0]["t_gen"])
+
+
+# --------------------------------------------------------------------------- effects and norms
+def test_parameter_norms_filter_by_name():
+    import numpy as np
+
+    snaps = {"steps": np.array([0, 500]),
+             "params": {"embedding.weight": np.array([[[3.0, 0.0]], [[0.0, 0.0]]]),
+                        "layers.0.weight": np.array([[4.0, 0.0], [1.0, 0.0]])}}
+    everything = A.parameter_norms(snaps)
+    assert list(everything["step"]) == [0, 500]
+    assert everything["norm"].tolist() == pytest.approx([5.0, 1.0])
+    grown = A.parameter_norms(snaps, exclude=("embedding",))
+    assert grown["norm"].tolist() == pytest.approx([4.0, 1.0])
+    with pytest.raises(ValueError, match="leaves no parameter"):
+        A.parameter_norms(snaps, exclude=("weight",))
+
+
+def test_rise_and_fall_around_an_event():
+    steps = [0, 100, 200, 300, 400]
+    out = A.rise_and_fall(steps, [10.0, 12.0, 11.0, 8.0, 9.0], t_event=250)
+    assert (out["peak"], out["step_peak"], out["at_event"]) == (12.0, 100, 11.0)
+    assert (out["low"], out["step_low"]) == (8.0, 300)
+    assert out["rise"] == pytest.approx(0.2) and out["fall"] == pytest.approx(3 / 11)
+    # falls only before the event, then grows: no fall once the event has happened
+    early = A.rise_and_fall(steps, [10.0, 12.0, 9.0, 9.5, 9.8], t_event=300)
+    assert early["rise"] == pytest.approx(0.2) and early["fall"] == 0.0
+    only_falls = A.rise_and_fall(steps, [10.0, 9.0, 8.0, 7.0, 6.0], t_event=300)
+    assert only_falls["rise"] == 0.0 and only_falls["step_peak"] == 0
+    never = A.rise_and_fall(steps, [1.0] * 5, t_event=math.nan)
+    assert math.isnan(never["rise"]) and never["end"] == 1.0
+    with pytest.raises(ValueError, match="same length"):
+        A.rise_and_fall(steps, [1.0], 100)
+
+
+def test_trend_effect_against_the_seed_spread():
+    import pandas as pd
+
+    paired = pd.DataFrame({"d_model": [64, 64, 128, 128], "seed": [0, 42, 0, 42],
+                           "best": [1.0, 1.0, 0.6, 0.5]})
+    e = A.trend_effect(paired, "d_model")
+    assert e["direction"] == "decreases" and e["seeds"] == 2
+    assert e["change"] == pytest.approx(-0.45)
+    assert e["spread"] == pytest.approx(0.05)  # std of the per-seed changes −0.4, −0.5
+    assert e["exceeds"] is True
+    assert A.effect_text(e, "L").startswith("falls by 45 % (1.00e+00 → 5.50e-01)")
+    # one seed: the spread comes from other seeds of one grid point
+    one = paired[paired["seed"] == 0]
+    assert A.trend_effect(one, "d_model")["exceeds"] is None
+    noisy = pd.DataFrame({"d_model": [128, 128], "seed": [0, 42], "best": [0.2, 1.0]})
+    e1 = A.trend_effect(one, "d_model", spread=pd.concat([one[one["d_model"] == 64], noisy]))
+    assert e1["change"] == pytest.approx(-0.4) and e1["exceeds"] is False  # spread ±2/3
+    assert "within it" in A.effect_text(e1) and "d = 128" in e1["spread_from"]
+    with pytest.raises(ValueError, match="seed"):
+        A.trend_effect(paired.drop(columns="seed"), "d_model")

@@ -112,9 +112,10 @@ def test_answer_text():
 
 @pytest.mark.slow
 def test_fidelity_notebook_answers_every_claim_in_smoke(smoke_results, tmp_path):
-    """notebooks/49_fidelity executed (papermill) on the smoke store: every claim answered for
-    the smoke profile, none for the full profile (no full runs stored), Table 1 and the
-    collapse table built, every table naming its profile."""
+    """notebooks/49_fidelity executed (papermill) on the smoke store: every claim answered
+    for the smoke profile, with its numbers, but none called agree or disagree (the smoke
+    dynamics are not SPEC's); none answered for the full profile (no full runs stored);
+    Table 1 and the collapse table built, every table naming its profile."""
     import nbformat
 
     from modarith import experiments
@@ -125,16 +126,117 @@ def test_fidelity_notebook_answers_every_claim_in_smoke(smoke_results, tmp_path)
     nb = nbformat.read(str(out), as_version=4)
     html = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
             if "data" in o and "text/html" in o["data"]]
-    claims = [h for h in html if "smoke vs seed" in h]
+    claims = [h for h in html if "explanation" in h and "dynamics" in h]
     assert len(claims) == 1
-    answered = claims[0].count(f">{sr.AGREE}<") + claims[0].count(f">{sr.DISAGREE}<")
-    assert answered == len(sr.CLAIMS)
-    assert claims[0].count(f">{sr.NOT_ENOUGH}<") == len(sr.CLAIMS)  # the full column
-    assert "full vs seed" in claims[0]
+    assert claims[0].count(f">{sr.NOT_TESTED}<") == len(sr.CLAIMS)  # the smoke rows
+    assert claims[0].count(f">{sr.NOT_ENOUGH}<") == len(sr.CLAIMS)  # the full rows
+    assert f">{sr.AGREE}<" not in claims[0] and f">{sr.DISAGREE}<" not in claims[0]
+    assert claims[0].count("reduced: ") >= len(sr.CLAIMS)  # each smoke row names its dynamics
     text = experiments.printed(out)
     assert "Table 1 from the sanity-check runs of the smoke profile" in text
     assert "Profile full: not enough runs of the sanity check for Table 1." in text
     assert any("reduced" in h and "per 1k steps" in h for h in html)  # the collapse table
+
+
+# --------------------------------------------------------------------------- fidelity
+def test_claim_horizon_is_validated():
+    c = sr.claim("ternary_faster")
+    assert c.horizon == "first" and sr.claim("gpt_depth").horizon == "whole"
+    with pytest.raises(ValueError, match="horizon"):
+        sr.Claim("k", "sanity", "s", "q?", ("x",), True, "m", horizon="sometimes")
+
+
+def test_dynamics_spec_prefix_and_reduced():
+    from modarith.config import RunConfig
+
+    spec = RunConfig(model="lstm", steps=10_001)
+    logging_only = RunConfig(model="lstm", steps=10_001, snapshot_every=500, seed=42)
+    assert sr.dynamics([(logging_only, spec)], "whole")[0] == "spec"
+    short = RunConfig(model="lstm", steps=5_001)
+    status, text = sr.dynamics([(short, spec)], "first")
+    assert status == "prefix" and "5,001 of SPEC's 10,001" in text
+    assert sr.dynamics([(short, spec)], "whole")[0] == "reduced"
+    fast = RunConfig(model="lstm", steps=2_501, lr=3e-3)
+    status, text = sr.dynamics([(fast, spec)], "first")
+    assert status == "reduced" and "lr 0.003 (SPEC 0.001)" in text
+    with pytest.raises(ValueError, match="horizon"):
+        sr.dynamics([(spec, spec)], "never")
+
+
+def test_reference_config_is_specs_run_at_the_same_grid_point():
+    from modarith import protocol
+
+    full = protocol.knobs("data_size", "full")
+    for c in protocol.configs("data_size", "smoke"):
+        ref = sr.reference_config(c, full)
+        assert ref in full.configs() and (ref.r_train, ref.seed, ref.model) == (c.r_train, c.seed, c.model)
+
+
+def test_quick_answers_every_claim_at_specs_dynamics_but_where_the_horizon_is_cut():
+    """The quick profile's design (issue 21): every claim at SPEC's dynamics (or a prefix of
+    SPEC's runs, for claims answered by first steps), except the weight-decay timing, whose
+    t_f(L_val) needs SPEC's 4·10⁴ steps."""
+    from modarith import protocol
+
+    reduced = set()
+    for c in sr.CLAIMS:
+        full = protocol.knobs(c.experiment, "full")
+        pairs = [(q, sr.reference_config(q, full)) for q in protocol.configs(c.experiment, "quick")]
+        if sr.dynamics(pairs, c.horizon)[0] == "reduced":
+            reduced.add(c.key)
+    assert reduced == {"weight_decay_time"}
+
+
+def test_fidelity_verdict_only_at_specs_dynamics():
+    c = sr.claim("ternary_faster")  # seed: ternary for both models
+    yes = sr.Answer({"lstm": "ternary", "gpt": "ternary"}, "numbers")
+    no = sr.Answer({"lstm": "binary", "gpt": "ternary"}, "numbers", effect="by 500 steps")
+    censored = sr.Answer({"lstm": "binary", "gpt": "ternary"}, "n", decided=False)
+    assert sr.fidelity_verdict(c, yes, "spec") == sr.AGREE
+    assert sr.fidelity_verdict(c, no, "prefix") == sr.DISAGREE
+    assert sr.fidelity_verdict(c, yes, "reduced") == sr.NOT_TESTED
+    assert sr.fidelity_verdict(c, censored, "prefix") == sr.NOT_TESTED
+    assert sr.fidelity_verdict(c, censored, "spec") == sr.DISAGREE  # SPEC's own T: an answer
+    assert sr.fidelity_verdict(c, None, "spec") == sr.NOT_ENOUGH
+    with pytest.raises(ValueError, match="status"):
+        sr.fidelity_verdict(c, yes, "fast")
+
+
+def test_explanation_sentences():
+    c = sr.claim("ternary_faster")  # the earlier quick profile disagreed
+    yes = sr.Answer({"lstm": "ternary", "gpt": "ternary"}, "n", seeds=2)
+    assert sr.explanation(c, sr.AGREE, yes).startswith(
+        "disagreed only at reduced dynamics (the quick profile of 2026-12-01")
+    assert sr.explanation(c, sr.AGREE, yes).endswith("at SPEC's it agrees on 2 seeds")
+    no = sr.Answer({"lstm": "binary", "gpt": "ternary"}, "n", effect="LSTM: +500 steps")
+    text = sr.explanation(c, sr.DISAGREE, no)
+    assert text.startswith("disagrees at SPEC's dynamics for LSTM on 1 seed (LSTM: +500 steps)")
+    assert "answered LSTM: binary, GPT: same step" in text
+    agreed_before = sr.claim("lower_val_loss")
+    assert sr.explanation(agreed_before, sr.AGREE, sr.Answer("gpt", "n", seeds=2)) == \
+        "agrees at SPEC's dynamics on 2 seeds"
+    assert sr.explanation(c, sr.NOT_TESTED, no, "reduced").startswith(sr.NOT_TESTED)
+    assert "(dynamics reduced: lr 0.003" in sr.explanation(c, sr.NOT_TESTED, no, "reduced",
+                                                           "reduced: lr 0.003 (SPEC 0.001)")
+    assert "beyond this profile's T" in sr.explanation(c, sr.NOT_TESTED, no, "prefix")
+    assert sr.explanation(c, sr.NOT_ENOUGH, None) == "not enough runs stored to answer"
+    assert set(sr.EARLIER_REDUCED) == {k.key for k in sr.CLAIMS}
+
+
+def test_a_shorter_run_is_a_prefix_of_a_longer_one(tmp_path):
+    """What the quick profile's shorter horizons rely on: training does not depend on T, so
+    the history of a run of T steps is the first part of the same run with more steps."""
+    from modarith.config import RunConfig
+    from modarith.engine import train
+
+    base = dict(model="lstm", p=7, d_model=16, num_layers=1, lr=1e-2, eval_dense=5, eval_every=5)
+    short, long_ = RunConfig(steps=20, **base), RunConfig(steps=40, **base)
+    a, b = (train([c], results=tmp_path / str(c.steps), device="cpu", progress=False)[0]
+            for c in (short, long_))
+    n = len(a.history["step"])
+    assert b.history["step"][:n] == a.history["step"]
+    for k, v in a.history.items():
+        assert b.history[k][:n] == v, k
 
 
 def test_table1_values_feed_the_table_frame():
@@ -145,3 +247,12 @@ def test_table1_values_feed_the_table_frame():
     assert frame.loc["L_val", ("gpt", "std")] == pytest.approx(2.36e-4)
     assert frame.loc["A_train", ("gpt", "t_f")] == 300
     assert np.isnan(frame.loc["dt_A", ("lstm", "std")])
+
+
+def test_training_key_ignores_snapshots_only():
+    from modarith.config import RunConfig
+
+    a = RunConfig(model="lstm", snapshot_every=500)
+    assert sr.training_key(a) == RunConfig(model="lstm")
+    assert sr.training_key(RunConfig(model="lstm", seed=42)) != sr.training_key(a)
+    assert sr.training_key(RunConfig(model="lstm", lr=3e-3)) != sr.training_key(a)
