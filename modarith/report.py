@@ -48,8 +48,8 @@ def describe_profile(profile: str, device: str, requested_profile: str = "auto",
     if profile == "full":
         note = "the seed's protocol"
     elif profile == "quick":
-        note = ("a REDUCED protocol (the seed's model and Exp 1 at SPEC's exact protocol; elsewhere fewer "
-                "grid points, steps and seeds and a larger lr; the report's title page lists every reduction)")
+        note = ("a REDUCED protocol (SPEC's dynamics and the seed's model on fewer grid points and seeds, "
+                "two horizons shortened; the report's title page lists every reduction)")
     else:
         note = "a REDUCED smoke protocol for CI (seconds per experiment; numbers are not meaningful)"
     return f"profile {profile}{how_p} on device {device}{how_d}: {note}"
