@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from modarith import analysis, notebook, plots, protocol, seed_report
+from modarith.config import MODELS
 from modarith.metrics import count_collapses
 from modarith.progress_measures import load_snapshots
 from modarith.seed_report import Answer
@@ -158,7 +159,7 @@ def memorise_then_generalise(records):
     value = {m: bool(not any(map(math.isnan, val[m])) and np.mean(val[m]) > np.mean(train[m]))
              for m in train}
     numbers = "; ".join(f"{analysis.name(m)}: A_train ≥ 0.9 at step {steps_text(train[m])}, "
-                        f"A_val at {steps_text(val[m])}" for m in analysis.MODEL_ORDER if m in train)
+                        f"A_val at {steps_text(val[m])}" for m in MODELS if m in train)
     decided = not any(math.isnan(v) for vs in val.values() for v in vs)
     return Answer(value, numbers + " (per seed)", seeds=n_seeds(records), decided=decided)
 
@@ -199,7 +200,7 @@ def largest_r_overfitting(records):  # the seed's strict inequalities
 def ternary_faster(records):
     binary, ternary = steps_at(records, "val_acc_o2"), steps_at(records, "val_acc_o3")
     value, numbers, effects, decided = {}, [], [], True
-    for m in analysis.MODEL_ORDER:
+    for m in MODELS:
         if m not in binary:
             continue
         b, t = np.mean(binary[m]), np.mean(ternary[m])  # NaN when a seed never reaches it
