@@ -56,17 +56,20 @@ def measure(config: RunConfig, history: dict, wall_s: float | None) -> dict:
 
 
 def _checkpoint_rows(path: Path, configs: dict[str, RunConfig]) -> list[dict]:
-    """Rows of a group checkpoint (a group stopped early): its history up to its step."""
+    """Rows of a checkpoint (a run stopped early): its history up to its step. Reads a
+    per-run checkpoint (format 3) and a group checkpoint of the previous format alike."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     n = state["n_evals_done"]
+    run_ids = state["run_ids"] if "run_ids" in state else [state["run_id"]]
+    hists = state["hist"] if "run_ids" in state else state["hist"].unsqueeze(0)
     rows = []
-    for k, rid in enumerate(state["run_ids"]):
+    for k, rid in enumerate(run_ids):
         config = configs[rid]
         names = ["train_loss", "train_acc", "val_loss", "val_acc", "param_norm"]
-        hist = state["hist"][k, :n]
+        hist = hists[k, :n]
         history = {"step": config.eval_steps()[:n],
                    **{name: hist[:, j].tolist() for j, name in enumerate(names)}}
-        rows.append(measure(config, history, state["wall_time_s"] / len(state["run_ids"])))
+        rows.append(measure(config, history, state["wall_time_s"] / len(run_ids)))
     return rows
 
 

@@ -31,7 +31,7 @@ TENSORS = ("flat", "exp_avg", "exp_avg_sq", "hist")  # always present; "grad_ema
 
 
 def save(store: Store, state: dict) -> Path:
-    """Write one run's state (see :meth:`modarith.group.GroupTrainer.run_state`) atomically."""
+    """Write one run's state (see :func:`run_state`) atomically."""
     path = store.checkpoint_path(state["run_id"])
     atomic_torch_save({"format": FORMAT, **state}, path)
     return path

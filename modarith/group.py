@@ -11,7 +11,7 @@ losses are softmax cross-entropy for every run (comparable across arms), plus, w
 ``record_collapse``, the fraction of training samples whose float32 softmax has collapsed.
 Nothing in a step reads the device from the host.
 
-Each run's state is its own (:meth:`GroupTrainer.run_state`): parameters, moments, filter,
+Each run's state is its own (:func:`modarith.checkpoint.run_state`): parameters, moments, filter,
 history, evaluation bookkeeping. Its randomness is a pure function of its config: the batch
 order of :func:`shuffle_perm` and the dropout masks of :func:`dropout_generators`. So a run
 gives the same numbers in any group (bit for bit on the CPU at one thread, ``tests/test_engine.py``).
