@@ -205,7 +205,6 @@ class GroupTrainer:
         self.step, self.n_evals_done = 0, 0
         # per-run optimizer settings (K, 1) and state; the filters' state only when a run uses it
         self.opt_cols = optim.hyper_columns(configs, device)
-        self.lr, self.wd, self.clip = self.opt_cols["lr"], self.opt_cols["weight_decay"], self.opt_cols["clip"]
         state = optim.optimizer_state(configs, self.flat)
         self.exp_avg, self.exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         self.grad_ema = state.get("grad_ema")  # Grokfast-EMA (K, P)

@@ -32,7 +32,7 @@ def test_group_lives_on_its_device_with_no_host_reads(model, batch_size):
     before = [c.to_dict() for c in cfgs]
     g = GroupTrainer(cfgs, device="meta")
     _steps(g, 6)
-    tensors = [g.flat, g.exp_avg, g.exp_avg_sq, g.grad_ema, g.hist, g.lr, g.wd, g.clip, g.data.X, g.data.Y,
+    tensors = [g.flat, g.exp_avg, g.exp_avg_sq, g.grad_ema, g.hist, *g.opt_cols.values(), g.data.X, g.data.Y,
                g.data.train_mask, g.data.val_mask, *g.buffers.values()]
     assert {t.device.type for t in tensors} == {"meta"}
     assert [c.to_dict() for c in cfgs] == before
