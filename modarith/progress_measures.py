@@ -14,9 +14,14 @@ sums of cos(w_k (a + b − c)) with w_k = 2πk/p. The measures below track that 
   logits themselves — the energy of the result logits on cos/sin(w_k (a ∘ b)), per k — not
   from the embedding (an embedding that is not sparse, e.g. an LSTM's, would make nearly
   every frequency "key", and the restricted loss would then just track the loss);
-- :func:`null_key_sets`: as many random frequencies, the null the restricted/excluded losses
-  of the chosen keys are read against; :func:`key_agreement`: how much the key sets of
-  several seeds agree.
+- :func:`null_key_sets`: as many random frequencies drawn from the *complement* of the keys,
+  the null the restricted/excluded losses of the chosen keys are read against; the ceiling is
+  the same losses with every frequency of a ∘ b (``*_all``); :func:`key_agreement`: how much
+  the key sets of several seeds agree.
+
+What is projected are the model's result *logits* as functions of (a, b), not its neurons
+(Nanda et al. project the MLP activations of a model without LayerNorm; our GPT is post-norm,
+so the two quantities differ).
 
 They apply to any model with number-token embeddings (the GPT and the LSTM). Over snapshots
 (``RunConfig.snapshots_log`` / ``snapshot_every``) they are tidy frames:
@@ -206,14 +211,23 @@ def logit_key_frequencies(logits: torch.Tensor, operator: str = "+", n: int | No
     return key_frequencies(logit_spectrum(logits, operator), n=n, mass=mass)
 
 
-def null_key_sets(p: int, size: int, n_sets: int, seed: int = 0) -> list[list[int]]:
-    """``n_sets`` sets of ``size`` distinct random frequencies in [1, (p−1)//2]
-    (``numpy.random.default_rng(seed)``): the null for a chosen key set of that size."""
+def null_key_sets(p: int, size: int, n_sets: int, seed: int = 0, exclude=()) -> list[list[int]]:
+    """``n_sets`` sets of ``size`` distinct random frequencies in [1, (p−1)//2], none of them in
+    ``exclude`` (``numpy.random.default_rng(seed)``): the null for a chosen key set of that
+    size. Pass the keys as ``exclude``: keys chosen as the strongest frequencies beat random
+    sets that may contain them for *any* uneven spectrum; against their complement they are
+    read against what the rest of the spectrum holds."""
     F = (p - 1) // 2
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= F:
-        raise ValueError(f"size = {size!r} is invalid: expected an integer in [1, {F}]")
+    excl = {int(k) for k in exclude}
+    bad = sorted(k for k in excl if not 1 <= k <= F)
+    if bad:
+        raise ValueError(f"exclude = {sorted(excl)!r} is invalid: expected frequencies in [1, {F}]")
+    pool = np.asarray([k for k in range(1, F + 1) if k not in excl])
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= len(pool):
+        raise ValueError(f"size = {size!r} is invalid: expected an integer in [1, {len(pool)}] (the "
+                         f"{F} frequencies less the {len(excl)} excluded)")
     rng = np.random.default_rng(seed)
-    return [sorted(int(k) + 1 for k in rng.choice(F, size, replace=False)) for _ in range(n_sets)]
+    return [sorted(int(k) for k in rng.choice(pool, size, replace=False)) for _ in range(n_sets)]
 
 
 def key_agreement(key_sets: dict) -> dict:
@@ -354,8 +368,10 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
     default as many as there are keys) and ``gini`` of the non-constant embedding spectrum;
     for '+'/'-' on binary equations ``loss``, ``restricted_loss``, ``excluded_loss`` (result
     token, training pairs), ``logit_key_fraction`` (fraction of the logits' non-constant
-    a ∘ b energy in the keys), and the null: ``restricted_loss_null``, ``excluded_loss_null``,
-    the medians over ``n_null`` sets of as many random frequencies (:func:`null_key_sets`).
+    a ∘ b energy in the keys), the null: ``restricted_loss_null``, ``excluded_loss_null``, the
+    medians over ``n_null`` sets of as many random frequencies drawn from the complement of the
+    keys (:func:`null_key_sets`; fewer when the complement is smaller, none when it is empty),
+    and the ceiling: ``restricted_loss_all``, ``excluded_loss_all`` with every frequency.
     ``keys`` default: :func:`logit_key_frequencies` of the last snapshot, fixed for all steps.
     """
     import pandas as pd
@@ -368,7 +384,10 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
         keys = snapshot_keys(config, snapshots)
     top_k = top_k or max(1, len(keys))
     loss_keys = [k for k in keys if k <= (config.p - 1) // 2]  # k = p/2 (even p) has no sine term
-    nulls = null_key_sets(config.p, len(loss_keys), n_null, null_seed) if loss_keys and n_null else []
+    n_comp = (config.p - 1) // 2 - len(loss_keys)
+    nulls = (null_key_sets(config.p, min(len(loss_keys), n_comp), n_null, null_seed, exclude=loss_keys)
+             if loss_keys and n_null and n_comp else [])
+    every = list(range(1, (config.p - 1) // 2 + 1))
     rows = []
     for step, sd in items:
         spec = fourier_spectrum(number_embeddings(sd, config))
@@ -380,6 +399,8 @@ def progress_frame(config: RunConfig, snapshots: dict, keys: list[int] | None = 
             ls = logit_spectrum(logits, config.operator)[1:] ** 2
             vals["logit_key_fraction"] = float(ls[[k - 1 for k in loss_keys]].sum() / ls.sum()) \
                 if ls.sum() > 0 else float("nan")
+            ceil = restricted_excluded_loss(logits, grid["targets"], grid["train"], every, config.operator)
+            vals["restricted_loss_all"], vals["excluded_loss_all"] = ceil["restricted_loss"], ceil["excluded_loss"]
             if nulls:
                 null = [restricted_excluded_loss(logits, grid["targets"], grid["train"], ks,
                                                  config.operator) for ks in nulls]

@@ -20,8 +20,9 @@ MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "excluded_loss": ("excluded loss", "tab:purple", "--"),
     "top_k_fraction": ("energy in key frequencies", "tab:orange", "-"),
     "gini": ("Gini of the spectrum", "tab:brown", "--"),
-    "restricted_loss_null": ("restricted loss, random keys (null)", "tab:green", ":"),
-    "excluded_loss_null": ("excluded loss, random keys (null)", "tab:purple", ":"),
+    "restricted_loss_null": ("restricted loss, random non-key frequencies (null)", "tab:green", ":"),
+    "excluded_loss_null": ("excluded loss, random non-key frequencies (null)", "tab:purple", ":"),
+    "restricted_loss_all": ("restricted loss, every frequency (ceiling)", "tab:gray", "-."),
     "logit_key_fraction": ("logit energy in key frequencies", "tab:red", "-"),
 }
 
@@ -47,7 +48,7 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
     ax.legend(loc="lower right")
     t_grok = _first_at_least(steps, history["val_acc"], bar)
     for row, measures in ((1, ("loss", "restricted_loss", "excluded_loss", "restricted_loss_null",
-                               "excluded_loss_null")),
+                               "excluded_loss_null", "restricted_loss_all")),
                           (2, ("logit_key_fraction", "top_k_fraction", "gini"))):
         ax = axes[row]
         for m in measures:
@@ -69,7 +70,8 @@ def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: 
 
     caption = (f"{name}: accuracy and progress measures over training ({len(keys)} key frequencies, "
                f"chosen from the last snapshot's logits: {keys}; dotted: the median over sets of "
-               f"{len(keys)} random frequencies).")
+               f"as many random frequencies drawn from the other frequencies; dash-dotted: the restricted "
+               f"loss with every frequency of a ∘ b, the ceiling). The result logits are projected, not neurons.")
     frac = progress[progress.measure == "top_k_fraction"].sort_values("step")
     lk = progress[progress.measure == "logit_key_fraction"].sort_values("step")
     if len(lk):
@@ -161,3 +163,44 @@ def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
                  "estimate of the fraction "
                  f"of measured seeds grokked by step t with its {level:.0%} band; runs that never grok "
                  "are censored at T. " + "; ".join(parts) + ".")
+
+
+def plot_km_arms(frame: pd.DataFrame, panels: dict[str, list[str]], threshold: float, window: int | None,
+                 level: float = 0.95) -> tuple[plt.Figure, str]:
+    """One panel per entry of ``panels`` (title -> arm names of ``frame``, one row per run with
+    ``arm, time, observed, T``, e.g. :meth:`modarith.compare.Design.frame`): the Kaplan–Meier
+    fraction of seeds grokked by step t for each arm, with its band; runs that never grok are
+    censored at T, so a curve below 1 at T means censored runs, not an infinite time."""
+    from .survival import fmt_steps, km_curve, km_median
+
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 3.6), squeeze=False, sharey=True)
+    colors = plt.get_cmap("tab10")
+    parts = []
+    T = float(frame["T"].max())
+    for ax, (title, arms) in zip(axes[0], panels.items()):
+        for i, arm in enumerate(arms):
+            f = frame[frame.arm == arm]
+            if f.empty:
+                raise ValueError(f"arm {arm!r} has no runs in the frame (arms: {sorted(set(frame.arm))})")
+            c = km_curve(f["time"], f["observed"], level)
+            x = np.append(c.step.to_numpy(), T)
+            ax.step(x, np.append(c.grokked.to_numpy(), c.grokked.iloc[-1]), where="post", color=colors(i),
+                    label=arm)
+            ax.fill_between(x, np.append(c.low.to_numpy(), c.low.iloc[-1]),
+                            np.append(c.high.to_numpy(), c.high.iloc[-1]), step="post", color=colors(i),
+                            alpha=0.12, lw=0)
+            m = km_median(f["time"], f["observed"], level)
+            parts.append(f"{arm}: {m['n_grokked']}/{m['n']} grokked, median {fmt_steps(m['median'])}")
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlim(0, T)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("step t")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize="x-small")
+    axes[0, 0].set_ylabel("fraction grokked (KM)")
+    fig.tight_layout()
+    held = f"held for {window} consecutive evaluations" if window else "staying there to the end"
+    return fig, (f"Time to grok (A_val ≥ {threshold:g} {held}; the time is the first step of that window), "
+                 f"Kaplan–Meier estimate of the fraction of seeds grokked by step t with its {level:.0%} band; "
+                 f"runs that never grok are censored at T = {fmt_steps(T)}. " + "; ".join(parts) + ".")

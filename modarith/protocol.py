@@ -157,8 +157,8 @@ EXPERIMENTS: dict[str, Experiment] = {
                                 ("orders GPT (binary + ternary)", "orders", "gpt", {}),
                                 ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
     "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity", models=()),
-    # Its runs are fair comparisons (modarith.compare): configs("beyond", profile) gives them
-    # from beyond_knobs (COMPARISON_EXPERIMENTS, below), so the build plans and trains them too.
+    # Its runs are fixed arms on paired seeds (modarith.compare.Design): configs("beyond", profile)
+    # gives them from beyond_knobs (COMPARISON_EXPERIMENTS, below), so the build plans and trains them.
     "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond", models=(),
                          keys=("5", "grokking")),
 }
@@ -221,9 +221,8 @@ def knobs(experiment: str, profile: str) -> Knobs:
 
 def configs(experiment: str, profile: str) -> list[RunConfig]:
     """Run configs of ``experiment`` in ``profile`` (what its notebook trains; [] for a row
-    without models). A key of :data:`COMPARISON_EXPERIMENTS` (a notebook built on fair
-    comparisons, whose measured runs' learning rates are chosen while it runs) gives that
-    notebook's runs as its plan counts them."""
+    without models). A key of :data:`COMPARISON_EXPERIMENTS` (a notebook whose runs are built
+    from its own knobs, e.g. ``beyond_knobs``) gives that notebook's runs."""
     if experiment in COMPARISON_EXPERIMENTS:
         return COMPARISON_EXPERIMENTS[experiment](check_choice("profile", profile, PROFILES)).configs()
     return knobs(experiment, profile).configs()
@@ -334,127 +333,104 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
 from modarith.plan import plan, plan_text  # noqa: E402, F401
 
 # =========================================================================== beyond (50_beyond)
-# Notebook 50_beyond as data: the progress-measure runs (weight snapshots), an optional
-# reference run, and the fair comparisons (modarith.compare) of its three questions:
-#   (a) Grokfast at its paper's recipe (Lee et al. 2024, README: torch.optim.Adam with coupled
-#       L2 0.005, β₂ 0.98, lr 1e-3, 10-step warm-up, batch 512 ≈ 10 mini-batches per epoch, no
-#       clipping, α 0.98, λ 2), scaled down to a CPU: a smaller p, batches of ≈ N_train / 10;
-#   (b) Grokfast, ⊥Grad and StableMax on the seed's GPT and LSTM at SPEC's optimizer (AdamW,
-#       weight decay 1, clipping at 1, full batch);
-#   (c) AdamW with β₁ = α (a slower first moment) as a control of (b)'s Grokfast arm.
-# Each comparison: paired measured seeds (8), each arm's lr from ``lr_grid`` on tuning seeds
-# kept apart (100, 101, ...). The plan (and the build, which trains what the plan lists)
-# counts the measured runs at ``planned_lr`` (model -> arm -> rate; default the grid's first):
-# the rates tuning chose in the measured quick run of 2026-12-01 (tuning is deterministic).
-GROKFAST_PAPER = {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0}
-BEYOND_SPEC_ARMS = (("AdamW", {}), ("AdamW + Grokfast", GROKFAST_PAPER),
-                    ("AdamW + ⊥Grad", {"orthograd": True}), ("AdamW + StableMax", {"loss": "stablemax"}),
-                    ("AdamW, β₁ = 0.98", {"beta1": 0.98}))
-BEYOND_RECIPE_ARMS = (("Adam", {}), ("Adam + Grokfast", GROKFAST_PAPER), ("Adam, β₁ = 0.98", {"beta1": 0.98}))
-# the Grokfast paper's optimizer, less the batch size (set per profile: ≈ 10 batches per epoch)
-GROKFAST_RECIPE = {"optimizer": "adam", "weight_decay": 0.005, "beta2": 0.98, "warmup_steps": 10,
-                   "clip_norm": 0.0}
-MEASURED_SEEDS = tuple(range(8))
+# Notebook 50_beyond as data (issue 27): fixed arms on paired seeds, no learning rate tuned on
+# any seed (modarith.compare.Design), grokked = A_val >= threshold held for `window`
+# consecutive evaluations (modarith.grok.grok_step).
+#   positive control: the centre arm (eta, lambda) = `centre`, which must grok on most seeds by T;
+#   negative control: the same eta at lambda = 0 (AdamW without weight decay);
+#   question 1 (does eta*lambda alone set the time to grok?): arms of equal eta*lambda and
+#       different eta (`equal_product`: factors f, arm (f*eta, lambda/f)), and arms at other
+#       products at the centre eta (`product_factors`: (eta, f*lambda));
+#   question 2 (can ⊥Grad or StableMax replace weight decay?): at lambda = 0 and the centre eta,
+#       the changes of `no_decay_arms` (AdamW itself is the negative control);
+#   Grokfast at its authors' setting (`grokfast`, full profile only: a GPU job).
+# The quick scale was chosen by a pilot on this 2-core machine (the notebook's knobs section
+# says what was tried); every arm of a profile shares one group key, so they train vectorised.
+NO_DECAY_ARMS = {"AdamW, λ = 0": {}, "⊥Grad, λ = 0": {"orthograd": True},
+                 "StableMax, λ = 0": {"loss": "stablemax"},
+                 "⊥Grad + StableMax, λ = 0": {"orthograd": True, "loss": "stablemax"}}
+# Grokfast's own setting (Lee et al. 2024, ironjr/grokfast main.py; SPEC "Reference settings"):
+# 2-layer decoder d 128, 4 heads, x·y mod 97, 50 % train, batch 512, torch.optim.Adam lr 1e-3,
+# β (0.9, 0.98), 10-step warm-up, no clipping; EMA α 0.98, λ 2 at (coupled) wd 0.005 against
+# Adam at wd 0. Their generator leaves y = 0 out; our "*" keeps it (97 of 9,409 equations).
+GROKFAST_SETTING = {"model": "gpt", "p": 97, "operator": "*", "r_train": 0.5, "num_layers": 2,
+                    "d_model": 128, "num_heads": 4, "batch_size": 512, "optimizer": "adam", "lr": 1e-3,
+                    "beta2": 0.98, "warmup_steps": 10, "clip_norm": 0.0, "steps": 50_000,
+                    "eval_dense": 0, "eval_every": 10}
+GROKFAST_ARMS = {"Adam, wd 0": {"weight_decay": 0.0},
+                 "Adam + Grokfast-EMA (α 0.98, λ 2), wd 0.005": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0,
+                                                                  "weight_decay": 0.005}}
+GROKFAST_REPORTED = {"Adam, wd 0": 39_890, "Adam + Grokfast-EMA (α 0.98, λ 2), wd 0.005": 910}  # steps to 95 %
 
 _BEYOND = {
-    "smoke": {
-        "progress": {"p": 7, "d_model": 16, "num_layers": 1, "lr": 1e-2, "steps": 30, "eval_dense": 5,
-                     "eval_every": 5, "snapshots_log": 4},
-        "progress_seeds": (0, 1),
-        "comparisons": {
-            "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS, "threshold": 0.95,
-                  "base": {**GROKFAST_RECIPE, "p": 7, "d_model": 8, "num_layers": 1, "num_heads": 2,
-                           "batch_size": 3, "steps": 20, "eval_dense": 0, "eval_every": 5},
-                  "lr_grid": (1e-2,), "tuning_seeds": (100,)},
-            "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
-                  "base": {"p": 7, "d_model": 8, "num_layers": 1, "num_heads": 2, "steps": 20,
-                           "eval_dense": 0, "eval_every": 5},
-                  "lr_grid": (1e-2,), "tuning_seeds": (100,)},
-        },
-        "reference": None,
-    },
-    "quick": {  # sized by measurement on the 2-core CPU (see the notebook's knobs section)
-        "progress": {"p": 17, "d_model": 32, "num_layers": 1, "r_train": 0.7, "lr": 1e-2, "steps": 2_500,
-                     "eval_dense": 0, "eval_every": 25, "snapshots_log": 12, "snapshot_every": 250},
-        "progress_seeds": (0, 1, 2),
-        "comparisons": {
-            "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS, "threshold": 0.95,  # the paper's bar
-                  "base": {**GROKFAST_RECIPE, "p": 17, "d_model": 32, "num_layers": 1, "r_train": 0.7,
-                           "batch_size": 20, "steps": 3_000, "eval_dense": 0, "eval_every": 25},
-                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,),
-                  "planned_lr": {"gpt": {"Adam, β₁ = 0.98": 1e-2}}},
-            "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
-                  "base": {"p": 17, "d_model": 32, "num_layers": 1, "r_train": 0.7, "steps": 2_500,
-                           "eval_dense": 0, "eval_every": 25},
-                  "lr_grid": (3e-3, 1e-2), "tuning_seeds": (100,),
-                  "planned_lr": {"gpt": {"AdamW + Grokfast": 1e-2, "AdamW + ⊥Grad": 1e-2,
-                                         "AdamW, β₁ = 0.98": 1e-2},
-                                 "lstm": {"AdamW": 1e-2, "AdamW + Grokfast": 1e-2, "AdamW + ⊥Grad": 1e-2,
-                                          "AdamW + StableMax": 1e-2}}},
-        },
-        "reference": None,
-    },
-    "full": {  # SPEC's models and optimizer; (a) at the paper's p = 97 (a GPU job)
-        "progress": {"snapshots_log": 40, "snapshot_every": 500},
-        "progress_seeds": (0, 42),
-        "comparisons": {
-            "a": {"models": ("gpt",), "arms": BEYOND_RECIPE_ARMS, "threshold": 0.95,  # the paper's bar
-                  "base": {**GROKFAST_RECIPE, "p": 97, "batch_size": 512, "steps": 40_000,
-                           "eval_dense": 0, "eval_every": 100},
-                  "lr_grid": (1e-3, 3e-3), "tuning_seeds": (100, 101)},
-            "b": {"models": ("gpt", "lstm"), "arms": BEYOND_SPEC_ARMS,
-                  "base": {"eval_dense": 0, "eval_every": 50},
-                  "lr_grid": (1e-3, 3e-3), "tuning_seeds": (100, 101)},
-        },
-        # Nanda et al.'s setting as far as our GPT allows (it keeps its post-norm LayerNorm):
-        # p = 113, 1 layer, d 128, 4 heads, d_mlp 512, ReLU, AdamW lr 1e-3, wd 1, β₂ 0.98,
-        # 30 % train, full batch. Known outcome (TransformerLens demo): test loss < 0.02 by
-        # about step 14,400; five key frequencies.
-        "reference": {"model": "gpt", "p": 113, "num_layers": 1, "d_model": 128, "num_heads": 4,
-                      "multiplier": 4, "non_linearity": "relu", "lr": 1e-3, "weight_decay": 1.0,
-                      "beta2": 0.98, "r_train": 0.3, "batch_size": 4_000, "steps": 25_000,
-                      "eval_dense": 0, "eval_every": 100, "snapshots_log": 30, "snapshot_every": 1_000},
-    },
+    "smoke": {"base": {"model": "lstm", "p": 7, "num_layers": 1, "d_model": 8, "steps": 40, "eval_dense": 0,
+                       "eval_every": 5, "record_collapse": True, "snapshot_every": 20},
+              "seeds": (0, 1, 2), "centre": (1e-2, 1.0), "equal_product": (1.0, 0.5), "product_factors": (2.0,),
+              "threshold": 0.99, "window": 2, "grokfast": None},
+    "quick": {"base": {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64,
+                       "steps": 3_000, "eval_dense": 0, "eval_every": 50, "record_collapse": True,
+                       "snapshot_every": 500},
+              "seeds": (0, 1, 2, 3, 4, 5), "centre": (6e-3, 1.0), "equal_product": (1.0, 0.5, 0.25),
+              "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4, "grokfast": None},
+    "full": {"base": {"model": "lstm", "eval_dense": 0, "eval_every": 50, "record_collapse": True,
+                      "snapshot_every": 1_000},
+             "seeds": tuple(range(8)), "centre": (6e-3, 1.0), "equal_product": (1.0, 0.5, 0.25),
+             "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4,
+             "grokfast": {"base": GROKFAST_SETTING, "arms": GROKFAST_ARMS, "seeds": (0, 1, 2, 3),
+                          "threshold": 0.95, "window": 1}},
 }
 
 
 @dataclass(frozen=True)
 class BeyondKnobs:
-    """Notebook 50_beyond's runs in one profile."""
+    """Notebook 50_beyond's knobs in one profile (plain data; :meth:`arms` expands them)."""
 
     profile: str
-    progress: dict  # model -> RunConfig keyword arguments of the progress-measure runs
-    progress_seeds: tuple[int, ...]
-    comparisons: dict  # key ("a_gpt", "b_lstm", ...) -> modarith.compare.Comparison
-    reference: dict | None  # RunConfig keyword arguments of the reference run, or None
+    base: dict  # RunConfig keyword arguments shared by every arm
+    seeds: tuple[int, ...]  # paired seeds: every arm trains each of them
+    centre: tuple[float, float]  # (η, λ) of the positive control
+    equal_product: tuple[float, ...]  # factors f: arms (f·η, λ/f), the centre's η·λ
+    product_factors: tuple[float, ...]  # factors f: arms (η, f·λ)
+    threshold: float  # A_val bar of "grokked"
+    window: int  # consecutive evaluations the bar must hold
+    grokfast: dict | None  # Grokfast at its authors' setting (base, arms, seeds, threshold, window)
+
+    def arms(self) -> dict[str, dict]:
+        """Arm name -> RunConfig changes: the centre first, the equal-product arms, the other
+        products, then the λ = 0 arms (:data:`NO_DECAY_ARMS`, AdamW first)."""
+        eta, lam = self.centre
+        pairs = [(f * eta, lam / f) for f in self.equal_product] + [(eta, f * lam) for f in self.product_factors]
+        out = {f"η {e:g}, λ {w:g}": {"lr": e, "weight_decay": w} for e, w in dict.fromkeys(pairs)}
+        out.update({n: {"lr": eta, "weight_decay": 0.0, **ch} for n, ch in NO_DECAY_ARMS.items()})
+        return out
+
+    def design(self):
+        """The arms as a :class:`modarith.compare.Design` on the paired seeds."""
+        from modarith.compare import Arm, Design
+
+        return Design("beyond", self.base, [Arm(n, ch) for n, ch in self.arms().items()], self.seeds,
+                      self.threshold, self.window)
+
+    def grokfast_design(self):
+        """Grokfast at its authors' setting (a Design), or None in this profile."""
+        from modarith.compare import Arm, Design
+
+        g = self.grokfast
+        return None if g is None else Design("Grokfast", g["base"], [Arm(n, ch) for n, ch in g["arms"].items()],
+                                             g["seeds"], g["threshold"], g["window"])
 
     def configs(self) -> list[RunConfig]:
-        """Every run the notebook trains, as a plan counts them (see ``plan_configs``)."""
-        out = [RunConfig(model=m, seed=s, **kw) for m, kw in self.progress.items() for s in self.progress_seeds]
-        if self.reference is not None:
-            out.append(RunConfig(seed=0, **self.reference))
-        for c in self.comparisons.values():
-            out += c.plan_configs()
-        return out
+        """Every run the notebook trains."""
+        out = self.design().configs()
+        gf = self.grokfast_design()
+        return out + (gf.configs() if gf is not None else [])
 
 
 def beyond_knobs(profile: str) -> BeyondKnobs:
     """The knobs of notebook 50_beyond in ``profile``."""
-    from modarith.compare import Arm, Comparison
-    from modarith.grok import GROK_THRESHOLD
-
     k = _BEYOND[check_choice("profile", profile, PROFILES)]
-    comps = {}
-    for key, spec in k["comparisons"].items():
-        for m in spec["models"]:
-            comps[f"{key}_{m}"] = Comparison(
-                name=f"({key}) {m.upper()}", base={"model": m, **spec["base"]},
-                arms=tuple(Arm(n, dict(ch)) for n, ch in spec["arms"]), lr_grid=spec["lr_grid"],
-                tuning_seeds=spec["tuning_seeds"], seeds=MEASURED_SEEDS,
-                threshold=spec.get("threshold", GROK_THRESHOLD),
-                planned_lr=dict(spec.get("planned_lr", {}).get(m, {})))
-    return BeyondKnobs(profile, {m: dict(k["progress"]) for m in MODELS}, tuple(k["progress_seeds"]), comps,
-                       k["reference"])
+    return BeyondKnobs(profile, dict(k["base"]), tuple(k["seeds"]), tuple(k["centre"]), tuple(k["equal_product"]),
+                       tuple(k["product_factors"]), k["threshold"], k["window"], k["grokfast"])
 
 
 COMPARISON_EXPERIMENTS = {"beyond": beyond_knobs}

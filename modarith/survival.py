@@ -146,17 +146,22 @@ def median_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 def paired_summary(pairs: pd.DataFrame, level: float = 0.95) -> dict:
     """Summary of :func:`paired_ratios`: ``n`` pairs, ``n_exact``, ``median_ratio`` with its
     order-statistic interval over the exact pairs (``ratio_low``, ``ratio_high``), the counts
-    of each ``kind``, ``b_sooner``, ``a_sooner``, ``ties``, ``undecided``, and ``sign_p``:
-    the two-sided sign test of "b sooner" against "a sooner" over the decided seeds."""
-    from scipy.stats import binomtest
+    of each ``kind``, ``b_sooner``, ``a_sooner``, ``ties``, ``undecided``, ``sign_p``:
+    the two-sided sign test of "b sooner" against "a sooner" over the decided seeds, and
+    ``wilcoxon_p``: the two-sided Wilcoxon signed-rank test of the exact pairs' log-ratios
+    against 0 (1.0 with no non-zero log-ratio)."""
+    from scipy.stats import binomtest, wilcoxon
 
     exact = pairs.loc[pairs.kind == "exact", "ratio"].to_numpy(float)
     med, lo, hi = median_ci(exact, level)
     nb, na = int((pairs.sooner == "b").sum()), int((pairs.sooner == "a").sum())
     sign_p = float(binomtest(nb, nb + na, 0.5).pvalue) if nb + na else 1.0
+    logr = np.log(exact[exact > 0])
+    wil_p = float(wilcoxon(logr).pvalue) if (logr != 0).any() else 1.0
     out = {"n": len(pairs), "n_exact": len(exact), "median_ratio": med, "ratio_low": lo,
            "ratio_high": hi, "b_sooner": nb, "a_sooner": na, "ties": int((pairs.sooner == "tie").sum()),
-           "undecided": int((pairs.sooner == "undecided").sum()), "sign_p": sign_p}
+           "undecided": int((pairs.sooner == "undecided").sum()), "sign_p": sign_p,
+           "wilcoxon_p": wil_p}
     out.update({k.replace(" ", "_"): int((pairs.kind == k).sum()) for k in PAIR_KINDS})
     return out
 

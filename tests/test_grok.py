@@ -69,3 +69,53 @@ def test_time_to_grok_trains_one_group_of_seeds():
     assert (frame["run_wall_s"] * 3 == frame["wall_s"]).all()  # one group of three
     with pytest.raises(ValueError, match="seeds"):
         time_to_grok(cfg, [0, 0], results=None)
+
+
+def test_windowed_grok_on_flicker_late_grok_and_never():
+    """Grokked = W consecutive evaluations at or above the bar; the time is the window's first step."""
+    steps = list(range(0, 1100, 100))
+    flicker = [0.1, 0.2, 0.995, 0.5, 0.99, 1.0, 0.97, 1.0, 1.0, 1.0, 1.0]  # single touches, then a dip
+    assert grok_step({"step": steps, "val_acc": flicker}, window=3) == 700
+    assert grok_step({"step": steps, "val_acc": flicker}, window=2) == 400  # 400 and 500 hold
+    assert grok_step({"step": steps, "val_acc": flicker}) == 700  # "to the end" agrees here
+    late = [0.0] * 8 + [1.0, 1.0, 1.0]
+    assert grok_step({"step": steps, "val_acc": late}, window=3) == 800
+    assert grok_step({"step": steps, "val_acc": late}, window=4) == math.inf  # the window must fit in the run
+    after = [0.0, 1.0, 1.0, 1.0, 0.5] + [1.0] * 6  # a later flicker does not un-grok it
+    assert grok_step({"step": steps, "val_acc": after}, window=3) == 100
+    assert grok_step({"step": steps, "val_acc": after}) == 500
+    never = [0.1 * i for i in range(10)] + [0.98]
+    assert grok_step({"step": steps, "val_acc": never}, window=1) == math.inf
+    with pytest.raises(ValueError, match="window"):
+        grok_step({"step": steps, "val_acc": never}, window=0)
+    with pytest.raises(ValueError, match="at most one"):
+        grok_step({"step": steps, "val_acc": never}, window=2, stay=1)
+
+
+def test_fit_time_law_recovers_known_exponents():
+    """Synthetic times t = e^a (ηλ)^-b η^c × a per-seed factor × noise: the fit recovers b and c,
+    and the bootstrap-over-seeds intervals cover them."""
+    import numpy as np
+    import pandas as pd
+
+    from modarith.grok import fit_time_law
+
+    rng = np.random.default_rng(3)
+    arms = [(6e-3, 1), (3e-3, 2), (1.5e-3, 4), (3e-3, 1), (6e-3, 2), (1e-2, 0)]
+    for b, c in ((1.0, 0.0), (0.6, 0.4)):
+        rows = []
+        for s in range(8):
+            seed_factor = rng.normal(0, 0.2)
+            for eta, lam in arms:
+                t = math.exp(2.0 + seed_factor + rng.normal(0, 0.05)) * (eta * lam or 1) ** -b * eta ** c
+                rows.append({"seed": s, "lr": eta, "weight_decay": lam, "time": t, "observed": lam > 0})
+        rows.append({"seed": 0, "lr": 6e-3, "weight_decay": 1, "time": 1.0, "observed": False})  # censored: left out
+        fit = fit_time_law(pd.DataFrame(rows), n_boot=300)
+        assert fit["n_runs"] == 40 and fit["n_seeds"] == 8
+        assert fit["b"] == pytest.approx(b, abs=0.08) and fit["c"] == pytest.approx(c, abs=0.08)
+        assert fit["b_low"] < b < fit["b_high"] and fit["c_low"] < c < fit["c_high"]
+    tied = pd.DataFrame([{"seed": s, "lr": 1e-3, "weight_decay": lam, "time": 100.0 * lam, "observed": True}
+                         for s in range(3) for lam in (1, 2)])
+    tied["lr"] = tied["weight_decay"] * 1e-3  # η·λ and η move together: c is not identified
+    with pytest.raises(ValueError, match="cannot identify"):
+        fit_time_law(tied)
