@@ -75,12 +75,14 @@ class Answer:
         """The details as one table row (the claim table's second part)."""
         per = "; ".join(f"{k}: {_nums(v)}" for k, v in self.per_seed.items())
         return {"claim": self.claim, "observable": self.observable, "per seed": per,
-                "effect": _num(self.effect), "noise": _num(self.noise),
+                "effect": number_text(self.effect), "noise": number_text(self.noise),
                 "noise from": self.noise_from, "seeds": self.seeds, "horizon": self.horizon,
                 "verdict": self.verdict, "why": self.why}
 
 
-def _num(v) -> str:
+def number_text(v) -> str:
+    """A number for a verdict line: "–" for NaN, thousands separators for step counts, else 3
+    significant digits."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) >= 10):
@@ -89,7 +91,7 @@ def _num(v) -> str:
 
 
 def _nums(vs) -> str:
-    return "/".join("never" if isinstance(v, float) and math.isnan(v) else _num(v) for v in vs)
+    return "/".join("never" if isinstance(v, float) and math.isnan(v) else number_text(v) for v in vs)
 
 
 # --------------------------------------------------------------------------- noise
