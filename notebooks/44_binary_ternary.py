@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -54,6 +54,7 @@ device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir = "auto"  # PNG figures go to <figures_dir>/orders/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
+seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
 from modarith import analysis, notebook, plots, protocol
@@ -77,10 +78,11 @@ print(settings)
 
 # %%
 knobs = protocol.knobs("orders", settings.profile)
+seeds = seeds or knobs.seeds
 print(protocol.changes("orders", settings.profile).to_string(index=False))
 
 # %%
-configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in knobs.seeds]
+configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
