@@ -219,6 +219,21 @@ def compare_steps(gaps: Sequence[float], eval_every: int, seed_sign: int) -> tup
             f"one evaluation interval ({eval_every}) + std over {len(g)} seeds")
 
 
+def against_spec(configs: Iterable, full_knobs) -> dict:
+    """How runs stand against SPEC's: ``{"spec_steps": …, "reduced": …}``, the keyword
+    arguments of every claim function. ``full_knobs``: the experiment's
+    :class:`modarith.protocol.Knobs` in the full profile (SPEC's runs at the same grid points,
+    :func:`modarith.seed_report.reference_config`). ``spec_steps`` is SPEC's T; ``reduced`` is
+    None when only T differs (the claim functions judge the horizon), else the text of what
+    differs (:func:`modarith.seed_report.dynamics`)."""
+    pairs = [(c, seed_report.reference_config(c, full_knobs)) for c in configs]
+    if not pairs:
+        raise ValueError("configs is empty: expected the runs' RunConfigs")
+    status, how = seed_report.dynamics(pairs, "first")
+    return {"spec_steps": max(ref.steps for _, ref in pairs),
+            "reduced": how.removeprefix("reduced: ") if status == "reduced" else None}
+
+
 # --------------------------------------------------------------------------- claims
 def memorise_then_generalise(records, spec_steps: int | None = None,
                              reduced: str | None = None) -> Answer:

@@ -136,19 +136,13 @@ def at_spec(name, records):
 # verdict.
 
 # %%
-def spec_steps(name, records):
-    """SPEC's T for the runs of experiment `name` (the longest of their SPEC counterparts)."""
-    return max(ref.steps for _, ref in at_spec(name, records))
-
-
 def answer(c, prof):
     """Our Answer to claim `c` from the runs of profile `prof` (None when runs are missing)."""
     if not complete[c.experiment, prof]:
         return None
     rs = runs[c.experiment, prof]
-    status, how = seed_report.dynamics(at_spec(c.experiment, rs), "first")
-    return claims.measure(c.key, rs, spec_steps=spec_steps(c.experiment, rs),
-                          reduced=how if status == "reduced" else None)
+    return claims.measure(c.key, rs, **claims.against_spec(
+        [r.config for r in rs], protocol.knobs(c.experiment, "full")))
 
 
 ANSWERS = {}  # (claim key, profile) -> Answer
@@ -187,7 +181,8 @@ def detail(i, c, prof, a):
     if a is None:
         return f"{head} — not all runs of `{c.experiment}` are stored in this profile."
     noise = (f"noise {claims.number_text(a.noise)} ({a.noise_from}); " if a.noise_from else "")
-    return (f"{head} — {a.observable}: {a.why}. Effect {claims.number_text(a.effect)}; {noise}"
+    effect = "" if math.isnan(a.effect) else f"Effect {claims.number_text(a.effect)}; {noise}"
+    return (f"{head} — {a.observable}: {a.why}. {effect}"
             f"{a.seeds} seed{'s' if a.seeds != 1 else ''}; {a.horizon}.")
 
 
@@ -264,10 +259,11 @@ for prof in PROFILES:
             print(f"Profile {prof}: not enough runs of the sanity check for Table 1.")
         continue
     rs = runs["sanity", prof]
-    cells = claims.table1(rs, spec_steps=spec_steps("sanity", rs))
+    cells = claims.table1(rs, claims.against_spec([r.config for r in rs],
+                                                  protocol.knobs("sanity", "full"))["spec_steps"])
     print(f"Table 1 from the sanity-check runs of the {prof} profile ({len(rs)} runs, seeds "
           f"{sorted({r.config.seed for r in rs})}):")
-    display(pd.DataFrame([{"cell": a.claim.removeprefix("T1 "), "verdict": a.verdict, "why": a.why}
+    display(pd.DataFrame([{"cell": a.claim.removeprefix("T1 "), "why": a.why, "verdict": a.verdict}
                           for a in cells]).style.hide(axis="index")
             .set_table_attributes('class="claims"'))
 
