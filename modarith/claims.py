@@ -246,7 +246,7 @@ def memorise_then_generalise(records, spec_steps: int | None = None,
     horizon, short = _horizon(records, spec_steps)
     if reduced:
         return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
-    per, verdicts, parts = {}, {}, []
+    per, verdicts, parts, ratio_of = {}, {}, [], {}
     for m, rs in _by_model(records).items():
         t_mem = [_first(r, "train_acc") for r in rs]
         t_gen = [_first(r, "val_acc") for r in rs]
@@ -264,6 +264,7 @@ def memorise_then_generalise(records, spec_steps: int | None = None,
         verdicts[m] = (NOT_TESTED if None in ok and False not in ok else
                        AGREE if all(ok) else DISAGREE)
         ratio = [tg / tm if tm else math.nan for tm, tg in zip(t_mem, t_gen)]
+        ratio_of[m] = [round(x) if not math.isnan(x) else x for x in ratio]
         parts.append(f"{analysis.name(m)}: t_mem {_nums(t_mem)}, A_val there {_nums(a_at)}, "
                      f"t_gen {_nums(t_gen)} (×{_nums(ratio)})")
     verdict = combine_models(verdicts)
@@ -273,7 +274,8 @@ def memorise_then_generalise(records, spec_steps: int | None = None,
                   f"threshold: A_val < {LOW} at t_mem and t_gen ≥ {MULTIPLE:g}·t_mem "
                   "(± one evaluation interval) in every run", _seeds_of(records), horizon,
                   verdict, "; ".join(parts),
-                  ours=", ".join(f"{analysis.name(m)} {v}" for m, v in verdicts.items()))
+                  ours=", ".join(f"{analysis.name(m)}: t_gen ×{_nums(r_)} t_mem"
+                                 for m, r_ in ratio_of.items()))
 
 
 def lower_val_loss(records, spec_steps: int | None = None, reduced: str | None = None) -> Answer:
@@ -372,7 +374,7 @@ def ternary_faster(records, spec_steps: int | None = None, reduced: str | None =
     horizon, short = _horizon(records, spec_steps)
     if reduced:
         return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
-    per, verdicts, parts, effects, noises, froms = {}, {}, [], [], [], []
+    per, verdicts, parts, effects, noises, froms, ours = {}, {}, [], [], [], [], []
     for m, rs in _by_model(records).items():
         b = [_first(r, "val_acc_o2") for r in rs]
         t = [_first(r, "val_acc_o3") for r in rs]
@@ -394,13 +396,14 @@ def ternary_faster(records, spec_steps: int | None = None, reduced: str | None =
         noises.append(tol)
         froms.append(src)
         first = "ternary" if np.mean(gaps) > 0 else "binary" if np.mean(gaps) < 0 else "neither"
+        ours.append(f"{name}: {first} first by {abs(np.mean(gaps)):,.0f} steps")
         parts.append(f"{name}: binary {_nums(b)}, ternary {_nums(t)}: {first} first by "
                      f"{abs(np.mean(gaps)):,.0f} steps vs tolerance "
                      + ("unknown (one seed)" if math.isnan(tol) else f"{tol:,.0f}"))
     return Answer(key, obs, per, effects[0] if len(effects) == 1 else math.nan,
                   max(noises, default=math.nan), "; ".join(dict.fromkeys(froms)),
                   _seeds_of(records), horizon, combine_models(verdicts), "; ".join(parts),
-                  ours=", ".join(f"{analysis.name(m)} {v}" for m, v in verdicts.items()))
+                  ours="; ".join(ours))
 
 
 def instability(records, field_: str) -> dict:
@@ -472,8 +475,9 @@ def trend(key: str, records, vary: str, fixed: str, model: str, spec_steps: int 
     return Answer(key, obs, per, effects[0] if len(effects) == 1 else float(np.mean(effects)),
                   max(noises), noise_from, n, horizon, verdict,
                   "; ".join(parts) + f"; unstable (A_train collapses + A_val crashes) {unstable}",
-                  ours="; ".join(f"{analysis.sym(fixed)} {analysis.fmt_value(f)}: ln {e:+.2f}"
-                                 for f, e in zip(fixed_values, effects)),
+                  ours=f"{analysis.sym(vary)} first → last: " + ", ".join(
+                      f"×{math.exp(e):.3g} at {analysis.sym(fixed)} {analysis.fmt_value(f)}"
+                      for f, e in zip(fixed_values, effects)),
                   extra={"instability": inst})
 
 
@@ -542,7 +546,7 @@ def weight_decay_time(records, spec_steps: int | None = None,
                INCONCLUSIVE if INCONCLUSIVE in vs else AGREE)
     return Answer(key, obs, per, effects[0] if effects else math.nan,
                   max(tols, default=math.nan), src, _seeds_of(records), horizon, verdict,
-                  "; ".join(parts))
+                  "; ".join(parts), ours="; ".join(p_.split(" (")[0] for p_ in parts))
 
 
 def norm_shares(steps, norm, t_gen: float) -> dict:
