@@ -636,7 +636,8 @@ def measure(key: str, records, spec_steps: int | None = None, reduced: str | Non
 
 
 # --------------------------------------------------------------------------- Table 1
-def table1(records: Iterable, spec_steps: int | None = None) -> list[Answer]:
+def table1(records: Iterable, spec_steps: int | None = None,
+           reduced: str | None = None) -> list[Answer]:
     """Table 1's cells, ours beside the seed's, one :class:`Answer` per (model, quantity).
 
     Losses: |ln(our geometric mean / the seed's mean)| against the seed's log spread
@@ -644,7 +645,8 @@ def table1(records: Iterable, spec_steps: int | None = None) -> list[Answer]:
     the seed's| against the seed's std + ours + the seed's rounding. t_f and Δt: a t_f at our
     last evaluation (t_f = T) or at the seed's T is censored (not tested); otherwise our t_f
     against the seed's with one evaluation interval + our std over seeds (the seed quotes no
-    spread). A best over the run at a horizon shorter than SPEC's is not tested."""
+    spread). A best over the run at a horizon shorter than SPEC's, or at reduced dynamics
+    (``reduced``, as for the claims), is not tested."""
     records = _check(records, "table1")
     horizon, short = _horizon(records, spec_steps)
     out = []
@@ -656,8 +658,9 @@ def table1(records: Iterable, spec_steps: int | None = None) -> list[Answer]:
         for q, cell in seed_report.TABLE1[m].items():
             cid = f"T1 {analysis.name(m)} {q}"
             seed_mean = cell["mean"].value
-            if short:
+            if short or reduced:
                 out.append(Answer(cid, q, {}, math.nan, math.nan, "", n, horizon, NOT_TESTED,
+                                  f"reduced dynamics: {reduced}" if reduced else
                                   f"a best over the run needs SPEC's horizon ({horizon})"))
                 continue
             if q.startswith("dt_"):

@@ -259,8 +259,8 @@ for prof in PROFILES:
             print(f"Profile {prof}: not enough runs of the sanity check for Table 1.")
         continue
     rs = runs["sanity", prof]
-    cells = claims.table1(rs, claims.against_spec([r.config for r in rs],
-                                                  protocol.knobs("sanity", "full"))["spec_steps"])
+    cells = claims.table1(rs, **claims.against_spec([r.config for r in rs],
+                                                    protocol.knobs("sanity", "full")))
     print(f"Table 1 from the sanity-check runs of the {prof} profile ({len(rs)} runs, seeds "
           f"{sorted({r.config.seed for r in rs})}):")
     display(pd.DataFrame([{"cell": a.claim.removeprefix("T1 "), "why": a.why, "verdict": a.verdict}

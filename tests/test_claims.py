@@ -229,6 +229,8 @@ def test_table1_log_tolerance_and_censoring():
     # our t_f at T is censored too
     end = [run("lstm", s, t_gen=T, t_best=T) for s in (0, 42)]
     assert {a.claim: a for a in claims.table1(end)}["T1 LSTM A_val t_f"].verdict == "not tested"
+    assert {a.verdict for a in claims.table1(rs, reduced="lr 0.01 (SPEC 0.001)")} == {"not tested"}
+    assert {a.verdict for a in claims.table1(rs, spec_steps=40_001)} == {"not tested"}
 
 
 def test_answer_rejects_a_bad_verdict_and_prints():
