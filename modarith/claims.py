@@ -572,7 +572,8 @@ def norm_rise_fall(records, spec_steps: int | None = None, reduced: str | None =
     horizon shorter than SPEC's a further fall could only raise the share, so "agree" stands,
     and "disagree" stands only when even a fall to 0 could not reach half
     (``max_share_after`` < ½); otherwise the run is not tested. Runs combine as a sign test:
-    all agree → agree, all disagree → disagree, mixed → inconclusive."""
+    all agree → agree, all disagree → disagree, mixed → inconclusive. The seed's spikes of the
+    norm at A_val crashes are counted per run (:func:`spikes_at_crashes`) and reported."""
     key, obs = "norm_rise_fall", "total ‖θ‖₂ around t_gen (first A_val ≥ 0.9)"
     records = _check([r for r in records if r.config.model == "lstm"], key)
     horizon, short = _horizon(records, spec_steps)
@@ -598,7 +599,9 @@ def norm_rise_fall(records, spec_steps: int | None = None, reduced: str | None =
         runs.append(v)
         parts.append(f"{label}: {s['peak']:.1f} (peak ≤ t_gen {t_gen:,.0f}) → {s['at_event']:.1f} at "
                      f"t_gen → low {s['low']:.1f}: {100 * s['share_after']:.1f} % of the fall after "
-                     f"t_gen, ×{s['high_before']:.2f} higher before: {v}")
+                     f"t_gen, ×{s['high_before']:.2f} higher before: {v}"
+                     + (f"; {spikes[1]} of {spikes[0]} A_val crashes with a norm spike"
+                        if (spikes := spikes_at_crashes(r.history))[0] else ""))
     tested = [v for v in runs if v is not None]
     vs = set(tested)
     verdict = (NOT_TESTED if not tested or NOT_TESTED in vs and len(vs) == 1 else
@@ -610,6 +613,24 @@ def norm_rise_fall(records, spec_steps: int | None = None, reduced: str | None =
                   _seeds_of(records), horizon, verdict, "; ".join(parts),
                   ours=(f"{100 * np.mean(shares):.1f} % of the fall after t_gen (mean)"
                         if shares else "no run generalises"))
+
+
+def spikes_at_crashes(history: Mapping, window: int = 2, rise: float = 0.01) -> tuple[int, int]:
+    """The seed's third paragraph on ‖θ‖₂ (Problem 4.7.d): spikes of the norm as A_val crashes.
+    Returns ``(crashes, with_spike)``: the crashes of A_val after generalising (below 0.5
+    after first reaching 0.9, :func:`modarith.metrics.count_collapses`) and how many of them
+    have a norm spike — a rise of more than ``rise`` (relative) from the norm ``window``
+    evaluations before the crash's first step to the largest value within ``window``
+    evaluations after it."""
+    steps = np.asarray(history["step"], dtype=float)
+    norm = np.asarray(history["param_norm"], dtype=float)
+    episodes = count_collapses(history, key="val_acc", reached=LEVEL, below=LOW)["episodes"]
+    hit = 0
+    for start, _, _ in episodes:
+        i = int(np.searchsorted(steps, start))
+        lo, hi = max(0, i - window), min(len(norm), i + window + 1)
+        hit += bool(norm[lo:hi].max() > norm[lo] * (1 + rise))
+    return len(episodes), hit
 
 
 MEASURES: dict[str, Callable[..., Answer]] = {

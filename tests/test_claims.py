@@ -233,6 +233,18 @@ def test_table1_log_tolerance_and_censoring():
     assert {a.verdict for a in claims.table1(rs, spec_steps=40_001)} == {"not tested"}
 
 
+def test_spikes_at_crashes():
+    h = history(t_gen=2_000)
+    steps = np.asarray(h["step"])
+    crash = (steps >= 5_000) & (steps < 5_300)
+    h["val_acc"] = np.where(crash, 0.1, h["val_acc"]).tolist()
+    assert claims.spikes_at_crashes(h) == (1, 0)  # a flat norm: no spike
+    h["param_norm"] = np.where((steps >= 4_900) & (steps <= 5_100), 60.0, 50.0).tolist()
+    assert claims.spikes_at_crashes(h) == (1, 1)
+    h["param_norm"] = np.where((steps >= 7_000) & (steps <= 7_100), 60.0, 50.0).tolist()
+    assert claims.spikes_at_crashes(h) == (1, 0)  # a spike elsewhere does not count
+
+
 def test_answer_rejects_a_bad_verdict_and_prints():
     a = claims.lower_val_loss([run("lstm", 0, best_L=3e-2), run("gpt", 0, best_L=1e-4)])
     assert a.line().startswith("lower_val_loss: agree — ")
