@@ -139,8 +139,9 @@ def _point(config):
 
 
 def _horizon(records, spec_steps: int | None) -> tuple[str, bool]:
-    """(text, shortened): T of the runs and whether it is shorter than SPEC's."""
-    T = max(r.config.total_steps for r in records)
+    """(text, shortened): the runs' horizon (their last logged step, T for a finished run) and
+    whether it is shorter than SPEC's T."""
+    T = int(min(r.history["step"][-1] for r in records))
     if spec_steps is None or T >= spec_steps:
         return f"T {T:,}" + (" (SPEC's)" if spec_steps is not None else ""), False
     return f"T {T:,} of SPEC's {spec_steps:,}", True
@@ -268,6 +269,8 @@ def memorise_then_generalise(records, spec_steps: int | None = None,
         parts.append(f"{analysis.name(m)}: t_mem {_nums(t_mem)}, A_val there {_nums(a_at)}, "
                      f"t_gen {_nums(t_gen)} (×{_nums(ratio)})")
     verdict = combine_models(verdicts)
+    if NOT_TESTED in verdicts.values():
+        parts.append(f"A_val not at 0.9 by {horizon}: censored")
     ratios = [tg / tm for m in per if m.endswith("t_gen")
               for tm, tg in zip(per[m.replace("t_gen", "t_mem")], per[m]) if tm and not math.isnan(tg)]
     return Answer(key, obs, per, min(ratios, default=math.nan), MULTIPLE,
