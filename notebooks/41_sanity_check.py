@@ -75,10 +75,10 @@ print(settings)
 
 # %%
 knobs = protocol.knobs("sanity", settings.profile)
-seeds = seeds or knobs.seeds
 print(protocol.changes("sanity", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 

@@ -76,10 +76,10 @@ print(settings)
 
 # %%
 knobs = protocol.knobs("data_size", settings.profile)
-seeds = seeds or knobs.seeds
 print(protocol.changes("data_size", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, r_train=r, seed=s, **knobs.base[m])
            for m in knobs.models for r in knobs.grid["r_train"] for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))

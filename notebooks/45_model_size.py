@@ -75,10 +75,10 @@ print(settings)
 
 # %%
 knobs = protocol.knobs("model_size", settings.profile)
-seeds = seeds or knobs.seeds
 print(protocol.changes("model_size", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, num_layers=L, d_model=d, seed=s, **knobs.base[m])
            for m in knobs.models for L in knobs.grid["num_layers"] for d in knobs.grid["d_model"]
            for s in seeds]

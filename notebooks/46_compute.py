@@ -77,10 +77,10 @@ print(settings)
 
 # %%
 knobs = protocol.knobs("compute", settings.profile)
-seeds = seeds or knobs.seeds
 print(protocol.changes("compute", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, batch_size=B, seed=s, **knobs.base[m])
            for m in knobs.models for B in knobs.grid["batch_size"] for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))

@@ -77,10 +77,10 @@ print(settings)
 
 # %%
 knobs = protocol.knobs("regularization", settings.profile)
-seeds = seeds or knobs.seeds
 print(protocol.changes("regularization", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, weight_decay=w, seed=s, **knobs.base[m])
            for m in knobs.models for w in knobs.grid["weight_decay"] for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
