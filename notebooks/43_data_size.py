@@ -57,7 +57,7 @@ force = False  # True retrains runs that are already stored
 seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
-from modarith import analysis, notebook, plots, protocol
+from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -161,6 +161,10 @@ for m in analysis.models_in(best):
               f"A_val = {analysis.fmt(b['A_val'])})" if r is not None
               else "no r_train just overfits (A_train ≥ 0.9 with A_val ≤ 0.5: none in the grid)")
     print(f"{analysis.name(m)} (r_train ∈ {{{grid}}}): {s_gen}; {s_over}.")
+# the seed's two claims (Problem 4.3.d, strict inequalities), as 49_fidelity measures them
+spec = claims.against_spec(configs, protocol.knobs("data_size", "full"))
+for key in ("smallest_r_generalising", "largest_r_overfitting"):
+    print(claims.measure(key, records, **spec).line())
 
 # %% [markdown]
 # ## Discussion

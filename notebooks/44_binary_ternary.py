@@ -57,7 +57,7 @@ force = False  # True retrains runs that are already stored
 seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
-from modarith import analysis, notebook, plots, protocol
+from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -136,6 +136,9 @@ for m in analysis.models_in(best):
     lt = analysis.select(best, m, "L_val_o3").iloc[0]["best_mean"]
     print(f"{analysis.name(m)}: {verdict} ({desc}); best L_val binary {analysis.fmt(lb, 'L')} "
           f"vs ternary {analysis.fmt(lt, 'L')}.")
+# the seed's claim (ternary learned faster), as 49_fidelity measures it: the first step with
+# A_val ≥ 0.9 per order, against one evaluation interval + the seed-to-seed spread
+print(claims.ternary_faster(records, **claims.against_spec(configs, protocol.knobs("orders", "full"))).line())
 
 # %% [markdown]
 # ## Discussion
