@@ -495,60 +495,64 @@ def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float)
 
 def trend_effect(points: pd.DataFrame, field: str, value: str = "best",
                  spread: pd.DataFrame | None = None) -> dict:
-    """Size of a trend along ``field`` and whether it exceeds the seed-to-seed spread.
+    """Size of a trend along ``field`` and whether it exceeds the seed-to-seed spread, both on
+    a log scale (losses spread multiplicatively: the seed's two LSTM seeds differ ×12).
 
     ``points``: one row per (grid point, seed) with columns ``field``, ``seed`` and ``value``
-    (e.g. a :func:`per_seed_frame` of one model and quantity). The effect is the relative
-    change of the mean over seeds from the first grid point to the last, ``last / first − 1``.
-    The spread is the std over seeds of the per-seed change when ≥ 2 seeds sit at both ends;
-    otherwise the largest relative std over seeds (std / mean) at any point of ``spread``
-    (same columns, e.g. every stored seed of the same configs), or of ``points``. Returns
-    ``direction`` (:func:`direction` of the means), ``first``, ``last``, ``change``,
-    ``spread`` (NaN when no point has two seeds), ``spread_from`` (words), ``seeds`` (seeds
-    of ``points``) and ``exceeds`` (|change| > spread; None without a spread).
+    (positive, e.g. a :func:`per_seed_frame` of one model and a loss). The effect is the log
+    ratio of the geometric means over seeds from the first grid point to the last,
+    ``change = ln(last / first)``. The spread is the std over seeds of the per-seed log ratio
+    when ≥ 2 seeds sit at both ends; otherwise the largest std over seeds of ln(value) at any
+    point of ``spread`` (same columns, e.g. every stored seed of the same configs), or of
+    ``points``. Returns ``direction`` (:func:`direction` of the geometric means), ``first``,
+    ``last``, ``change``, ``spread`` (NaN when no point has two seeds), ``spread_from``
+    (words), ``seeds`` (seeds of ``points``) and ``exceeds`` (|change| > spread; None
+    without a spread).
     """
     missing = [c for c in (field, "seed", value) if c not in points.columns]
     if missing or points.empty:
         raise ValueError(f"points needs rows and the columns {field!r}, 'seed', {value!r}; "
                          f"missing {missing}")
-    means = points.groupby(field)[value].mean().sort_index()
-    first, last = float(means.iloc[0]), float(means.iloc[-1])
-    change = last / first - 1 if first != 0 else math.nan
-    ends = points[points[field].isin([means.index[0], means.index[-1]])]
-    paired = ends.pivot_table(index="seed", columns=field, values=value).dropna()
-    out = {"direction": direction(list(means)), "first": first, "last": last, "change": change,
-           "seeds": int(points["seed"].nunique()), "spread": math.nan,
+    if (points[value] <= 0).any():
+        raise ValueError(f"points[{value!r}] must be > 0 (a log-scale trend), got "
+                         f"{points[value].min()!r}")
+    logs = points.assign(_ln=np.log(points[value].astype(float)))
+    means = logs.groupby(field)["_ln"].mean().sort_index()
+    first, last = float(np.exp(means.iloc[0])), float(np.exp(means.iloc[-1]))
+    change = float(means.iloc[-1] - means.iloc[0])
+    ends = logs[logs[field].isin([means.index[0], means.index[-1]])]
+    paired = ends.pivot_table(index="seed", columns=field, values="_ln").dropna()
+    out = {"direction": direction(list(np.exp(means))), "first": first, "last": last,
+           "change": change, "seeds": int(points["seed"].nunique()), "spread": math.nan,
            "spread_from": "no point with two seeds", "exceeds": None}
     if len(paired) >= 2 and len(means) >= 2:
-        per_seed = paired[means.index[-1]] / paired[means.index[0]] - 1
+        per_seed = paired[means.index[-1]] - paired[means.index[0]]
         out["spread"] = float(per_seed.std(ddof=0))
-        out["spread_from"] = f"std of the change over {len(paired)} seeds"
+        out["spread_from"] = f"std of the log ratio over {len(paired)} seeds"
     else:
-        src = points if spread is None else spread
-        stats = src.groupby(field)[value].agg(["mean", "count", lambda x: x.std(ddof=0)])
-        stats.columns = ["mean", "count", "std"]
-        stats = stats[(stats["count"] >= 2) & (stats["mean"] != 0)]
+        src = logs if spread is None else spread.assign(_ln=np.log(spread[value].astype(float)))
+        stats = src.groupby(field)["_ln"].agg(["count", lambda x: x.std(ddof=0)])
+        stats.columns = ["count", "std"]
+        stats = stats[stats["count"] >= 2]
         if not stats.empty:
-            rel = stats["std"] / stats["mean"].abs()
-            at = rel.idxmax()
-            out["spread"] = float(rel.max())
-            out["spread_from"] = (f"relative std over {int(stats.loc[at, 'count'])} seeds at "
+            at = stats["std"].idxmax()
+            out["spread"] = float(stats["std"].max())
+            out["spread_from"] = (f"std of ln over {int(stats.loc[at, 'count'])} seeds at "
                                   f"{sym(field)} = {fmt_value(at)}")
-    if not math.isnan(out["spread"]) and not math.isnan(change):
+    if not math.isnan(out["spread"]):
         out["exceeds"] = bool(abs(change) > out["spread"])
     return out
 
 
 def effect_text(effect: dict, quantity: str = "L") -> str:
-    """A :func:`trend_effect` as a sentence: ``falls by 99.9 % (9.30e-01 → 6.70e-04);
-    seed-to-seed spread ± 12 % (…): exceeds it``."""
+    """A :func:`trend_effect` as a sentence: ``falls ×0.55 (ln −0.60; 1.00e+00 → 5.48e-01);
+    seed-to-seed spread ±0.10 in ln (…): exceeds it``."""
     ch = effect["change"]
     word = "rises" if ch > 0 else "falls" if ch < 0 else "is unchanged"
-    size = "" if ch == 0 or math.isnan(ch) else (
-        f" ×{1 + ch:.3g}" if ch > 1 else f" by {100 * abs(ch):.3g} %")
-    text = f"{word}{size} ({fmt(effect['first'], quantity)} → {fmt(effect['last'], quantity)})"
+    text = (f"{word} ×{math.exp(ch):.3g} (ln {ch:+.2f}; {fmt(effect['first'], quantity)} → "
+            f"{fmt(effect['last'], quantity)})")
     if math.isnan(effect["spread"]):
         return text + f"; seed-to-seed spread not measured ({effect['spread_from']})"
     verdict = "exceeds it" if effect["exceeds"] else "within it"
-    return (text + f"; seed-to-seed spread ± {100 * effect['spread']:.3g} % "
+    return (text + f"; seed-to-seed spread ±{effect['spread']:.2f} in ln "
             f"({effect['spread_from']}): {verdict}")

@@ -11,12 +11,11 @@ the section it comes from:
   words verbatim and its answer as data (a number, a word or a direction per model).
 * :func:`verdict` — is our mean within the seed's mean ± std? :func:`agreement` — does our
   answer to a claim equal the seed's?
-* :func:`dynamics`, :func:`fidelity_verdict`, :func:`explanation` — at which dynamics a claim
-  was answered (SPEC's lr, weight decay, batch and T, or reduced ones), the verdict that
-  follows (agree/disagree only at SPEC's dynamics) and the sentence that explains it;
-  :data:`EARLIER_REDUCED` — the answers of the earlier quick profile at reduced dynamics.
+* :func:`dynamics`, :func:`reference_config`, :func:`training_key` — at which dynamics runs
+  answer a claim (SPEC's lr, weight decay, batch and T, or reduced ones).
 
-Nothing here knows how our runs are made; the notebooks compute our answers from the store.
+Nothing here knows how our runs are made; :mod:`modarith.claims` measures our answers and
+decides the verdicts.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ OUTSIDE = "outside"
 AGREE = "agree"
 DISAGREE = "disagree"
 NOT_ENOUGH = "not enough runs"
-NOT_TESTED = "not tested at SPEC's dynamics in this profile"
 #: How a claim's measure depends on the horizon T: "first" — fixed by events (first steps at a
 #: level) once they happen, so a run that stops before SPEC's T, at SPEC's lr, weight decay and
 #: batch, gives SPEC's answer when every event lies before its T (training does not depend on
@@ -334,26 +332,7 @@ def answer_text(answer) -> str:
     return one(answer)
 
 
-# --------------------------------------------------------------------------- fidelity
-#: Where :data:`EARLIER_REDUCED` comes from.
-EARLIER_REDUCED_SOURCE = ("the quick profile of 2026-12-01 (lr 3e-3, T 1.5–4k, one seed; "
-                          "issue 21's table)")
-#: Our answers at reduced dynamics before issue 21: the seed's answer where that profile
-#: agreed (claims 1, 2, 3, 6), its own answer where it did not (4, 5, 7–11).
-EARLIER_REDUCED: dict[str, object] = {
-    "memorise_then_generalise": {"lstm": True, "gpt": True},
-    "lower_val_loss": "gpt",
-    "smallest_r_generalising": {"lstm": 0.5, "gpt": 0.5},
-    "largest_r_overfitting": {"lstm": 0.4, "gpt": 0.4},
-    "ternary_faster": {"lstm": "binary", "gpt": "same step"},
-    "gpt_width": {"gpt": "decreases"},
-    "lstm_width": {"lstm": "decreases"},
-    "lstm_depth": {"lstm": "decreases"},
-    "gpt_depth": {"gpt": "increases"},
-    "weight_decay_time": {"lstm": "t_f(A_val) decreases, t_f(L_val) is unchanged"},
-    "norm_rise_fall": {"lstm": False},
-}
-
+# --------------------------------------------------------------------------- dynamics
 #: RunConfig fields that do not change a run's training: compared with SPEC's by nobody.
 NOT_DYNAMICS = ("seed", "snapshot_every", "snapshots_log")
 
@@ -367,17 +346,6 @@ def training_key(config):
     from modarith.config import OPTIONAL_DEFAULTS
 
     return replace(config, **{f: OPTIONAL_DEFAULTS[f] for f in NOT_DYNAMICS if f != "seed"})
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Our answer to one claim, with what it was computed from."""
-
-    value: object  # in the seed's terms (a number, a word or a boolean, per model)
-    numbers: str  # the numbers compared, as text
-    effect: str = ""  # the size of the effect behind the answer, with its seed-to-seed spread
-    seeds: int = 1  # seeds per configuration behind the answer
-    decided: bool = True  # False when an event the answer needs did not happen before T
 
 
 def reference_config(config, knobs):
@@ -438,50 +406,3 @@ def dynamics(pairs: Iterable, horizon: str) -> tuple[str, str]:
                            "measure needs SPEC's horizon")
     changed = "; ".join(f"{f} {values(a)} (SPEC {values(b)})" for f, (a, b) in diff.items())
     return "reduced", f"reduced: {changed}"
-
-
-def fidelity_verdict(claim_: Claim, answer: Answer | None, status: str) -> str:
-    """:data:`AGREE`/:data:`DISAGREE` only for an answer at SPEC's dynamics (``status`` of
-    :func:`dynamics` ``"spec"``, or ``"prefix"`` with every event the answer needs observed
-    before T, ``answer.decided``); :data:`NOT_TESTED` otherwise; :data:`NOT_ENOUGH` without an
-    answer. At SPEC's own T an event that never happens is an answer, not a censored one."""
-    if status not in ("spec", "prefix", "reduced"):
-        raise ValueError(f"status = {status!r} is invalid: expected 'spec', 'prefix' or "
-                         "'reduced'")
-    if answer is None:
-        return NOT_ENOUGH
-    if status == "reduced" or (status == "prefix" and not answer.decided):
-        return NOT_TESTED
-    return agreement(claim_.answer, answer.value)
-
-
-def explanation(claim_: Claim, verdict_: str, answer: Answer | None, status: str = "spec",
-                how: str = "", earlier: Mapping[str, object] | None = None) -> str:
-    """The sentence behind a verdict of :func:`fidelity_verdict`, computed from it, the
-    answer, the ``status`` and ``how`` (text) of :func:`dynamics` and the earlier answer at
-    reduced dynamics (default :data:`EARLIER_REDUCED`):
-    "disagrees at SPEC's dynamics on 1 seed (effect …)", "disagreed only at reduced dynamics
-    (…); at SPEC's it agrees", "not tested at SPEC's dynamics in this profile (…)"."""
-    earlier = EARLIER_REDUCED if earlier is None else earlier
-    before = earlier.get(claim_.key)
-    was = None if before is None else agreement(claim_.answer, before)
-    seeds = "" if answer is None else f"{answer.seeds} seed{'s' if answer.seeds != 1 else ''}"
-    effect = "" if answer is None or not answer.effect else f" ({answer.effect})"
-    prior = (f"{EARLIER_REDUCED_SOURCE} answered {answer_text(before)}"
-             if before is not None else "")
-    if verdict_ == NOT_ENOUGH:
-        return "not enough runs stored to answer"
-    if verdict_ == NOT_TESTED:
-        why = ("a first step the answer needs lies beyond this profile's T" if status == "prefix"
-               else f"dynamics {how}" if how else "its runs are not at SPEC's dynamics")
-        return f"{NOT_TESTED} ({why}); our answer there: {answer_text(answer.value)}"
-    if verdict_ == AGREE:
-        if was == DISAGREE:
-            return f"disagreed only at reduced dynamics ({prior}); at SPEC's it agrees on {seeds}"
-        return f"agrees at SPEC's dynamics on {seeds}{effect}"
-    tail = f"; {prior}" if was is not None else ""
-    who = ""
-    if isinstance(claim_.answer, Mapping) and len(claim_.answer) > 1:
-        who = " for " + ", ".join(_NAMES.get(k, k) for k in claim_.answer
-                                  if agreement(claim_.answer[k], answer.value.get(k)) == DISAGREE)
-    return f"disagrees at SPEC's dynamics{who} on {seeds}{effect}{tail}"

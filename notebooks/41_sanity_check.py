@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -53,9 +53,10 @@ device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir = "auto"  # PNG figures go to <figures_dir>/sanity/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
+seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
-from modarith import analysis, notebook, plots, protocol, seed_report
+from modarith import analysis, claims, notebook, plots, protocol, seed_report
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -77,7 +78,8 @@ knobs = protocol.knobs("sanity", settings.profile)
 print(protocol.changes("sanity", settings.profile).to_string(index=False))
 
 # %%
-configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in knobs.seeds]
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
@@ -128,11 +130,15 @@ for m in analysis.models_in(best):
     elif av["best_mean"] < 0.9:
         tail = "; it memorises the training set but does not generalise within T (A_val < 0.9)."
     elif dt > 0:
-        tail = f": it memorises first and generalises Δt(A) = {analysis.fmt(dt, 'dt')} steps later (grokking)."
+        tail = f": it memorises first and generalises Δt(A) = {analysis.fmt(dt, 'dt')} steps later."
     else:
         tail = (f": validation accuracy peaks no later than training accuracy "
                 f"(Δt(A) = {analysis.fmt(dt, 'dt')}), so there is no delayed generalisation.")
     print(head + tail)
+# the seed's claim is the delay's size: A_val still < 0.5 when A_train first reaches 0.9, and
+# t_gen a multiple of t_mem in every run (modarith.claims, the same function as 49_fidelity)
+print(claims.memorise_then_generalise(
+    records, **claims.against_spec(configs, protocol.knobs("sanity", "full"))).line())
 
 # %% [markdown]
 # ## Discussion

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -54,9 +54,10 @@ device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir = "auto"  # PNG figures go to <figures_dir>/data_size/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
+seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
-from modarith import analysis, notebook, plots, protocol
+from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -78,8 +79,9 @@ knobs = protocol.knobs("data_size", settings.profile)
 print(protocol.changes("data_size", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, r_train=r, seed=s, **knobs.base[m])
-           for m in knobs.models for r in knobs.grid["r_train"] for s in knobs.seeds]
+           for m in knobs.models for r in knobs.grid["r_train"] for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
@@ -159,6 +161,10 @@ for m in analysis.models_in(best):
               f"A_val = {analysis.fmt(b['A_val'])})" if r is not None
               else "no r_train just overfits (A_train ≥ 0.9 with A_val ≤ 0.5: none in the grid)")
     print(f"{analysis.name(m)} (r_train ∈ {{{grid}}}): {s_gen}; {s_over}.")
+# the seed's two claims (Problem 4.3.d, strict inequalities), as 49_fidelity measures them
+spec = claims.against_spec(configs, protocol.knobs("data_size", "full"))
+for key in ("smallest_r_generalising", "largest_r_overfitting"):
+    print(claims.measure(key, records, **spec).line())
 
 # %% [markdown]
 # ## Discussion

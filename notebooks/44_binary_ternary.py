@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -54,9 +54,10 @@ device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir = "auto"  # PNG figures go to <figures_dir>/orders/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
+seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
-from modarith import analysis, notebook, plots, protocol
+from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -80,7 +81,8 @@ knobs = protocol.knobs("orders", settings.profile)
 print(protocol.changes("orders", settings.profile).to_string(index=False))
 
 # %%
-configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in knobs.seeds]
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
@@ -134,6 +136,9 @@ for m in analysis.models_in(best):
     lt = analysis.select(best, m, "L_val_o3").iloc[0]["best_mean"]
     print(f"{analysis.name(m)}: {verdict} ({desc}); best L_val binary {analysis.fmt(lb, 'L')} "
           f"vs ternary {analysis.fmt(lt, 'L')}.")
+# the seed's claim (ternary learned faster), as 49_fidelity measures it: the first step with
+# A_val ≥ 0.9 per order, against one evaluation interval + the seed-to-seed spread
+print(claims.ternary_faster(records, **claims.against_spec(configs, protocol.knobs("orders", "full"))).line())
 
 # %% [markdown]
 # ## Discussion

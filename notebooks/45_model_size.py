@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -53,9 +53,10 @@ device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir = "auto"  # PNG figures go to <figures_dir>/model_size/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
+seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
-from modarith import analysis, notebook, plots, protocol
+from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
 
@@ -77,9 +78,10 @@ knobs = protocol.knobs("model_size", settings.profile)
 print(protocol.changes("model_size", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, num_layers=L, d_model=d, seed=s, **knobs.base[m])
            for m in knobs.models for L in knobs.grid["num_layers"] for d in knobs.grid["d_model"]
-           for s in knobs.seeds]
+           for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
@@ -125,8 +127,10 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 18.", figures, "gp
 # %% [markdown]
 # ## (c) How do $\mathcal{L}_{\text{val}}$ and $\mathcal{A}_{\text{val}}$ change with $d$ at fixed $L$, and with $L$ at fixed $d$? Which model scales better with $P$?
 #
-# Computed: the direction of each best validation metric along each axis of the grid, and the
-# Spearman rank correlation of the best $\mathcal{L}_{\text{val}}$ with $P$.
+# Computed: the direction of each best validation metric along each axis of the grid
+# (descriptive), then the seed's four trends measured by `modarith.claims`: the log ratio of
+# the best $\mathcal{L}_{\text{val}}$ between the grid's end points against the seed-to-seed
+# spread, with a verdict.
 
 # %%
 for m in analysis.models_in(best):
@@ -139,13 +143,11 @@ for m in analysis.models_in(best):
                              f"({analysis.listing(rows, vary, q)})")
             print(f"{analysis.name(m)} at {analysis.sym(fixed)} = {analysis.fmt_value(fv)}, as "
                   f"{analysis.sym(vary)} grows: " + "; ".join(parts) + ".")
-    rows = analysis.select(best, m, "L_val")
-    rho = analysis.spearman(rows["P"], rows["best_mean"])
-    rho_a = analysis.spearman(rows["P"], analysis.select(best, m, "A_val")["best_mean"])
-    trend = "does not vary" if rho != rho else "falls" if rho < 0 else "rises" if rho > 0 else "shows no monotone trend"
-    print(f"{analysis.name(m)}: over all (L, d), best L_val {trend} with the number of non-embedding "
-          f"parameters P (Spearman ρ = {analysis.rho_text(rho)}; for A_val ρ = {analysis.rho_text(rho_a)}), "
-          f"P from {int(rows['P'].min()):,} to {int(rows['P'].max()):,}.")
+# the seed's four trends (claims 6-9), each against the seed-to-seed noise on a log scale
+spec = claims.against_spec(configs, protocol.knobs("model_size", "full"))
+for key in ("gpt_width", "lstm_width", "lstm_depth", "gpt_depth"):
+    if key.split("_")[0] in knobs.models:
+        print(claims.measure(key, records, **spec).line())
 
 # %% [markdown]
 # ## Discussion

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -53,6 +53,7 @@ device = "auto"  # auto | cpu | cuda | mps
 results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir = "auto"  # PNG figures go to <figures_dir>/compute/; auto: figures/ beside results/
 force = False  # True retrains runs that are already stored
+seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %%
 from modarith import analysis, notebook, plots, protocol
@@ -79,8 +80,9 @@ knobs = protocol.knobs("compute", settings.profile)
 print(protocol.changes("compute", settings.profile).to_string(index=False))
 
 # %%
+seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, batch_size=B, seed=s, **knobs.base[m])
-           for m in knobs.models for B in knobs.grid["batch_size"] for s in knobs.seeds]
+           for m in knobs.models for B in knobs.grid["batch_size"] for s in seeds]
 print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%

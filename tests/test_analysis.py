@@ -273,16 +273,25 @@ def test_trend_effect_against_the_seed_spread():
                            "best": [1.0, 1.0, 0.6, 0.5]})
     e = A.trend_effect(paired, "d_model")
     assert e["direction"] == "decreases" and e["seeds"] == 2
-    assert e["change"] == pytest.approx(-0.45)
-    assert e["spread"] == pytest.approx(0.05)  # std of the per-seed changes −0.4, −0.5
+    assert e["change"] == pytest.approx(math.log(math.sqrt(0.3)))  # geometric means
+    assert e["spread"] == pytest.approx(0.5 * math.log(0.6 / 0.5))  # std of ln 0.6, ln 0.5
     assert e["exceeds"] is True
-    assert A.effect_text(e, "L").startswith("falls by 45 % (1.00e+00 → 5.50e-01)")
-    # one seed: the spread comes from other seeds of one grid point
+    assert A.effect_text(e, "L").startswith("falls ×0.548 (ln -0.60; 1.00e+00 → 5.48e-01)")
+    # one seed: the spread comes from other seeds of one grid point, on the log scale: a ×3
+    # fall is within a ×12 spread between two seeds (±1.26 in ln), a ×2 rise is too (on the
+    # linear scale a ×2 rise, +100 %, "exceeded" the ±85 % relative std of those two seeds)
     one = paired[paired["seed"] == 0]
     assert A.trend_effect(one, "d_model")["exceeds"] is None
-    noisy = pd.DataFrame({"d_model": [128, 128], "seed": [0, 42], "best": [0.2, 1.0]})
-    e1 = A.trend_effect(one, "d_model", spread=pd.concat([one[one["d_model"] == 64], noisy]))
-    assert e1["change"] == pytest.approx(-0.4) and e1["exceeds"] is False  # spread ±2/3
+    noisy = pd.DataFrame({"d_model": [128, 128], "seed": [0, 42], "best": [0.75e-3, 9.27e-3]})
+    seven = pd.DataFrame({"d_model": [64, 128], "seed": [0, 0], "best": [3e-3, 1e-3]})
+    e1 = A.trend_effect(seven, "d_model", spread=noisy)
+    assert e1["change"] == pytest.approx(-math.log(3)) and e1["exceeds"] is False
     assert "within it" in A.effect_text(e1) and "d = 128" in e1["spread_from"]
+    e2 = A.trend_effect(seven.assign(best=[1e-3, 2e-3]), "d_model", spread=noisy)
+    assert e2["exceeds"] is False
+    e3 = A.trend_effect(seven.assign(best=[1e-3, 1e-1]), "d_model", spread=noisy)
+    assert e3["exceeds"] is True
+    with pytest.raises(ValueError, match="> 0"):
+        A.trend_effect(seven.assign(best=[0.0, 1.0]), "d_model")
     with pytest.raises(ValueError, match="seed"):
         A.trend_effect(paired.drop(columns="seed"), "d_model")

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tokenize
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -235,9 +236,26 @@ def _grid_cell(stem):
 def test_grid_in_sight_equals_the_protocol(stem, profile, capsys):
     """The list comprehension a reader sees builds exactly protocol.configs(...)."""
     name = EXPERIMENT_OF[stem]
-    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, profile)}
+    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, profile), "seeds": None}
     exec(compile(_grid_cell(stem), stem, "exec"), namespace)  # noqa: S102 - our own cell
     assert namespace["configs"] == protocol.configs(name, profile)
+
+
+@pytest.mark.parametrize("stem", sorted(EXPERIMENT_OF))
+def test_seeds_parameter_builds_every_grid_point_per_seed(stem):
+    """`seeds` (a parameter; None = the profile's) gives every grid point of the protocol once
+    per seed asked for, nothing else changed."""
+    name = EXPERIMENT_OF[stem]
+    values = _literal_assignments([c for c in _nb(stem).cells if "parameters" in _tags(c)][0].source)
+    if "seeds" not in values:
+        pytest.skip(f"{stem} has no seed grid")
+    assert values["seeds"] is None
+    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, "quick"), "seeds": [0, 1, 2, 3]}
+    exec(compile(_grid_cell(stem), stem, "exec"), namespace)  # noqa: S102 - our own cell
+    base = {replace(c, seed=0) for c in protocol.configs(name, "quick")}
+    got = namespace["configs"]
+    assert len(got) == 4 * len(base) and {replace(c, seed=0) for c in got} == base
+    assert sorted({c.seed for c in got}) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("stem", sorted(EXPERIMENT_OF))
