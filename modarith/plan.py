@@ -26,10 +26,10 @@ def _clock(device: str) -> float:
     return time.perf_counter()
 
 
-def time_group(group: list[RunConfig], device: str) -> float:
-    """Estimated training time (s) of ``group`` on ``device``: three updates and one
-    evaluation after a warm-up, scaled to its T updates and evaluations. Out of memory: the
-    sum over its halves, as the runner would train them."""
+def time_group(group: list[RunConfig], device: str, updates: int = 3) -> float:
+    """Estimated training time (s) of ``group`` on ``device`` at this process's thread count:
+    ``updates`` updates and one evaluation after a warm-up, scaled to its T updates and
+    evaluations. Out of memory: the sum over its halves, as the runner would train them."""
     c0 = group[0]
     try:
         trainer = GroupTrainer(group, device)
@@ -37,7 +37,7 @@ def time_group(group: list[RunConfig], device: str) -> float:
         trainer.update()
         trainer.evaluate()  # warm-up
         t0 = _clock(device)
-        for _ in range(3):
+        for _ in range(updates):
             trainer.update()
         t1 = _clock(device)
         trainer.evaluate()
@@ -48,8 +48,8 @@ def time_group(group: list[RunConfig], device: str) -> float:
         del e
         free_memory(device)
         half = (len(group) + 1) // 2
-        return time_group(group[:half], device) + time_group(group[half:], device)
-    return (t1 - t0) / 3 * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
+        return time_group(group[:half], device, updates) + time_group(group[half:], device, updates)
+    return (t1 - t0) / updates * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
 
 
 def plan(configs: list[RunConfig], results: str | Path | None = None, device: str = "cpu",
