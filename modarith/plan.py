@@ -35,7 +35,7 @@ from modarith.store import Store
 #: with ``benchmarks/concurrency.py`` (a busy loop beside the "alone" timing so that time
 #: slicing by other load cancels; ``benchmarks/NOTES.md``, issue 29). ``MODARITH_CONTENTION``
 #: overrides it.
-CPU_CONTENTION = 1.10
+CPU_CONTENTION = 1.0
 
 #: Seconds to execute one notebook whose runs are stored (load, analyse, plot) when no
 #: earlier build into the same folder timed it: the fresh-clone quick build of issue 29 spent
