@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -72,7 +71,7 @@ def choose(estimates: dict[str, float], budget_s: float) -> list[str]:
     ``budget_s``: cheapest first (which maximises the count); NaN estimates are left out."""
     chosen, used = [], 0.0
     for name, s in sorted(estimates.items(), key=lambda kv: kv[1]):
-        if not math.isnan(s) and used + s <= budget_s:
+        if used + s <= budget_s:  # False for a NaN estimate
             chosen.append(name)
             used += s
     return chosen
