@@ -139,11 +139,13 @@ def _clock(device: str) -> float:
 
 def time_group(group: list[RunConfig], device: str, updates: int = 3) -> float:
     """Estimated training time (s) of ``group`` on ``device`` at this process's thread count:
-    ``updates`` updates and one evaluation after a warm-up, scaled to its T updates and
-    evaluations. Out of memory: the sum over its halves, as the runner would train them."""
+    building its trainer, then ``updates`` updates and one evaluation after a warm-up, scaled
+    to its T updates and evaluations. Out of memory: the sum over its halves, as the runner would train them."""
     c0 = group[0]
     try:
+        t_build = _clock(device)
         trainer = GroupTrainer(group, device)
+        t_build = _clock(device) - t_build
         trainer.update()
         trainer.update()
         trainer.evaluate()  # warm-up
@@ -160,7 +162,7 @@ def time_group(group: list[RunConfig], device: str, updates: int = 3) -> float:
         free_memory(device)
         half = (len(group) + 1) // 2
         return time_group(group[:half], device, updates) + time_group(group[half:], device, updates)
-    return (t1 - t0) / updates * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
+    return t_build + (t1 - t0) / updates * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
 
 
 def engine_groups(todo: list[RunConfig], device: str, workers: int | None = None) -> tuple[list, int]:
