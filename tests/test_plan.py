@@ -102,3 +102,22 @@ def test_workers_log_their_timeline(tmp_path):
     assert sorted(r["label"] for r in rows) == ["gpt×1 T=6", "lstm×1 T=6"]
     assert all(0 <= r["start_s"] <= r["end_s"] for r in rows) and {r["worker"] for r in rows} <= {0, 1}
     assert "worker 0:" in plan.timeline_text(rows)
+
+
+def test_build_prints_planned_and_logged_timelines(tmp_path):
+    """After the training the build shows both timelines: the plan's schedule and the slots
+    the workers logged in results/timeline.jsonl (the last train call's only)."""
+    from modarith.workers import group_label, log_slot
+
+    groups = [[RunConfig(model="gpt", seed=s, **SPEC) for s in range(2)], [RunConfig(model="lstm", **SPEC)]]
+    bp = report.BuildPlan([], 3, [c for g in groups for c in g], groups, [600.0, 300.0], 2)
+    ids: dict = {}
+    log_slot(tmp_path, 50.0, ids, groups[1], {"pid": 7, "start": 10.0, "end": 20.0})  # an older call
+    log_slot(tmp_path, 100.0, ids, groups[0], {"pid": 8, "start": 101.0, "end": 761.0})
+    log_slot(tmp_path, 100.0, ids, groups[1], {"pid": 9, "start": 102.0, "end": 400.0})
+    text = report.timeline_lines(bp, tmp_path)
+    planned, measured = text.split("measured:")
+    assert f"worker 0: {group_label(groups[0])} 0.0–10.0 min; idle at the end 0.0 s" in planned
+    assert f"worker 1: {group_label(groups[1])} 0.0–5.0 min; idle at the end 5 min 00 s" in planned
+    assert f"worker 1: {group_label(groups[0])} 0.0–11.0 min" in measured  # pid 8 was the 2nd worker seen
+    assert f"worker 2: {group_label(groups[1])} 0.0–5.0 min" in measured and measured.count("worker") == 2
