@@ -86,41 +86,69 @@ def default_workers(device: str, groups: list[list[RunConfig]] | None = None) ->
     return cpu_cores() if str(device) == "cpu" else 1
 
 
+#: Rough seconds of one SPEC-equivalent run-step on one CPU core, per model (:func:`group_cost`):
+#: the fresh-clone quick build of issue 29 trained LSTM × 5 at 17.7 and GPT × 4 at 13.0
+#: run-steps/s per core (0.056 and 0.077 s); other models count as the mean.
+SECONDS_PER_SPEC_STEP = {"gpt": 0.077, "lstm": 0.056}
+
+#: :func:`split_groups` splits a group when a worker would otherwise idle longer than this at
+#: the end while another finishes (a group of K gives the numbers of K singles).
+SPLIT_IDLE_S = 180.0
+
+
 def group_cost(group: list[RunConfig]) -> float:
-    """Rough relative cost of a group (run-steps × model width² × layers), for scheduling."""
-    c = group[0]
-    return c.total_steps * len(group) * c.d_model**2 * c.num_layers
+    """Rough seconds of a group on one CPU core, for scheduling: its
+    :func:`spec_equivalent_run_steps` × :data:`SECONDS_PER_SPEC_STEP` of its model."""
+    rates = SECONDS_PER_SPEC_STEP
+    return spec_equivalent_run_steps([group]) * rates.get(group[0].model, sum(rates.values()) / len(rates))
 
 
-def makespan(groups: list[list[RunConfig]], n: int) -> float:
+def _end_times(costs: list[float], n: int) -> list[float]:
+    """When each of ``n`` workers ends when the costs go, in this order, each to the worker
+    that frees first (the order the pool hands them out)."""
+    free = [0.0] * max(1, n)
+    for c in costs:
+        free[free.index(min(free))] += c
+    return free
+
+
+def makespan(groups: list[list[RunConfig]], n: int, cost: Callable[[list[RunConfig]], float] = group_cost) -> float:
     """Cost of the slowest of ``n`` workers when the groups go, costliest first, each to the
-    least loaded worker (the order the pool hands them out)."""
-    loads = [0.0] * max(1, n)
-    for g in sorted(groups, key=group_cost, reverse=True):
-        loads[loads.index(min(loads))] += group_cost(g)
-    return max(loads)
+    worker that frees first (the order the pool hands them out)."""
+    return max(_end_times(sorted((cost(g) for g in groups), reverse=True), n))
 
 
-def split_groups(groups: list[list[RunConfig]], n: int) -> list[list[RunConfig]]:
-    """Split groups in halves, costliest first, so that ``n`` workers all have work and none
-    idles while another finishes a long group: of the splittings with at least ``n`` groups
-    (or all single), the one with the fewest groups among those of the smallest
-    :func:`makespan`. Returned costliest first (a group of K gives the numbers of K singles)."""
-    groups = [list(g) for g in groups]
-    best, best_span = None, math.inf
+def idle_at_end(groups: list[list[RunConfig]], n: int,
+                cost: Callable[[list[RunConfig]], float] = group_cost) -> float:
+    """How long the first worker to finish waits for the last (costliest first, as
+    :func:`makespan`); a worker without a group waits the whole makespan."""
+    ends = _end_times(sorted((cost(g) for g in groups), reverse=True), n)
+    return max(ends) - min(ends)
+
+
+def split_groups(groups: list[list[RunConfig]], n: int, cost: Callable[[list[RunConfig]], float] = group_cost,
+                 idle_s: float = SPLIT_IDLE_S) -> list[list[RunConfig]]:
+    """Split groups in halves so that ``n`` workers all have work and none idles at the end
+    while another finishes a long group. While there are fewer groups than workers (and a
+    group of several runs), or a worker would idle more than ``idle_s`` (in ``cost`` units:
+    rough seconds) at the end, the costliest group whose halving shortens the
+    :func:`makespan` is halved; it stops when none does. Returned costliest first, the order
+    the engine submits them (a group of K gives the numbers of K singles)."""
+    groups = sorted(([*g] for g in groups), key=cost, reverse=True)
     while True:
-        if len(groups) >= n or all(len(g) == 1 for g in groups):
-            span = makespan(groups, n)
-            if span < best_span * (1 - 1e-9):
-                best, best_span = [list(g) for g in groups], span
-        splittable = [i for i, g in enumerate(groups) if len(g) > 1]
-        if not splittable or len(groups) >= 4 * max(n, 1):
+        short = len(groups) < n
+        if not short and idle_at_end(groups, n, cost) <= idle_s:
             break
-        i = max(splittable, key=lambda i: group_cost(groups[i]))
-        g = groups.pop(i)
-        half = (len(g) + 1) // 2
-        groups[i:i] = [g[:half], g[half:]]
-    return sorted(best if best is not None else groups, key=group_cost, reverse=True)
+        span = makespan(groups, n, cost)
+        for i in sorted((i for i, g in enumerate(groups) if len(g) > 1), key=lambda i: -cost(groups[i])):
+            half = (len(groups[i]) + 1) // 2
+            trial = groups[:i] + [groups[i][:half], groups[i][half:]] + groups[i + 1:]
+            if short or makespan(trial, n, cost) < span * (1 - 1e-9):
+                groups = sorted(trial, key=cost, reverse=True)
+                break
+        else:
+            break
+    return groups
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

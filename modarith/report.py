@@ -100,14 +100,19 @@ class NotebookPlan:
 
 @dataclass
 class BuildPlan:
-    """The runs the build trains before executing the notebooks, and each notebook's share."""
+    """The runs the build trains before executing the notebooks, each notebook's share, and
+    the build's expected wall time: the training's schedule over the workers
+    (:func:`modarith.plan.schedule`), then the notebooks' execution over the jobs."""
 
     notebooks: list[NotebookPlan]
     distinct: int  # distinct runs of all chosen notebooks
     todo: list = field(default_factory=list)  # RunConfigs to train (not stored), run-id order
-    groups: list = field(default_factory=list)  # the engine's vectorised groups of todo
-    group_seconds: list = field(default_factory=list)  # estimated time of each group
+    groups: list = field(default_factory=list)  # the engine's groups of todo, split, in submit order
+    group_seconds: list = field(default_factory=list)  # each group's time at the workers' concurrency
     workers: int = 1  # worker processes the groups are spread over
+    notebook_seconds: list = field(default_factory=list)  # each notebook's execution (last build's, or
+    # modarith.plan.NOTEBOOK_SECONDS)
+    jobs: int = 1  # notebooks executed at a time
 
     @property
     def serial_seconds(self) -> float:
@@ -115,13 +120,30 @@ class BuildPlan:
         return float(sum(self.group_seconds))
 
     @property
+    def timeline(self) -> list[dict]:
+        """The groups, in the engine's order, each to the worker that frees first."""
+        from modarith.plan import schedule
+
+        return schedule(self.group_seconds, self.workers) if self.groups else []
+
+    @property
     def seconds(self) -> float:
-        """Estimated wall time of the training over the workers (a lower bound: the longest
-        group, or the total spread evenly)."""
-        if not self.groups:
-            return 0.0
-        per = max(1, self.workers // len(self.groups))  # a group split over idle workers
-        return max(self.serial_seconds / self.workers, max(self.group_seconds) / per)
+        """Estimated wall time of the training over the workers (:attr:`timeline`)."""
+        from modarith.plan import makespan_s
+
+        return makespan_s(self.timeline)
+
+    @property
+    def execution_seconds(self) -> float:
+        """Estimated wall time of the notebooks' execution, longest first over the jobs."""
+        from modarith.plan import makespan_s, schedule
+
+        return makespan_s(schedule(sorted(self.notebook_seconds, reverse=True), self.jobs))
+
+    @property
+    def total_seconds(self) -> float:
+        """Estimated wall time of the build: training, then the notebooks."""
+        return self.seconds + self.execution_seconds
 
     def describe(self, device: str) -> str:
         """The lines printed before the build: totals, then one line per notebook."""
@@ -134,10 +156,13 @@ class BuildPlan:
             head += (f"{len(self.todo)} to train first, in {g} group{'s' * (g != 1)} ({steps:,} run-steps) "
                      f"over {self.workers} worker{'s' * (self.workers != 1)}, estimated "
                      f"{format_seconds(self.seconds)} on {device} (each group timed for a few steps "
-                     f"here; {format_seconds(self.serial_seconds)} one group after another), "
+                     f"at its worker's threads and concurrency, longest first to the worker that frees "
+                     f"first; {format_seconds(self.serial_seconds)} one group after another), "
                      f"{self.distinct - len(self.todo)} stored; then the notebooks load and plot")
         else:
             head += "all stored, nothing to train (the notebooks load the runs and plot)"
+        head += (f"; executing the notebooks ≈ {format_seconds(self.execution_seconds)} over {self.jobs} "
+                 f"job{'s' * (self.jobs != 1)}; the build ≈ {format_seconds(self.total_seconds)} in all")
         lines = [head]
         width = max(len(notebook_file(p.name)) for p in self.notebooks)
         for i, p in enumerate(self.notebooks, 1):
@@ -145,34 +170,43 @@ class BuildPlan:
         return "\n".join(lines)
 
 
-def _time_group(group: list, device: str, measure: bool) -> float:
-    """:func:`modarith.plan.time_group`, or NaN when not measured or when timing fails."""
+def _time_group(group: list, device: str, measure: bool, workers: int = 1) -> float:
+    """:func:`modarith.plan.time_group` at the threads each of ``workers`` has, or NaN when not
+    measured or when timing fails."""
     if not measure:
         return float("nan")
-    from modarith.plan import time_group
+    from modarith.plan import time_group, worker_threads, worker_threads_set
 
     try:
-        return float(time_group(group, device))
+        with worker_threads_set(worker_threads(device, workers)):
+            return float(time_group(group, device))
     except Exception:  # noqa: BLE001 - an estimate that fails must not stop the build
         return float("nan")
 
 
 def build_plan(names: list[str], profile: str, device: str, results: Path,
-               workers: int | None = None, measure: bool = True) -> BuildPlan:
+               workers: int | None = None, measure: bool = True, timer=None,
+               out_dir: Path | None = None, jobs: int | None = None) -> BuildPlan:
     """The build's plan: the union of the notebooks' runs (:func:`modarith.protocol.configs`
-    of each row), those not stored in ``results`` grouped as :func:`modarith.engine.train`
-    groups them and each group timed on ``device``; per notebook its runs, those listed by
-    an earlier notebook, and those it brings to the training with their share of the time."""
+    of each row), those not stored in ``results`` grouped and split as
+    :func:`modarith.engine.train` does, each group timed on ``device`` at the concurrency it
+    will run with (:func:`modarith.plan.time_groups`; ``timer`` replaces the timing, e.g. in
+    tests; a timing that fails is NaN); per notebook its runs, those listed by an earlier
+    notebook, and those it brings to the training with their share of the time; and each
+    notebook's execution time as the last build into ``out_dir`` (its executed notebooks)
+    recorded it, else :data:`modarith.plan.NOTEBOOK_SECONDS`, over ``jobs`` (default: one
+    per core, as :func:`modarith.experiments.execute_many`)."""
     from modarith.config import run_id
-    from modarith.engine import default_workers, group_configs
+    from modarith.devices import cpu_cores
+    from modarith.plan import NOTEBOOK_SECONDS, engine_groups, time_groups
     from modarith.store import Store
 
     store = Store(results) if Path(results).is_dir() else None
     per_notebook = {name: list(dict.fromkeys(protocol.configs(name, profile))) for name in names}
     union = list(dict.fromkeys(c for cs in per_notebook.values() for c in cs))
     todo = sorted((c for c in union if store is None or not store.record_path(c).exists()), key=run_id)
-    groups = group_configs(todo)
-    seconds = [_time_group(g, device, measure) for g in groups]
+    groups, n = engine_groups(todo, device, workers)
+    seconds = time_groups(groups, device, n, timer or (lambda g: _time_group(g, device, measure, n)))
     share = {run_id(c): s / len(g) for g, s in zip(groups, seconds) for c in g}
     pending = {run_id(c) for c in todo}
     seen: set[str] = set()
@@ -185,8 +219,11 @@ def build_plan(names: list[str], profile: str, device: str, results: Path,
         notebooks.append(NotebookPlan(name, len(ids), sum(steps.values()), len(ids) - len(fresh), len(mine),
                                       sum(steps[i] for i in mine), float(sum(share[i] for i in mine))))
         seen.update(ids)
-    n = workers if workers is not None else (default_workers(device, groups) if groups else 1)
-    return BuildPlan(notebooks, len(union), todo, groups, seconds, n)
+    last = [_last_duration(out_dir / notebook_file(name)) if out_dir is not None else float("inf")
+            for name in names]
+    executing = [s if s != float("inf") else NOTEBOOK_SECONDS for s in last]
+    return BuildPlan(notebooks, len(union), todo, groups, seconds, n, executing,
+                     max(1, min(jobs or cpu_cores(), len(names))))
 
 
 # ----------------------------------------------------------------------------- the build
@@ -211,7 +248,20 @@ def train_union(plan: BuildPlan, results: Path, device: str) -> bool:
         return False
     print(f"trained {len(plan.todo)} runs in {format_seconds(time.perf_counter() - start)} "
           f"(estimated {format_seconds(plan.seconds)})", flush=True)
+    print(timeline_lines(plan, results), flush=True)
     return True
+
+
+def timeline_lines(plan: BuildPlan, results: Path) -> str:
+    """The training's per-worker timeline as the workers logged it (``results/timeline.jsonl``,
+    :func:`modarith.plan.read_timeline`) under the plan's."""
+    from modarith.plan import read_timeline, timeline_text
+    from modarith.workers import group_label
+
+    planned = timeline_text(plan.timeline, [group_label(g) for g in plan.groups])
+    logged = read_timeline(results) if plan.workers > 1 else []
+    return ("per-worker timeline, planned:\n" + planned
+            + ("\nper-worker timeline, measured:\n" + timeline_text(logged) if logged else ""))
 
 
 def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_dir: Path,
@@ -308,7 +358,7 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
                   "figures_dir": str(Path(args.figures).expanduser().resolve()), "interactive": False}
 
     start = time.perf_counter()
-    plan = build_plan(chosen, profile, device, results, args.workers)
+    plan = build_plan(chosen, profile, device, results, args.workers, out_dir=executed, jobs=args.jobs)
     print(plan.describe(device), flush=True)
     trained_ok = train_union(plan, results, device)
     saved_formats = os.environ.get(FIGURE_FORMATS_ENV)

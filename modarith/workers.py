@@ -2,15 +2,19 @@
 
 Each worker (started with ``spawn``) takes a device (one GPU each on CUDA, one thread each
 share of the cores on the CPU) and runs whole groups over the shared results store; the
-parent shows one overall bar fed by the workers' reports.
+parent shows one overall bar fed by the workers' reports, and appends each group's start and
+end per worker to ``results/timeline.jsonl`` (:func:`modarith.plan.read_timeline`).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
 
 import torch
 
@@ -30,15 +34,36 @@ def _worker_init(threads: int, progress_queue, device_queue) -> None:
         torch.cuda.set_device(torch.device(_WORKER["device"]))
 
 
-def _worker_run(group: list[RunConfig], results: str | None, force: bool, opts: dict) -> dict[str, Record]:
-    """Task of a worker process: train (or load) one group over the shared store."""
+def _worker_run(group: list[RunConfig], results: str | None, force: bool,
+                opts: dict) -> tuple[dict[str, Record], dict]:
+    """Task of a worker process: train (or load) one group over the shared store; returns its
+    records and its slot (process id, device, wall-clock start and end)."""
     from modarith.engine import _run_serial
 
     q = _WORKER.get("progress")
     opts = dict(opts, progress=False, on_progress=q.put if q is not None else None)
     if _WORKER.get("device"):
         opts["device"] = _WORKER["device"]
-    return _run_serial([group], Store(results) if results is not None else None, force, **opts)
+    start = time.time()
+    found = _run_serial([group], Store(results) if results is not None else None, force, **opts)
+    return found, {"pid": os.getpid(), "device": opts["device"], "start": start, "end": time.time()}
+
+
+def group_label(group: list[RunConfig]) -> str:
+    """Short name of a group in a timeline: model × runs, T."""
+    return f"{group[0].model}×{len(group)} T={group[0].total_steps}"
+
+
+def log_slot(results, call: float, workers: dict[int, int], group: list[RunConfig], slot: dict) -> dict:
+    """Append one group's slot to ``results/timeline.jsonl`` (``call``: the train call's start,
+    wall clock; ``workers``: process id → worker number, filled as workers appear)."""
+    row = {"call": call, "worker": workers.setdefault(slot["pid"], len(workers)), "label": group_label(group),
+           "runs": len(group), "model": group[0].model, "steps": group[0].total_steps, **slot}
+    if results is not None:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        with open(Path(results) / "timeline.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+    return row
 
 
 def run_parallel(groups: list[list[RunConfig]], results, force: bool, n: int, **opts) -> dict[str, Record]:
@@ -60,20 +85,23 @@ def run_parallel(groups: list[list[RunConfig]], results, force: bool, n: int, **
     saved_env = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ.update({v: str(threads) for v in saved_env})  # children read it at torch import
     found: dict[str, Record] = {}
+    call, worker_ids = time.time(), {}
     try:
         with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
                                  initargs=(threads, progress_queue, device_queue)) as pool:
-            pending = {pool.submit(_worker_run, g, None if results is None else str(results), force, opts)
+            pending = {pool.submit(_worker_run, g, None if results is None else str(results), force, opts): g
                        for g in groups}
             while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 try:
                     while True:
                         bar.update(progress_queue.get_nowait())
                 except queue_mod.Empty:
                     pass
                 for f in done:
-                    found.update(f.result())  # a worker's exception is raised here
+                    records, slot = f.result()  # a worker's exception is raised here
+                    found.update(records)
+                    log_slot(results, call, worker_ids, pending.pop(f), slot)
     finally:
         bar.close()
         for v, old in saved_env.items():
