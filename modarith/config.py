@@ -14,12 +14,11 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .data import _is_prime  # one home: the dataset checks '/' needs a prime p too
+from .activations import NON_LINEARITIES
+from .data import OPERATORS, ORDERS, _is_prime  # one home: the dataset checks the same names
+from .models import registry
+from .models.registry import MODELS  # noqa: F401 (the report's architectures, in display order)
 
-# the architectures, in the order every table, figure and listing shows them (the seed's: LSTM first)
-MODELS = ("lstm", "gpt")
-OPERATORS = ("+", "-", "*", "/")
-ORDERS = (2, 3)
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adamw", "adam")  # adamw: decoupled weight decay; adam: coupled L2 (g + wd·θ)
 LOSSES = ("softmax", "stablemax")  # output normalisation of the cross-entropy
@@ -106,8 +105,9 @@ class RunConfig:
 
     def __post_init__(self):
         # (over 60 lines: one check per field, in field order, each naming the field)
-        if self.model not in MODELS:
-            raise _bad("model", self.model, f"one of {MODELS}", MODELS)
+        if self.model not in registry.REGISTRY:  # the registered models, read at each check
+            names = tuple(registry.REGISTRY)
+            raise _bad("model", self.model, f"one of {names}", names)
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
             raise _bad("p", self.p, "an integer >= 2")
         if self.operator not in OPERATORS:
@@ -135,11 +135,10 @@ class RunConfig:
                 raise _bad(name, v, f"an integer >= {low}")
         if self.seed >= 2**32:
             raise _bad("seed", self.seed, "an integer in [0, 2**32) (numpy's RandomState seeds the split)")
-        if self.model == "gpt" and self.d_model % self.num_heads:
-            raise _bad("d_model", self.d_model,
-                       f"a multiple of num_heads = {self.num_heads} (d_model % num_heads == 0)")
-        from .models import NON_LINEARITIES
-
+        check = registry.entry(self.model).check
+        problem = check(self) if check is not None else None
+        if problem is not None:
+            raise _bad(*problem)
         if self.non_linearity not in NON_LINEARITIES:
             raise _bad("non_linearity", self.non_linearity, f"one of {tuple(NON_LINEARITIES)}",
                        NON_LINEARITIES)

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from modarith.activations import NON_LINEARITIES
+
 
 # ---------------------------------------------------------------------------------------------
 # prefix plans
@@ -181,8 +183,6 @@ def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: 
     """
     # (over 60 lines: one GPT forward, top to bottom, as the module reads; split, its
     # equality with models/gpt.py would be harder to check by eye)
-    from .models.gpt import NON_LINEARITIES
-
     act = NON_LINEARITIES[non_linearity]()
     bounds, m = plan.bounds, plan.m
     tables = P["embedding.tokens.weight"]  # (K, V, d)

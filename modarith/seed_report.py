@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from modarith.models.registry import MODELS, display_name
+
 SOURCE = "seed/000_a133b5cd909dde9d.txt"  # beside SPEC.md; Felix Wilhelmy, April 5, 2025
 
 WITHIN = "within the seed's spread"
@@ -311,7 +313,7 @@ def agreement(seed_answer, our_answer, rel_tol: float = 1e-9) -> str:
     return AGREE if seed_answer == our_answer else DISAGREE
 
 
-_NAMES = {"lstm": "LSTM", "gpt": "GPT", "both": "both models"}  # display names of answers
+_NAMES = {**{m: display_name(m) for m in MODELS}, "both": "both models"}  # display names of answers
 
 
 def answer_text(answer) -> str:
