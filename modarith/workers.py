@@ -16,6 +16,7 @@ import torch
 
 from modarith.config import RunConfig
 from modarith.devices import cpu_cores, set_threads
+from modarith.runner import run_groups
 from modarith.store import Record, Store
 
 _WORKER: dict = {}  # in a worker process: its progress queue and device
@@ -32,13 +33,11 @@ def _worker_init(threads: int, progress_queue, device_queue) -> None:
 
 def _worker_run(group: list[RunConfig], results: str | None, force: bool, opts: dict) -> dict[str, Record]:
     """Task of a worker process: train (or load) one group over the shared store."""
-    from modarith.engine import _run_serial
-
     q = _WORKER.get("progress")
     opts = dict(opts, progress=False, on_progress=q.put if q is not None else None)
     if _WORKER.get("device"):
         opts["device"] = _WORKER["device"]
-    return _run_serial([group], Store(results) if results is not None else None, force, **opts)
+    return run_groups([group], Store(results) if results is not None else None, force, **opts)
 
 
 def run_parallel(groups: list[list[RunConfig]], results, force: bool, n: int, **opts) -> dict[str, Record]:
