@@ -307,6 +307,16 @@ def run_id(config: RunConfig, protocol: int = PROTOCOL) -> str:
     """
     if protocol not in PROTOCOL_CHANGES:
         raise ValueError(f"protocol = {protocol!r} is invalid: expected one of {sorted(PROTOCOL_CHANGES)}")
+    if protocol == PROTOCOL:  # hashed once per config (frozen): every later call reads it back
+        cached = config.__dict__.get("_run_id")
+        if cached is None:
+            cached = _hash_identity(config, protocol)
+            object.__setattr__(config, "_run_id", cached)
+        return cached
+    return _hash_identity(config, protocol)
+
+
+def _hash_identity(config: RunConfig, protocol: int) -> str:
     d = identity_dict(config)
     if protocol >= 2:
         d = {"protocol": protocol, **d}

@@ -60,3 +60,15 @@ def test_builtin_entries():
         model = registry.init_model(RunConfig(model=m, p=7, d_model=8, num_heads=2, num_layers=1))
         names = dict(model.named_parameters())
         assert names[registry.entry(m).embedding].shape == (7 + 5, 8)
+
+
+def test_run_id_is_hashed_once_per_config(monkeypatch):
+    from modarith import config as config_mod
+
+    cfg = RunConfig(model="lstm", p=7, d_model=8, seed=3)
+    first = config_mod.run_id(cfg)
+    calls = []
+    monkeypatch.setattr(config_mod, "identity_dict", lambda c: calls.append(c) or {})
+    assert config_mod.run_id(cfg) == first and calls == []  # read back, not hashed again
+    assert config_mod.run_id(cfg, protocol=1) != first and len(calls) == 1  # older protocols: hashed
+    assert cfg == RunConfig(model="lstm", p=7, d_model=8, seed=3)  # the cache is not a field
