@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modarith.protocol import DEVICES, PROFILES, check_choice, resolve_profile
+from modarith.devices import DEVICES
+from modarith.protocol import PROFILES, check_choice, resolve_profile
 
 #: Where Colab mounts Google Drive; ``results_dir="drive"`` keeps the store under
 #: ``DRIVE_ROOT/MyDrive/modarith/`` (:func:`drive_dir`).

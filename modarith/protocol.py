@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 import pandas as pd
 
 from modarith.config import MODELS, RunConfig, did_you_mean
+from modarith.devices import resolve_device
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
@@ -36,7 +37,6 @@ REPO_REF = "v0.1.0"
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
-DEVICES = ("auto", "cpu", "cuda", "mps")
 SEEDS = (0, 42)
 
 # --------------------------------------------------------------------------- profile knobs
@@ -257,8 +257,6 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
     if profile != "auto":
         return profile
     if device == "auto":
-        from modarith.devices import resolve_device
-
         device = resolve_device(device)
     return "full" if str(device).startswith("cuda") else "quick"
 
@@ -267,7 +265,7 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
 def list_experiments() -> pd.DataFrame:
     """One row per experiment: name, problem, notebook, runs and run-steps (Σ T) per profile,
     then a row of the distinct runs of all experiments (shared runs count once). Time on this
-    device: :func:`plan`."""
+    device: :func:`modarith.plan.plan`."""
     rows, distinct = [], {p: {} for p in PROFILES}
     for name in trained():
         e = EXPERIMENTS[name]
@@ -328,10 +326,6 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
     return pd.concat([changes(n, profile).assign(experiment=n) for n in trained()],
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
-
-# --------------------------------------------------------------------------- plan
-# The plan is timed by the runner's side (modarith.plan); notebooks call it from here.
-from modarith.plan import plan, plan_text  # noqa: E402, F401
 
 # =========================================================================== beyond (50_beyond)
 # Notebook 50_beyond as data: the progress-measure runs (weight snapshots), an optional

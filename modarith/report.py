@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modarith import protocol
-from modarith.protocol import DEVICES, EXPERIMENTS, PROFILE_CHOICES
+from modarith.devices import DEVICES
+from modarith.protocol import EXPERIMENTS, PROFILE_CHOICES
 
 #: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plots.figure_formats`).
 FIGURE_FORMATS_ENV = "MODARITH_FIGURE_FORMATS"

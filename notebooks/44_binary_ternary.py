@@ -59,6 +59,7 @@ force = False  # True retrains runs that are already stored
 from modarith import analysis, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
+from modarith.plan import plan_text
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "orders"
@@ -81,7 +82,7 @@ print(protocol.changes("orders", settings.profile).to_string(index=False))
 
 # %%
 configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in knobs.seeds]
-print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
+print(plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
 records = train(configs, results=settings.results, device=settings.device, force=settings.force)

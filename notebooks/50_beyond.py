@@ -76,6 +76,7 @@ from modarith import compare, notebook, plots, progress_measures, progress_plots
 from modarith.config import RunConfig
 from modarith.engine import train
 from modarith.grok import grok_step
+from modarith.plan import plan_text
 from modarith.survival import fmt_steps
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
@@ -101,7 +102,7 @@ print(settings)
 # %%
 knobs = protocol.beyond_knobs(settings.profile)
 configs = knobs.configs()
-print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
+print(plan_text(configs, settings.results, settings.device, settings.force))
 for comp in knobs.comparisons.values():
     print(f"{comp.name}: {compare.scale_text(comp)}; arms {[a.name for a in comp.arms]}; lr grid "
           f"{list(comp.lr_grid)} on tuning seeds {list(comp.tuning_seeds)}; measured seeds {list(comp.seeds)}")
