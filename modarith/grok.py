@@ -23,9 +23,9 @@ import math
 from pathlib import Path
 
 from .config import RunConfig
+from .protocol import GROK_THRESHOLD
 from .store import Record
 
-GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
 # RunConfig fields that tell arms apart, copied into every grok_frame row
 ARM_FIELDS = ("lr", "weight_decay", "beta1", "optimizer", "warmup_steps", "clip_norm",
               "grokfast_alpha", "grokfast_lamb", "grokfast_window", "orthograd", "loss")
