@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from modarith import fast
+from modarith.activations import NON_LINEARITIES
 from modarith.models.gpt import GPT
 from modarith.models.lstm import LSTMLM
 
@@ -93,7 +94,7 @@ register(ModelEntry(
                         dropout=c.dropout, non_linearity=c.non_linearity, padding_index=c.pad_index),
     fast_logits=lambda P, buffers, plan, tokens, anc, positions, c, dropout, gens: fast.gpt_logits(
         P, buffers["embedding.positions"], plan, tokens, anc, positions, c.num_heads, c.num_layers,
-        c.pad_index, dropout, c.non_linearity, gens),
+        c.pad_index, dropout, NON_LINEARITIES[c.non_linearity](), gens),
     check=lambda c: None if c.d_model % c.num_heads == 0 else (
         "d_model", c.d_model, f"a multiple of num_heads = {c.num_heads} (d_model % num_heads == 0)")))
 
