@@ -27,11 +27,13 @@ from pathlib import Path
 import pandas as pd
 
 from .config import RunConfig, run_id
+from .engine import train
 from .grok import grok_frame
 from .protocol import MIN_SEEDS, Arm, Comparison  # noqa: F401 (the comparison as data lives there)
 from .survival import (
     describe_median,
     fmt_p,
+    fmt_steps,
     km_curve,
     km_median,
     logrank,
@@ -143,8 +145,6 @@ def run_comparisons(comparisons: list[Comparison], results: str | Path | None = 
                     workers: int | None = None) -> list[ComparisonResult]:
     """Tune, then measure, every comparison: one :func:`modarith.engine.train` call for all
     tuning runs (so they group and spread over workers), then one for all measured runs."""
-    from .engine import train
-
     opts = dict(results=results, device=device, force=force, progress=progress, workers=workers)
     tuning_cfgs = [c.tuning_configs() for c in comparisons]
     recs = train([c for cs in tuning_cfgs for c in cs], **opts)
@@ -176,8 +176,6 @@ def results_table(results: list[ComparisonResult], level: float = 0.95) -> pd.Da
     """One text row per comparison and arm, for reading (no ∞, no raw floats): ``comparison,
     arm, lr`` (chosen), ``grokked`` (n/N by T), ``median steps (CI)`` ("never (censored)" when
     not reached), ``log-rank vs first arm`` (the comparison's reference arm)."""
-    from .survival import fmt_steps
-
     rows = []
     for res in results:
         med = res.medians(level).set_index("arm")

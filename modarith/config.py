@@ -15,13 +15,13 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from .activations import NON_LINEARITIES
-from .data import OPERATORS, ORDERS, _is_prime  # one home: the dataset checks the same names
+from .data import OPERATORS, ORDERS, is_prime  # one home: the dataset checks the same names
+from .metrics import LOSSES  # output normalisation of the cross-entropy
 from .models import registry
 from .models.registry import MODELS  # noqa: F401 (the report's architectures, in display order)
 
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adamw", "adam")  # adamw: decoupled weight decay; adam: coupled L2 (g + wd·θ)
-LOSSES = ("softmax", "stablemax")  # output normalisation of the cross-entropy
 
 # Version of the training protocol, part of every run's identity (see :func:`run_id`): a run
 # stored under another protocol is never reused. History:
@@ -94,8 +94,7 @@ class RunConfig:
     snapshots_log: int = 0  # number of log-spaced snapshot steps in [1, T] (plus step 0 and T)
     snapshot_every: int = 0  # also snapshot every this many steps (0: none)
     # ---- optimizer and loss switches (modarith.optim, modarith.metrics); all off by default.
-    # Order of one update: gradient -> Grokfast (EMA or MA) -> clip -> ⊥Grad -> coupled L2 ->
-    # Adam(W) at lr · warm-up factor.
+    # The order of one update: modarith.optim.update_.
     optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam" (torch.optim.Adam: coupled L2)
     warmup_steps: int = 0  # linear lr warm-up over this many updates (the Grokfast paper's LambdaLR); 0: off
     grokfast_window: int = 0  # Grokfast-MA window w (with grokfast_lamb > 0, grokfast_alpha = 0); 0: off
@@ -122,7 +121,7 @@ class RunConfig:
         if not orders or any(o not in ORDERS for o in orders):
             raise _bad("orders", self.orders, "a non-empty subset of (2, 3)")
         object.__setattr__(self, "orders", orders)
-        if self.operator == "/" and not _is_prime(self.p):
+        if self.operator == "/" and not is_prime(self.p):
             raise _bad("p", self.p, "a prime number when operator is '/' (division needs a field)")
         if not (isinstance(self.r_train, (int, float)) and 0.0 < self.r_train < 1.0):
             raise _bad("r_train", self.r_train, "a number strictly between 0 and 1")

@@ -313,8 +313,7 @@ class GroupTrainer:
         return state
 
     def update(self) -> None:
-        """One optimizer step of every run (per-run settings): gradient -> Grokfast (EMA or
-        MA) -> clip -> ⊥Grad -> coupled L2 -> Adam(W) at lr · warm-up factor."""
+        """One optimizer step of every run, per-run settings (:func:`modarith.optim.update_`)."""
         g = self.gradients()  # (K, P)
         c0 = self.configs[0]
         optim.update_(self.flat, g, self.optimizer_state(), self.opt_cols, self.step, self.segments,

@@ -35,7 +35,7 @@ from torch import nn
 from .config import RunConfig
 from .data import make_dataset, split_indices
 from .models.registry import build_model, entry
-from .store import CorruptRecord, Record, Store, safe_torch_load
+from .store import CorruptRecord, Record, Store, safe_torch_load, snapshots_path
 
 # operators whose result depends on a single sum s = a ∘ b mod p, for the restricted loss
 FOURIER_OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b}
@@ -264,8 +264,6 @@ def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "
     warning naming why, together with the run's record (so that :func:`modarith.engine.train`
     trains the run again and rewrites its snapshots), and :class:`CorruptRecord` is raised.
     """
-    from .store import snapshots_path
-
     cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
     store = Store(results)
     path = snapshots_path(store, cfg)
