@@ -1,4 +1,4 @@
-"""The runner: a list of run configs in, a list of records out.
+"""Training: a list of run configs in, a list of records out.
 
 :func:`train` loads what the store holds and trains the rest. Runs that share a
 :func:`~modarith.group.group_key` train together as one vectorised group
