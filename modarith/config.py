@@ -63,7 +63,7 @@ class RunConfig:
     """Everything that determines the numbers of one run (SPEC defaults)."""
     # (over 200 lines: one field per line with its comment, then one check per field)
 
-    model: str = "gpt"  # architecture: "gpt" (post-norm decoder) or "lstm" (LSTMLM)
+    model: str = "gpt"  # architecture: a registered model (modarith.models.registry): "gpt", "lstm"
     p: int = 31  # modulus of Z/pZ; the vocabulary has p + 5 tokens
     operator: str = "+"  # one of + - * / ('/' means a = b·c mod p, needs p prime)
     orders: tuple[int, ...] = (2,)  # equation orders: (2,) binary, (3,) ternary, (2, 3) mixed
