@@ -23,8 +23,7 @@ from modarith import checkpoint as ckpt
 from modarith.config import RunConfig, run_id
 from modarith.devices import cpu_cores, resolve_device
 from modarith.group import group_key
-from modarith.loop import CHECKPOINT_INTERVAL_S
-from modarith.runner import run_groups
+from modarith.runner import CHECKPOINT_INTERVAL_S, run_groups
 from modarith.store import Record, Store
 from modarith.workers import run_parallel
 
@@ -147,7 +146,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     ``results=None`` trains in memory without storing anything. With a store:
 
     - each run checkpoints to ``results/checkpoints/<run_id>.pt`` (every ``checkpoint_every``
-      updates, else time-based, see :class:`~modarith.loop.Checkpointer`); a rerun resumes
+      updates, else time-based, see :class:`~modarith.runner.Checkpointer`); a rerun resumes
       each run from its own checkpoint, in whatever group it lands (``force=True`` ignores
       stored records and checkpoints); a stored run's checkpoint is deleted;
     - a process holds ``results/locks/<run_id>.lock`` for each run it trains; another process
