@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         gaps = [curve_gap(b, f) for b, f in ps]
         seed_gap = curve_gap(ps[0][1], ps[1][1]) if len(ps) > 1 else math.nan
         walls = [(f.meta.get("wall_time_share_s"), b.meta.get("wall_time_share_s")) for b, f in ps]
-        print(f"| max |log10 L_val ratio| after step 500 | " + " | ".join(f"{g:.3g}" for g in gaps)
+        print("| max |log10 L_val ratio| after step 500 | " + " | ".join(f"{g:.3g}" for g in gaps)
               + f" | fp32 seed vs seed: {seed_gap:.3g} |")
         print(f"wall time share (fp32, bf16) s: {walls}\n")
     return 0

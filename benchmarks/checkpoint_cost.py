@@ -3,9 +3,9 @@
     python benchmarks/checkpoint_cost.py [--model gpt] [--k 2] [--d 128] [--steps 30]
 
 Prints the size and duration of one checkpoint of every run of the group
-(``loop.Checkpointer.save``: per-run states, serialise + fsync + rename)
+(``runner.Checkpointer.save``: per-run states, serialise + fsync + rename)
 and the time per update, hence the share of run time spent checkpointing at the default
-cadence (loop.CHECKPOINT_INTERVAL_S, pushed to >= 50x the save duration).
+cadence (runner.CHECKPOINT_INTERVAL_S, pushed to >= 50x the save duration).
 """
 
 import argparse
@@ -14,7 +14,7 @@ import time
 
 from modarith.config import RunConfig
 from modarith.group import GroupTrainer
-from modarith.loop import CHECKPOINT_INTERVAL_S, Checkpointer
+from modarith.runner import CHECKPOINT_INTERVAL_S, Checkpointer
 from modarith.store import Store
 
 

@@ -30,11 +30,12 @@ import pandas as pd
 
 from modarith.config import MODELS, RunConfig
 from modarith.metrics import best_and_tf, mean_std, summarize
+from modarith.models.registry import build_model, display_name
+from modarith.params import non_embedding_params
 
 QUANTITIES = ("L_train", "L_val", "A_train", "A_val")
 ORDER_QUANTITIES = (*QUANTITIES, "L_train_o2", "L_val_o2", "A_train_o2", "A_val_o2",
                     "L_train_o3", "L_val_o3", "A_train_o3", "A_val_o3")
-MODEL_NAMES = {"lstm": "LSTM", "gpt": "GPT"}
 
 _FIELDS = tuple(f.name for f in fields(RunConfig))
 # Plain-text symbol of each swept field (captions, sentences, tables; plots use it too).
@@ -85,7 +86,7 @@ def _sort(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 def name(model: str) -> str:
     """Display name of a model: ``LSTM``, ``GPT``."""
-    return MODEL_NAMES.get(model, model)
+    return display_name(model)
 
 
 def fmt(value, quantity: str = "A") -> str:
@@ -154,9 +155,6 @@ def curves_frame(records: Iterable, by: Sequence[str] = (), metrics: Sequence[st
 
 def _params_of(config: RunConfig, cache: dict) -> int:
     """Non-embedding parameters P of the model a config builds (cached per architecture)."""
-    from modarith.models import build_model
-    from modarith.params import non_embedding_params
-
     key = replace(config, seed=0, r_train=0.5, lr=1e-3, weight_decay=1.0, batch_size=512,
                   steps=1, dropout=0.0)
     if key not in cache:

@@ -23,6 +23,7 @@ import torch
 
 from modarith.data import OPERATORS, Tokenizer, compute_result
 from modarith.plots import plot_attention_grid
+from modarith.store import load_model
 
 __all__ = [
     "AttentionResult",
@@ -230,8 +231,6 @@ def attention_figure(model, tokenizer: Tokenizer, equation: str, seq_len: int | 
 
 def load_run(record, results="results", device: str = "cpu") -> tuple:
     """``(model, tokenizer, seq_len)`` of a stored run (``record`` or its RunConfig)."""
-    from modarith.store import load_model
-
     config = getattr(record, "config", record)
     return (load_model(record, results, device), Tokenizer(config.p, config.operator),
             config.seq_len)

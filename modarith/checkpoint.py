@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from modarith.devices import to_host
+from modarith.group import expected_counts
 from modarith.store import CorruptRecord, Store, atomic_torch_save, safe_torch_load
 
 FORMAT = 3
@@ -128,8 +129,6 @@ def run_state(trainer, k: int, wall_time_s: float) -> dict:
 
 def check_fits(trainer, s: dict) -> None:
     """Raise :class:`CorruptRecord` unless state ``s`` fits a run of ``trainer``'s group."""
-    from modarith.group import expected_counts
-
     step = s["step"]
     if not 0 <= step <= trainer.T:
         raise CorruptRecord(f"step {step} is outside [0, {trainer.T}]")

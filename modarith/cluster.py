@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RunConfig, run_id
+from .engine import group_configs, train
+from .store import Store
 
 EXECUTORS = ("local", "slurm", "submitit-local")  # local = worker processes, no submitit
 
@@ -41,8 +43,6 @@ def check_executor(executor: str) -> None:
 
 def _job(group: list[RunConfig], results: str, device: str) -> list[str]:
     """Body of one cluster job: train one group into the shared store."""
-    from .engine import train
-
     return [r.run_id for r in train(group, results=results, device=device, progress=False, workers=1)]
 
 
@@ -56,9 +56,6 @@ def submit(configs: list[RunConfig], results: str | Path, executor: str = "slurm
     (per job) are the Slurm job's resources; ``folder``: submitit's logs (default
     ``results/jobs``). Raises ValueError on bad arguments before submitting anything.
     """
-    from .engine import group_configs
-    from .store import Store
-
     check_executor(executor)
     if executor == "local":
         raise ValueError("executor = 'local' runs worker processes: use modarith.engine.train(workers=...)")

@@ -15,100 +15,31 @@ The protocol, as data (:class:`Comparison`) and code (:func:`run_comparisons`):
    medians with intervals, the log-rank test and the paired per-seed ratio.
 
 Nothing here knows an experiment: the arms, grids and seeds are given (``modarith.protocol``
-holds the notebook's).
+holds the notebook's, and the data classes :class:`Arm` and :class:`Comparison`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from .config import RunConfig, run_id
-from .grok import GROK_THRESHOLD, grok_frame
+from .engine import train
+from .grok import grok_frame
+from .protocol import GROK_THRESHOLD, MIN_SEEDS, Arm, BeyondKnobs, Comparison  # noqa: F401 (comparisons as data live there)
 from .survival import (
     describe_median,
     fmt_p,
+    fmt_steps,
     km_curve,
     km_median,
     logrank,
     paired_ratios,
     paired_summary,
 )
-
-MIN_SEEDS = 8  # measured seeds per arm, at least
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One recipe: a name and the RunConfig fields it changes from the comparison's base."""
-
-    name: str
-    changes: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Arms on one base configuration; the first arm is the reference the others are
-    compared with."""
-
-    name: str  # a label (e.g. "GPT, SPEC's optimizer")
-    base: dict  # RunConfig keyword arguments shared by every arm (model, p, steps, ...)
-    arms: tuple[Arm, ...]
-    lr_grid: tuple[float, ...]  # learning rates tried for each arm on the tuning seeds
-    tuning_seeds: tuple[int, ...]
-    seeds: tuple[int, ...]  # measured seeds, disjoint from the tuning seeds
-    threshold: float = GROK_THRESHOLD
-    stay: int | None = None  # None: A_val must stay >= threshold to the end
-    min_seeds: int = MIN_SEEDS
-
-    def __post_init__(self):
-        object.__setattr__(self, "arms", tuple(self.arms))
-        for name in ("lr_grid", "tuning_seeds", "seeds"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not self.arms or len({a.name for a in self.arms}) != len(self.arms):
-            raise ValueError(f"Comparison.arms = {[a.name for a in self.arms]!r} is invalid: "
-                             "expected at least one arm, with distinct names")
-        for a in self.arms:
-            bad = {"seed", "lr"} & set(a.changes)
-            if bad:
-                raise ValueError(f"Arm {a.name!r} changes {sorted(bad)}: seeds and learning rates are "
-                                 "set by the comparison (seeds, tuning_seeds, lr_grid)")
-        if not self.lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_grid):
-            raise ValueError(f"Comparison.lr_grid = {self.lr_grid!r} is invalid: expected numbers > 0")
-        if len(self.seeds) < self.min_seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"Comparison.seeds = {self.seeds!r} is invalid: expected at least "
-                             f"{self.min_seeds} distinct measured seeds")
-        if not self.tuning_seeds or set(self.tuning_seeds) & set(self.seeds):
-            raise ValueError(f"Comparison.tuning_seeds = {self.tuning_seeds!r} is invalid: expected "
-                             "at least one seed, none of them a measured seed")
-        for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
-            self.config(a, self.lr_grid[0], self.seeds[0])
-
-    def arm(self, name: str) -> Arm:
-        for a in self.arms:
-            if a.name == name:
-                return a
-        raise ValueError(f"arm = {name!r} is invalid: expected one of {[a.name for a in self.arms]}")
-
-    def config(self, arm: Arm, lr: float, seed: int) -> RunConfig:
-        return RunConfig(**{**self.base, **arm.changes, "lr": lr, "seed": seed})
-
-    def tuning_configs(self) -> list[RunConfig]:
-        """Every arm × learning rate × tuning seed."""
-        return [self.config(a, lr, s) for a in self.arms for lr in self.lr_grid for s in self.tuning_seeds]
-
-    def measured_configs(self, best_lr: dict[str, float]) -> list[RunConfig]:
-        """Every arm × measured seed at that arm's chosen learning rate."""
-        return [self.config(a, best_lr[a.name], s) for a in self.arms for s in self.seeds]
-
-    def plan_configs(self) -> list[RunConfig]:
-        """What the comparison trains, for a plan made before tuning: the tuning runs, and the
-        measured runs at the grid's first rate (tuning may choose another: those runs then
-        train in addition; the rate does not change a run's cost)."""
-        return self.tuning_configs() + self.measured_configs({a.name: self.lr_grid[0] for a in self.arms})
 
 
 @dataclass(frozen=True)
@@ -166,6 +97,19 @@ class Design:
             f["final_train_collapse"] = [float(r.history["train_collapse"][-1]) for r in records]
             f["max_train_collapse"] = [float(max(r.history["train_collapse"])) for r in records]
         return f
+
+
+def design(knobs: BeyondKnobs) -> Design:
+    """The arms of :class:`modarith.protocol.BeyondKnobs` as a :class:`Design` on its paired seeds."""
+    return Design("beyond", knobs.base, [Arm(n, ch) for n, ch in knobs.arms().items()], knobs.seeds,
+                  knobs.threshold, knobs.window)
+
+
+def grokfast_design(knobs: BeyondKnobs) -> Design | None:
+    """Grokfast at its authors' setting (a :class:`Design`), or None in this profile."""
+    g = knobs.grokfast
+    return None if g is None else Design("Grokfast", g["base"], [Arm(n, ch) for n, ch in g["arms"].items()],
+                                         g["seeds"], g["threshold"], g["window"])
 
 
 def arm_table(frame: pd.DataFrame, arms=None, level: float = 0.95) -> pd.DataFrame:
@@ -293,8 +237,6 @@ def run_comparisons(comparisons: list[Comparison], results: str | Path | None = 
                     workers: int | None = None) -> list[ComparisonResult]:
     """Tune, then measure, every comparison: one :func:`modarith.engine.train` call for all
     tuning runs (so they group and spread over workers), then one for all measured runs."""
-    from .engine import train
-
     opts = dict(results=results, device=device, force=force, progress=progress, workers=workers)
     tuning_cfgs = [c.tuning_configs() for c in comparisons]
     recs = train([c for cs in tuning_cfgs for c in cs], **opts)
@@ -326,8 +268,6 @@ def results_table(results: list[ComparisonResult], level: float = 0.95) -> pd.Da
     """One text row per comparison and arm, for reading (no ∞, no raw floats): ``comparison,
     arm, lr`` (chosen), ``grokked`` (n/N by T), ``median steps (CI)`` ("never (censored)" when
     not reached), ``log-rank vs first arm`` (the comparison's reference arm)."""
-    from .survival import fmt_steps
-
     rows = []
     for res in results:
         med = res.medians(level).set_index("arm")

@@ -14,15 +14,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .data import _is_prime  # one home: the dataset checks '/' needs a prime p too
+from .activations import NON_LINEARITIES
+from .data import OPERATORS, ORDERS, is_prime  # one home: the dataset checks the same names
+from .metrics import LOSSES  # output normalisation of the cross-entropy
+from .models import registry
+from .models.registry import MODELS  # noqa: F401 (the report's architectures, in display order)
 
-# the architectures, in the order every table, figure and listing shows them (the seed's: LSTM first)
-MODELS = ("lstm", "gpt")
-OPERATORS = ("+", "-", "*", "/")
-ORDERS = (2, 3)
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("adamw", "adam")  # adamw: decoupled weight decay; adam: coupled L2 (g + wd·θ)
-LOSSES = ("softmax", "stablemax")  # output normalisation of the cross-entropy
 
 # Version of the training protocol, part of every run's identity (see :func:`run_id`): a run
 # stored under another protocol is never reused. History:
@@ -64,7 +63,7 @@ class RunConfig:
     """Everything that determines the numbers of one run (SPEC defaults)."""
     # (over 200 lines: one field per line with its comment, then one check per field)
 
-    model: str = "gpt"  # architecture: "gpt" (post-norm decoder) or "lstm" (LSTMLM)
+    model: str = "gpt"  # architecture: a registered model (modarith.models.registry): "gpt", "lstm"
     p: int = 31  # modulus of Z/pZ; the vocabulary has p + 5 tokens
     operator: str = "+"  # one of + - * / ('/' means a = b·c mod p, needs p prime)
     orders: tuple[int, ...] = (2,)  # equation orders: (2,) binary, (3,) ternary, (2, 3) mixed
@@ -95,8 +94,7 @@ class RunConfig:
     snapshots_log: int = 0  # number of log-spaced snapshot steps in [1, T] (plus step 0 and T)
     snapshot_every: int = 0  # also snapshot every this many steps (0: none)
     # ---- optimizer and loss switches (modarith.optim, modarith.metrics); all off by default.
-    # Order of one update: gradient -> Grokfast (EMA or MA) -> clip -> ⊥Grad -> coupled L2 ->
-    # Adam(W) at lr · warm-up factor.
+    # The order of one update: modarith.optim.update_.
     optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam" (torch.optim.Adam: coupled L2)
     warmup_steps: int = 0  # linear lr warm-up over this many updates (the Grokfast paper's LambdaLR); 0: off
     grokfast_window: int = 0  # Grokfast-MA window w (with grokfast_lamb > 0, grokfast_alpha = 0); 0: off
@@ -106,8 +104,9 @@ class RunConfig:
 
     def __post_init__(self):
         # (over 60 lines: one check per field, in field order, each naming the field)
-        if self.model not in MODELS:
-            raise _bad("model", self.model, f"one of {MODELS}", MODELS)
+        if self.model not in registry.REGISTRY:  # the registered models, read at each check
+            names = tuple(registry.REGISTRY)
+            raise _bad("model", self.model, f"one of {names}", names)
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p < 2:
             raise _bad("p", self.p, "an integer >= 2")
         if self.operator not in OPERATORS:
@@ -122,7 +121,7 @@ class RunConfig:
         if not orders or any(o not in ORDERS for o in orders):
             raise _bad("orders", self.orders, "a non-empty subset of (2, 3)")
         object.__setattr__(self, "orders", orders)
-        if self.operator == "/" and not _is_prime(self.p):
+        if self.operator == "/" and not is_prime(self.p):
             raise _bad("p", self.p, "a prime number when operator is '/' (division needs a field)")
         if not (isinstance(self.r_train, (int, float)) and 0.0 < self.r_train < 1.0):
             raise _bad("r_train", self.r_train, "a number strictly between 0 and 1")
@@ -135,11 +134,10 @@ class RunConfig:
                 raise _bad(name, v, f"an integer >= {low}")
         if self.seed >= 2**32:
             raise _bad("seed", self.seed, "an integer in [0, 2**32) (numpy's RandomState seeds the split)")
-        if self.model == "gpt" and self.d_model % self.num_heads:
-            raise _bad("d_model", self.d_model,
-                       f"a multiple of num_heads = {self.num_heads} (d_model % num_heads == 0)")
-        from .models import NON_LINEARITIES
-
+        check = registry.entry(self.model).check
+        problem = check(self) if check is not None else None
+        if problem is not None:
+            raise _bad(*problem)
         if self.non_linearity not in NON_LINEARITIES:
             raise _bad("non_linearity", self.non_linearity, f"one of {tuple(NON_LINEARITIES)}",
                        NON_LINEARITIES)
@@ -308,6 +306,16 @@ def run_id(config: RunConfig, protocol: int = PROTOCOL) -> str:
     """
     if protocol not in PROTOCOL_CHANGES:
         raise ValueError(f"protocol = {protocol!r} is invalid: expected one of {sorted(PROTOCOL_CHANGES)}")
+    if protocol == PROTOCOL:  # hashed once per config (frozen): every later call reads it back
+        cached = config.__dict__.get("_run_id")
+        if cached is None:
+            cached = _hash_identity(config, protocol)
+            object.__setattr__(config, "_run_id", cached)
+        return cached
+    return _hash_identity(config, protocol)
+
+
+def _hash_identity(config: RunConfig, protocol: int) -> str:
     d = identity_dict(config)
     if protocol >= 2:
         d = {"protocol": protocol, **d}

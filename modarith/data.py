@@ -37,7 +37,7 @@ def _check_operator(operator) -> None:
         raise ValueError(f"operator must be one of {OPERATORS}, got {operator!r}")
 
 
-def _is_prime(n: int) -> bool:
+def is_prime(n: int) -> bool:
     if n < 2:
         return False
     return all(n % k for k in range(2, math.isqrt(n) + 1))
@@ -211,7 +211,7 @@ def make_dataset(p: int = 31, operator: str = "+", orders: Sequence[int] = (2,))
     _check_p(p)
     _check_operator(operator)
     orders_set = _check_orders(orders)
-    if operator == "/" and not _is_prime(p):
+    if operator == "/" and not is_prime(p):
         raise ValueError(f"p must be prime for operator '/', got p={p}")
 
     tok = Tokenizer(p, operator)

@@ -1,4 +1,4 @@
-"""The runner: a list of run configs in, a list of records out.
+"""Training: a list of run configs in, a list of records out.
 
 :func:`train` loads what the store holds and trains the rest. Runs that share a
 :func:`~modarith.group.group_key` train together as one vectorised group
@@ -6,10 +6,8 @@
 after another, or over worker processes (``concurrent.futures``); each run's checkpoint is
 its own (:mod:`modarith.checkpoint`), so any grouping or worker count resumes it.
 
-Hops of one group: :func:`train` → :func:`_run_serial` (or a worker's :func:`_worker_run`)
-→ :func:`_run_locked` (takes the runs' locks, loads what another process finished, reads each
-run's checkpoint) → :func:`_fit_group` (restores, trains, stores each record, deletes the
-checkpoints).
+The groups go to :func:`modarith.runner.run_groups`, here or in each worker
+(:func:`modarith.workers.run_parallel`): one path from configs to stored records.
 """
 
 from __future__ import annotations
@@ -17,29 +15,18 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
-import warnings
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from modarith import checkpoint as ckpt
 from modarith.config import RunConfig, run_id
-from modarith.devices import (
-    add_note,
-    configure,
-    cpu_cores,
-    free_memory,
-    is_out_of_memory,
-    resolve_device,
-)
-from modarith.group import GroupTrainer, group_key
-from modarith.loop import CHECKPOINT_INTERVAL_S, Checkpointer, EventsFile, ProgressBar, WorkerReport, fit
-from modarith.metrics import summarize
-from modarith.store import CorruptRecord, Record, Store, atomic_torch_save, snapshots_path
-from modarith.version import code_version
+from modarith.devices import cpu_cores, resolve_device
+from modarith.group import group_key
+from modarith.runner import CHECKPOINT_INTERVAL_S, run_groups
+from modarith.store import Record, Store
+from modarith.workers import run_parallel
 
 # Below this much work, starting worker processes (an interpreter and torch each, seconds)
 # costs more than the second core saves: ``default_workers`` keeps such work in-process.
@@ -188,7 +175,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     ``results=None`` trains in memory without storing anything. With a store:
 
     - each run checkpoints to ``results/checkpoints/<run_id>.pt`` (every ``checkpoint_every``
-      updates, else time-based, see :class:`~modarith.loop.Checkpointer`); a rerun resumes
+      updates, else time-based, see :class:`~modarith.runner.Checkpointer`); a rerun resumes
       each run from its own checkpoint, in whatever group it lands (``force=True`` ignores
       stored records and checkpoints); a stored run's checkpoint is deleted;
     - a process holds ``results/locks/<run_id>.lock`` for each run it trains; another process
@@ -245,112 +232,10 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
         groups = split_groups(groups, n)
         n = min(n, len(groups))
     if n <= 1:
-        found.update(_run_serial(groups, store, force, **opts))
+        found.update(run_groups(groups, store, force, **opts))
     else:
-        from modarith.workers import run_parallel
-
         found.update(run_parallel(groups, results, force, n, **opts))
     return [found[run_id(c)] for c in configs]
-
-
-def _run_serial(groups: list[list[RunConfig]], store: Store | None, force: bool = False,
-                **opts) -> dict[str, Record]:
-    """Train (or load) groups one after another in this process; an out-of-memory error in a
-    group splits it in halves and retries."""
-    found: dict[str, Record] = {}
-    queue = list(groups)
-    device = opts.get("device", "cpu")
-    while queue:
-        group = queue.pop(0)
-        try:
-            found.update(_run_locked(group, store, force, **opts))
-            continue
-        except Exception as e:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
-            if not is_out_of_memory(e):
-                raise
-            if len(group) == 1:
-                add_note(e, f"modarith: a single run ({run_id(group[0])}) does not fit in {device} "
-                         "memory; use a smaller model or batch, or device='cpu'")
-                raise
-        half = (len(group) + 1) // 2
-        msg = (f"modarith: out of memory on {device} training a group of {len(group)} runs; "
-               f"retrying as groups of {half} and {len(group) - half}")
-        print(msg, file=sys.stderr, flush=True)
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
-        free_memory(device)
-        queue[:0] = [group[:half], group[half:]]
-    return found
-
-
-def _run_locked(group: list[RunConfig], store: Store | None, force: bool, **opts) -> dict[str, Record]:
-    """One group under its runs' locks: runs another process stored meanwhile are loaded; the
-    rest resume from their own checkpoints, as one group per checkpointed step."""
-    if store is None:
-        return {rec.run_id: rec for rec in _fit_group(group, None, [None] * len(group), **opts)}
-    with store.lock([run_id(c) for c in group]):
-        out, rest = {}, []
-        for c in group:  # re-check under the lock: another process may have finished them
-            rec = None if force else store.get(c)
-            if rec is not None:
-                out[rec.run_id] = rec
-                ckpt.discard(store, rec.run_id)
-            else:
-                rest.append(c)
-        states = [None if force else ckpt.load(store, run_id(c)) for c in rest]
-        by_step: dict[int, list[int]] = {}
-        for i, s in enumerate(states):
-            by_step.setdefault(0 if s is None else s["step"], []).append(i)
-        for step in sorted(by_step, reverse=True):  # the most advanced runs first
-            idx = by_step[step]
-            for rec in _fit_group([rest[i] for i in idx], store, [states[i] for i in idx], **opts):
-                out[rec.run_id] = rec
-        return out
-
-
-def _fit_group(configs: list[RunConfig], store: Store | None, states: list[dict | None],
-               device: str = "cpu", progress: bool = True, checkpoint_every: int | None = None,
-               checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S, deterministic: bool | None = None,
-               compile: str | None = None, on_progress: Callable[[int], None] | None = None) -> list[Record]:
-    """Train one group of unfinished runs from ``states`` (their checkpoints at one step, or
-    all None), store each record and weights, delete the checkpoints; return the records.
-    A checkpoint that does not fit its run is moved to ``corrupt/`` and the group restarts."""
-    configure(device, deterministic, configs[0].precision)
-    trainer = GroupTrainer(configs, device)
-    resumed_from = None
-    if any(s is not None for s in states):
-        try:
-            ckpt.restore(trainer, states)
-            resumed_from = trainer.step
-        except CorruptRecord as e:
-            for c in configs:
-                store.quarantine(store.checkpoint_path(run_id(c)), f"checkpoint {e}")
-            trainer = GroupTrainer(configs, device)
-    if compile:
-        trainer.compile(compile)
-    callbacks = [EventsFile()]
-    if progress:
-        callbacks.append(ProgressBar())
-    if on_progress is not None:
-        callbacks.append(WorkerReport(on_progress))
-    saver = Checkpointer(store, checkpoint_every, checkpoint_interval_s) if store is not None else None
-    if saver is not None:
-        callbacks.append(saver)
-    wall = fit(trainer, callbacks)
-    out = []
-    for k, c in enumerate(configs):
-        h = trainer.history(k)
-        meta = {"version": code_version(), "torch": torch.__version__, "device": str(trainer.device),
-                "wall_time_share_s": wall / trainer.K, "group_wall_time_s": wall, "group_size": trainer.K,
-                "created": datetime.now(timezone.utc).isoformat(), "resumed_from_step": resumed_from,
-                "checkpoint_s": sum(saver.seconds) / trainer.K if saver else 0.0}
-        rec = Record(trainer.run_ids[k], c, h, summarize(h), meta)
-        if store is not None:
-            if trainer.snapshot_steps:  # written before the record, which marks the run done
-                atomic_torch_save(trainer.run_snapshots(k), snapshots_path(store, rec.run_id))
-            store.put(rec, trainer.state_dict(k))
-            ckpt.discard(store, rec.run_id)
-        out.append(rec)
-    return out
 
 
 def group_id(configs: list[RunConfig]) -> str:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import modarith
 from modarith import protocol
-from modarith.protocol import EXPERIMENTS, check_choice, resolve_profile
+from modarith.devices import cpu_cores
+from modarith.events import ENV, BuildProgress
+from modarith.protocol import EXPERIMENTS, check_choice, list_experiments, resolve_profile
 
 __all__ = ["configs", "notebook_path", "showing_progress", "Kernel", "execute", "execute_reporting",
            "execute_many", "run_notebook", "printed", "main_run", "main_list"]
@@ -60,7 +62,6 @@ def showing_progress(label: str, planned_groups: int | None = None, enabled: boo
     if not enabled:
         yield
         return
-    from modarith.events import ENV, BuildProgress
 
     saved = os.environ.get(ENV)
     with tempfile.TemporaryDirectory(prefix="modarith-progress-") as scratch:
@@ -122,8 +123,6 @@ class Kernel:
 
     def __init__(self, cwd: str | Path):
         from jupyter_client import KernelManager
-
-        from modarith.events import ENV
 
         self._scratch = tempfile.TemporaryDirectory(prefix="modarith-kernel-")
         self.cwd, self.used = str(cwd), False
@@ -239,8 +238,6 @@ def execute_many(tasks: list[tuple], jobs: int | None = None, done=None) -> list
     with one kept :class:`Kernel` that runs its notebooks in turn, each in a fresh namespace,
     so a kernel's start-up and imports are paid once per job; the notebooks must not depend
     on each other's order. With one job everything runs in this process."""
-    from modarith.devices import cpu_cores
-
     jobs = max(1, min(jobs or cpu_cores(), len(tasks)))
     outcomes: list = [None] * len(tasks)
 
@@ -308,8 +305,6 @@ def main_run(experiment: str, **kwargs) -> Path:
 def main_list():
     """CLI ``list``: print the experiments and the runs / run-steps each profile needs."""
     import pandas as pd
-
-    from modarith.protocol import list_experiments
 
     frame = list_experiments()
     with pd.option_context("display.width", 200, "display.max_columns", 50):

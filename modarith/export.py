@@ -23,6 +23,8 @@ from pathlib import Path
 
 import modarith
 from modarith.mathml import html_math_to_mathml, protect_math, restore_math
+from modarith.protocol import reductions
+from modarith.version import code_version
 
 HIDE_TAG = "report-hide"  # cell removed from the report (setup, parameters, settings)
 #: Cells removed from the report: ours, and papermill's parameter cells.
@@ -141,7 +143,6 @@ def reductions_html(profile: str) -> str:
     if profile == "full":
         return ""
     try:  # the library's protocol data
-        from modarith.protocol import reductions
 
         frame = reductions(profile)
     except Exception as error:  # noqa: BLE001 - the table is informative, not essential
@@ -159,8 +160,6 @@ def front_page(runs: list[NotebookRun], profile_line: str, profile: str, device:
     """The title page: profile (``profile_line``), device, version and commit, date, wall time
     and status per notebook, the table of the protocol's reductions; then the table of
     contents' marker."""
-    from modarith.version import code_version
-
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = [
         ("Profile", html.escape(profile_line)),

@@ -27,6 +27,7 @@ dropout and always shares prefixes.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -169,21 +170,19 @@ def _dropout(x: Tensor, p: float, gens: list[torch.Generator] | None = None) -> 
 # ---------------------------------------------------------------------------------------------
 def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: Tensor,
                anc: list[Tensor], positions: Tensor, num_heads: int, num_layers: int,
-               pad: int | None, dropout: float = 0.0, non_linearity: str = "gelu",
+               pad: int | None, dropout: float = 0.0, act: Callable[[Tensor], Tensor] = F.gelu,
                dropout_gens: list[torch.Generator] | None = None) -> Tensor:
     """Logits of K GPTs at ``positions`` only, equal to ``GPT(x, positions=positions)``.
 
     P: parameters by ``GPT.state_dict()`` name, each (K, ...); pos_table (S_max, d) the
     sinusoidal buffer; rows (K, B, S - row_start) tokens the rows compute themselves; anc[i]
     (K, B) each row's ancestor unit at prefix level i; positions (K, B, R) absolute positions
-    (>= plan.row_start). ``dropout``: the training dropout rate (0 at evaluation);
+    (>= plan.row_start). ``dropout``: the training dropout rate (0 at evaluation); ``act``: the
+    feed-forward activation (the registry passes ``NON_LINEARITIES[config.non_linearity]()``);
     ``dropout_gens``: per-run generators of the masks (None: the global RNG). Returns (K, B, R, V).
     """
     # (over 60 lines: one GPT forward, top to bottom, as the module reads; split, its
     # equality with models/gpt.py would be harder to check by eye)
-    from .models.gpt import NON_LINEARITIES
-
-    act = NON_LINEARITIES[non_linearity]()
     bounds, m = plan.bounds, plan.m
     tables = P["embedding.tokens.weight"]  # (K, V, d)
     K, _, d = tables.shape

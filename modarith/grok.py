@@ -26,9 +26,11 @@ import math
 from pathlib import Path
 
 from .config import RunConfig
+from .engine import train
+from .protocol import GROK_THRESHOLD
 from .store import Record
+from .survival import km_median
 
-GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
 # RunConfig fields that tell arms apart, copied into every grok_frame row
 ARM_FIELDS = ("lr", "weight_decay", "beta1", "optimizer", "warmup_steps", "clip_norm",
               "grokfast_alpha", "grokfast_lamb", "grokfast_window", "orthograd", "loss")
@@ -92,8 +94,6 @@ def grok_summary(frame, by: tuple[str, ...] = ("model",) + ARM_FIELDS, level: fl
     reached), ``T``."""
     import pandas as pd
 
-    from .survival import km_median
-
     rows = []
     for key, g in frame.groupby(list(by), sort=False):
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
@@ -109,8 +109,6 @@ def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None
                  force: bool = False, progress: bool = False, level: float = 0.95):
     """Train ``config`` for each seed as one vectorised group; return ``(frame, summary)``
     (:func:`grok_frame`, :func:`grok_summary`). Stored runs are loaded, not retrained."""
-    from .engine import train
-
     if not isinstance(config, RunConfig):
         raise ValueError(f"config must be a RunConfig, got {type(config).__name__}")
     seeds = list(seeds)

@@ -36,7 +36,8 @@ from modarith.config import RunConfig, run_id
 from modarith.data import make_dataset, split_indices
 from modarith.devices import to_host
 from modarith.metrics import get_loss_and_accuracy, softmax_collapsed
-from modarith.models import init_model
+from modarith.models import registry
+from modarith.models.registry import init_model
 
 # Fields that may differ between runs of one vectorised group; everything else must match.
 PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps", "grokfast_alpha",
@@ -187,7 +188,9 @@ class GroupTrainer:
     def __init__(self, configs: list[RunConfig], device: str = "cpu", fast: bool = True):
         if len({group_key(c) for c in configs}) != 1:
             raise ValueError("GroupTrainer needs configs with one group_key; use group_configs()")
-        self.configs, self.K, self.fast = configs, len(configs), fast
+        # the fast path where the model registers one; else the module itself under torch.vmap
+        self.configs, self.K = configs, len(configs)
+        self.fast = fast and registry.entry(configs[0].model).fast_logits is not None
         self.device = device = torch.device(device)
         c0 = configs[0]
         self.T, self.eval_steps = c0.total_steps, c0.eval_steps()
@@ -260,13 +263,8 @@ class GroupTrainer:
         anc = [a[rows] for a in plan.row_anc]  # (K, B) each
         gens = dropout_generators(self.run_ids, self.step, self.device) if dropout > 0 else None
         with self._autocast():
-            if c0.model == "gpt":
-                out = fast_path.gpt_logits(params, self.buffers["embedding.positions"], plan, tokens, anc,
-                                           positions, c0.num_heads, c0.num_layers, c0.pad_index, dropout,
-                                           c0.non_linearity, gens)
-            else:
-                out = fast_path.lstm_logits(params, plan, tokens, anc, positions, c0.num_layers,
-                                            c0.pad_index, dropout, gens)
+            out = registry.entry(c0.model).fast_logits(params, self.buffers, plan, tokens, anc, positions, c0,
+                                                       dropout, gens)
         return out.float()
 
     def compile(self, mode: str = "reduce-overhead") -> None:
@@ -315,8 +313,7 @@ class GroupTrainer:
         return state
 
     def update(self) -> None:
-        """One optimizer step of every run (per-run settings): gradient -> Grokfast (EMA or
-        MA) -> clip -> ⊥Grad -> coupled L2 -> Adam(W) at lr · warm-up factor."""
+        """One optimizer step of every run, per-run settings (:func:`modarith.optim.update_`)."""
         g = self.gradients()  # (K, P)
         c0 = self.configs[0]
         optim.update_(self.flat, g, self.optimizer_state(), self.opt_cols, self.step, self.segments,

@@ -3,7 +3,7 @@
 :func:`fit` snapshots, evaluates on schedule and updates until step T. Progress and
 checkpoints are :class:`Callback` s: the tqdm bar (:class:`ProgressBar`), the events file the
 report build follows (:class:`EventsFile`), a worker's reports to its parent's bar
-(:class:`WorkerReport`) and the per-run checkpoints (:class:`Checkpointer`). Only the bar reads
+(:class:`WorkerReport`); the per-run checkpoints are :class:`modarith.runner.Checkpointer`. Only the bar reads
 the device from the host (its val_acc, every ``eval_every`` steps).
 """
 
@@ -11,18 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from modarith import checkpoint as ckpt
 from modarith.events import writer as progress_writer
 from modarith.group import GroupTrainer
-
-# Time-based checkpoint cadence (s). Each save also pushes the next one to >= 50x its own
-# duration, so checkpoints cost < 2 % of the run time whatever the model and disk. Measured
-# (benchmarks/checkpoint_cost.py, 2-core CPU): GPT d=128 K=2, 9 MiB, 20 ms per save -> 0.03 %;
-# GPT d=128 K=8, 37 MiB, 85 ms -> 0.14 %; LSTM d=128 K=8, 25 MiB, 130 ms -> 0.22 %.
-CHECKPOINT_INTERVAL_S = 60.0
-CHECKPOINT_COST_FACTOR = 50.0  # the next save waits >= this many times the last save's duration
 
 
 class Callback:
@@ -127,36 +118,3 @@ class WorkerReport(Callback):
         if self.pending:
             self.report(self.pending)
         self.pending, self.last = 0, time.monotonic()
-
-
-class Checkpointer(Callback):
-    """Saves every run's own state (:mod:`modarith.checkpoint`) before an update: every
-    ``every`` updates, or (``every`` None) at the first ``eval_every`` multiple after
-    ``max(interval_s, 50 × the last save's duration)`` seconds (under 2 % of the run time)."""
-
-    def __init__(self, store, every: int | None = None, interval_s: float = CHECKPOINT_INTERVAL_S):
-        self.store, self.every, self.base_interval = store, every, interval_s
-        self.seconds: list[float] = []  # duration of each save (cost accounting)
-
-    def on_start(self, trainer):
-        self.interval, self.last = self.base_interval, time.monotonic()
-
-    def before_update(self, trainer):
-        step = trainer.step
-        if step == 0:
-            return
-        if self.every is not None:
-            due = step % self.every == 0
-        else:
-            due = step % trainer.configs[0].eval_every == 0 and time.monotonic() - self.last >= self.interval
-        if due:
-            t = time.monotonic()
-            self.save(trainer)
-            self.last = time.monotonic()
-            self.seconds.append(self.last - t)
-            self.interval = max(self.base_interval, CHECKPOINT_COST_FACTOR * (self.last - t))
-
-    def save(self, trainer) -> list[Path]:
-        """Write each run's state now."""
-        wall = trainer.clock()
-        return [ckpt.save(self.store, ckpt.run_state(trainer, k, wall)) for k in range(trainer.K)]

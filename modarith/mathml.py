@@ -1,7 +1,7 @@
 """LaTeX to MathML, offline: the report's formulas need no network and no JavaScript.
 
-:func:`math_to_mathml` converts every ``$…$``, ``$$…$$`` and ``\\begin{align}…`` of a string;
-:func:`html_math_to_mathml` does the same in the text of an HTML fragment, leaving tags,
+:func:`html_math_to_mathml` converts every ``$…$``, ``$$…$$`` and ``\\begin{align}…`` in the
+text of an HTML fragment to MathML, leaving tags,
 attributes, ``<style>``, ``<script>`` and existing ``<math>`` alone. :func:`protect_math` and
 :func:`restore_math` let a Markdown renderer run between the two halves (the formulas are
 replaced by placeholders it leaves alone). latex2mathml (the ``report`` extra) is imported
@@ -65,12 +65,6 @@ def restore_math(rendered: str, store: dict[str, str]) -> str:
             rendered = rendered.replace(f"<p>{key}</p>", f'<div class="display-math">{mathml}</div>')
         rendered = rendered.replace(key, mathml)
     return rendered
-
-
-def math_to_mathml(text: str) -> str:
-    """Convert every ``$…$``/``$$…$$`` in a string (HTML or plain text) to MathML."""
-    protected, store = protect_math(text)
-    return restore_math(protected, store)
 
 
 _TAG_OR_TEXT = re.compile(r"(<(style|script|math)\b.*?</\2>|<[^>]*>)", re.S | re.I)

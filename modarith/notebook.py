@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modarith.protocol import DEVICES, PROFILES, check_choice, resolve_profile
+from modarith.devices import DEVICES, resolve_device
+from modarith.protocol import PROFILES, check_choice, resolve_profile
 
 #: Where Colab mounts Google Drive; ``results_dir="drive"`` keeps the store under
 #: ``DRIVE_ROOT/MyDrive/modarith/`` (:func:`drive_dir`).
@@ -85,7 +86,6 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
         raise ValueError(f"force = {force!r} is invalid: expected True or False")
     check_choice("profile", profile, ("auto", *PROFILES))
     check_choice("device", device, DEVICES)
-    from modarith.devices import resolve_device  # torch: imported once a notebook needs it
 
     try:
         dev = str(resolve_device(device)).split(":")[0]

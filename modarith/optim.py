@@ -14,8 +14,7 @@ Each function updates K independent runs at once, with per-run hyper-parameters 
   projection on the weights, rescaled to the gradient's norm.
 
 The group trainer (:mod:`modarith.group`) owns the state tensors; these functions only compute.
-Order of one update in the trainer: gradient → Grokfast filter → clip → ⊥Grad → coupled L2 →
-Adam(W) at ``lr · warmup_factor``.
+The order of one update is written once, at :func:`update_`.
 """
 
 from __future__ import annotations
@@ -173,8 +172,9 @@ def optimizer_state(configs, flat: torch.Tensor) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def update_(flat: torch.Tensor, g: torch.Tensor, state: dict[str, torch.Tensor], cols: dict[str, torch.Tensor],
             step: int, segments: torch.Tensor | None, beta1: float, beta2: float, eps: float) -> None:
-    """One update of every run of a group, in place (``step``: updates done before this one):
-    Grokfast-EMA / -MA → clip → ⊥Grad → coupled L2 → Adam(W) at ``lr · warmup_factor``.
+    """One update of every run of a group, in place (``step``: updates done before this one), in
+    this order: gradient → Grokfast-EMA / -MA → clip → ⊥Grad → coupled L2 → Adam(W) at
+    ``lr · warmup_factor``.
 
     ``state``: :func:`optimizer_state`; ``cols``: :func:`hyper_columns`; ``segments``:
     :func:`tensor_segments` of the model's parameters when a run uses ⊥Grad, else None."""

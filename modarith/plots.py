@@ -35,6 +35,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.lines import Line2D
 
 from modarith.analysis import FIELD_TEXT, fmt_value
+from modarith.models.registry import MODELS, display_name
 
 TRAIN_COLOR = "tab:blue"
 VAL_COLOR = "tab:red"
@@ -150,9 +151,7 @@ def _field_text(field: str) -> str:
 
 
 def _model_name(model: str) -> str:
-    from modarith.analysis import name
-
-    return name(str(model).lower())
+    return display_name(str(model).lower())
 
 
 def _fmt_value(value, log2: bool = False) -> str:
@@ -408,7 +407,7 @@ def _train_val_column(col_axes, sub: pd.DataFrame, suffix: str, title: str) -> i
     return drawn
 
 
-def plot_train_val(curves: pd.DataFrame, models: Sequence[str] = ("lstm", "gpt"),
+def plot_train_val(curves: pd.DataFrame, models: Sequence[str] = MODELS,
                    orders: Sequence[int] | None = None, fixed: Mapping | None = None,
                    figsize=(11, 7.5)):
     """Loss (top, log) and accuracy (bottom) versus step; train blue, validation red, shaded

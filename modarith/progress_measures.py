@@ -39,10 +39,9 @@ from torch import nn
 
 from .config import RunConfig
 from .data import make_dataset, split_indices
-from .store import CorruptRecord, Record, Store, safe_torch_load
+from .models.registry import build_model, entry
+from .store import CorruptRecord, Record, Store, safe_torch_load, snapshots_path
 
-# name of the token-embedding matrix (V, d) in each model's state_dict
-EMBEDDING_PARAM = {"gpt": "embedding.tokens.weight", "lstm": "embedding.weight"}
 # operators whose result depends on a single sum s = a ∘ b mod p, for the restricted loss
 FOURIER_OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b}
 
@@ -131,7 +130,7 @@ def gini(values) -> float:
 
 def number_embeddings(state_dict: dict, config: RunConfig) -> torch.Tensor:
     """Embeddings of the number tokens 0 … p−1: (p, d), from a model's state_dict."""
-    return state_dict[EMBEDDING_PARAM[config.model]][: config.p].detach().double()
+    return state_dict[entry(config.model).embedding][: config.p].detach().double()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,8 +278,6 @@ def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "
     warning naming why, together with the run's record (so that :func:`modarith.engine.train`
     trains the run again and rewrites its snapshots), and :class:`CorruptRecord` is raised.
     """
-    from .store import snapshots_path
-
     cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
     store = Store(results)
     path = snapshots_path(store, cfg)
@@ -306,8 +303,6 @@ def load_snapshots(config_or_record: RunConfig | Record, results: str | Path = "
 
 def _snapshots_problem(snapshots, config: RunConfig) -> str | None:
     """Why ``snapshots`` are not ``config``'s (None when they are)."""
-    from .models import build_model
-
     if not isinstance(snapshots, dict) or set(snapshots) != {"steps", "params"}:
         return "are not a dict with keys 'steps' and 'params'"
     steps, params = snapshots["steps"], snapshots["params"]
@@ -343,8 +338,6 @@ def spectrum_frame(config: RunConfig, snapshots: dict):
 
 def model_at(config: RunConfig, sd: dict) -> nn.Module:
     """The config's model with a snapshot's parameters, in eval mode."""
-    from .models import build_model
-
     model = build_model(config)
     model.load_state_dict(sd, strict=False)  # parameters; buffers are fixed at construction
     return model.eval()

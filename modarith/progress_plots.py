@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .plots import TRAIN_COLOR, VAL_COLOR
 from .progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
+from .survival import fmt_steps
 
 MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "loss": ("train loss (result token)", TRAIN_COLOR, "-"),
@@ -126,8 +127,6 @@ def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
     Kaplan–Meier fraction of measured seeds grokked by step t for each arm, with its band;
     runs that never grok are censored at T (ticks), so a curve below 1 at T means censored
     runs, not an infinite time."""
-    from .survival import fmt_steps
-
     n = len(results)
     cols = min(n, 3)
     rows_n = math.ceil(n / cols)

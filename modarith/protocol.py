@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 import pandas as pd
 
 from modarith.config import MODELS, RunConfig, did_you_mean
+from modarith.devices import resolve_device
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
@@ -36,7 +37,6 @@ REPO_REF = "v0.1.0"
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
-DEVICES = ("auto", "cpu", "cuda", "mps")
 SEEDS = (0, 42)
 
 # --------------------------------------------------------------------------- profile knobs
@@ -256,8 +256,6 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
     if profile != "auto":
         return profile
     if device == "auto":
-        from modarith.devices import resolve_device
-
         device = resolve_device(device)
     return "full" if str(device).startswith("cuda") else "quick"
 
@@ -266,7 +264,7 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
 def list_experiments() -> pd.DataFrame:
     """One row per experiment: name, problem, notebook, runs and run-steps (Σ T) per profile,
     then a row of the distinct runs of all experiments (shared runs count once). Time on this
-    device: :func:`plan`."""
+    device: :func:`modarith.plan.plan`."""
     rows, distinct = [], {p: {} for p in PROFILES}
     for name in trained():
         e = EXPERIMENTS[name]
@@ -328,9 +326,91 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
 
-# --------------------------------------------------------------------------- plan
-# The plan is timed by the runner's side (modarith.plan); notebooks call it from here.
-from modarith.plan import plan, plan_text  # noqa: E402, F401
+# =========================================================================== fair comparisons
+# A comparison as data (what it trains); modarith.compare tunes, trains and tests it.
+GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
+MIN_SEEDS = 8  # measured seeds per arm, at least
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One recipe: a name and the RunConfig fields it changes from the comparison's base."""
+
+    name: str
+    changes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Arms on one base configuration; the first arm is the reference the others are
+    compared with."""
+
+    name: str  # a label (e.g. "GPT, SPEC's optimizer")
+    base: dict  # RunConfig keyword arguments shared by every arm (model, p, steps, ...)
+    arms: tuple[Arm, ...]
+    lr_grid: tuple[float, ...]  # learning rates tried for each arm on the tuning seeds
+    tuning_seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # measured seeds, disjoint from the tuning seeds
+    threshold: float = GROK_THRESHOLD
+    stay: int | None = None  # None: A_val must stay >= threshold to the end
+    min_seeds: int = MIN_SEEDS
+    planned_lr: dict = field(default_factory=dict)  # arm -> the rate a plan assumes (default: lr_grid[0])
+
+    def __post_init__(self):
+        object.__setattr__(self, "arms", tuple(self.arms))
+        for name in ("lr_grid", "tuning_seeds", "seeds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.arms or len({a.name for a in self.arms}) != len(self.arms):
+            raise ValueError(f"Comparison.arms = {[a.name for a in self.arms]!r} is invalid: "
+                             "expected at least one arm, with distinct names")
+        for a in self.arms:
+            bad = {"seed", "lr"} & set(a.changes)
+            if bad:
+                raise ValueError(f"Arm {a.name!r} changes {sorted(bad)}: seeds and learning rates are "
+                                 "set by the comparison (seeds, tuning_seeds, lr_grid)")
+        if not self.lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_grid):
+            raise ValueError(f"Comparison.lr_grid = {self.lr_grid!r} is invalid: expected numbers > 0")
+        if len(self.seeds) < self.min_seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Comparison.seeds = {self.seeds!r} is invalid: expected at least "
+                             f"{self.min_seeds} distinct measured seeds")
+        if not self.tuning_seeds or set(self.tuning_seeds) & set(self.seeds):
+            raise ValueError(f"Comparison.tuning_seeds = {self.tuning_seeds!r} is invalid: expected "
+                             "at least one seed, none of them a measured seed")
+        for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
+            self.config(a, self.lr_grid[0], self.seeds[0])
+        bad = {a: v for a, v in self.planned_lr.items() if a not in {x.name for x in self.arms}
+               or v not in self.lr_grid}
+        if bad:
+            raise ValueError(f"Comparison.planned_lr = {self.planned_lr!r} is invalid: expected arm names "
+                             f"mapped to rates of lr_grid {self.lr_grid}")
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ValueError(f"arm = {name!r} is invalid: expected one of {[a.name for a in self.arms]}")
+
+    def config(self, arm: Arm, lr: float, seed: int) -> RunConfig:
+        return RunConfig(**{**self.base, **arm.changes, "lr": lr, "seed": seed})
+
+    def tuning_configs(self) -> list[RunConfig]:
+        """Every arm × learning rate × tuning seed."""
+        return [self.config(a, lr, s) for a in self.arms for lr in self.lr_grid for s in self.tuning_seeds]
+
+    def measured_configs(self, best_lr: dict[str, float]) -> list[RunConfig]:
+        """Every arm × measured seed at that arm's chosen learning rate."""
+        return [self.config(a, best_lr[a.name], s) for a in self.arms for s in self.seeds]
+
+    def plan_configs(self) -> list[RunConfig]:
+        """What the comparison trains, for a plan made before tuning: the tuning runs, and the
+        measured runs at each arm's ``planned_lr`` (the rate tuning chose when the protocol
+        was calibrated; default the grid's first). Tuning is deterministic, so on the same
+        code the plan's measured runs are the ones the comparison trains; if tuning chooses
+        another rate, those runs train in addition (the rate does not change a run's cost)."""
+        return self.tuning_configs() + self.measured_configs(
+            {a.name: self.planned_lr.get(a.name, self.lr_grid[0]) for a in self.arms})
+
+
 
 # =========================================================================== beyond (50_beyond)
 # Notebook 50_beyond as data (issue 27): fixed arms on paired seeds, no learning rate tuned on
@@ -404,26 +484,18 @@ class BeyondKnobs:
         out.update({n: {"lr": eta, "weight_decay": 0.0, **ch} for n, ch in NO_DECAY_ARMS.items()})
         return out
 
-    def design(self):
-        """The arms as a :class:`modarith.compare.Design` on the paired seeds."""
-        from modarith.compare import Arm, Design
-
-        return Design("beyond", self.base, [Arm(n, ch) for n, ch in self.arms().items()], self.seeds,
-                      self.threshold, self.window)
-
-    def grokfast_design(self):
-        """Grokfast at its authors' setting (a Design), or None in this profile."""
-        from modarith.compare import Arm, Design
-
-        g = self.grokfast
-        return None if g is None else Design("Grokfast", g["base"], [Arm(n, ch) for n, ch in g["arms"].items()],
-                                             g["seeds"], g["threshold"], g["window"])
+    def grokfast_arms(self) -> dict[str, dict]:
+        """Grokfast's arms at its authors' setting (empty in a profile without it)."""
+        return {} if self.grokfast is None else dict(self.grokfast["arms"])
 
     def configs(self) -> list[RunConfig]:
-        """Every run the notebook trains."""
-        out = self.design().configs()
-        gf = self.grokfast_design()
-        return out + (gf.configs() if gf is not None else [])
+        """Every run the notebook trains: each arm × seed, arm by arm, then Grokfast's
+        (:func:`modarith.compare.design` frames the same runs as a comparison)."""
+        out = [RunConfig(**{**self.base, **ch, "seed": s}) for ch in self.arms().values() for s in self.seeds]
+        g = self.grokfast
+        if g is not None:
+            out += [RunConfig(**{**g["base"], **ch, "seed": s}) for ch in g["arms"].values() for s in g["seeds"]]
+        return out
 
 
 def beyond_knobs(profile: str) -> BeyondKnobs:

@@ -22,8 +22,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modarith import protocol
-from modarith.protocol import DEVICES, EXPERIMENTS, PROFILE_CHOICES
+from modarith import export, protocol
+from modarith.config import run_id
+from modarith.devices import DEVICES, cpu_cores, resolve_device
+from modarith.engine import train
+from modarith.events import format_seconds
+from modarith.experiments import execute_many, showing_progress
+from modarith.export import NotebookRun
+from modarith.plan import (
+    NOTEBOOK_SECONDS,
+    engine_groups,
+    time_group,
+    time_groups,
+    worker_threads,
+    worker_threads_set,
+)
+from modarith.protocol import EXPERIMENTS, PROFILE_CHOICES
+from modarith.store import Store
 
 #: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plots.figure_formats`).
 FIGURE_FORMATS_ENV = "MODARITH_FIGURE_FORMATS"
@@ -59,7 +74,6 @@ def resolve(profile: str = "auto", device: str = "auto") -> tuple[str, str]:
     """Validate ``profile``/``device`` and resolve ``auto`` (device first, then profile)."""
     protocol.check_choice("profile", profile, PROFILE_CHOICES)
     protocol.check_choice("device", device, DEVICES)
-    from modarith.devices import resolve_device
 
     try:
         resolved_device = str(resolve_device(device)).split(":")[0]
@@ -84,8 +98,6 @@ class NotebookPlan:
     def describe(self) -> str:
         """One line: runs (run-steps, as the notebook's own plan line counts them), to train,
         stored, shared."""
-        from modarith.events import format_seconds
-
         if self.runs == 0:
             return "no protocol runs"
         text = f"{self.runs} run{'s' * (self.runs != 1)} ({self.run_steps:,} run-steps): "
@@ -147,8 +159,6 @@ class BuildPlan:
 
     def describe(self, device: str) -> str:
         """The lines printed before the build: totals, then one line per notebook."""
-        from modarith.events import format_seconds
-
         n = len(self.notebooks)
         head = f"Plan: {n} notebook{'s' * (n != 1)}, {self.distinct} distinct runs: "
         if self.todo:
@@ -175,7 +185,6 @@ def _time_group(group: list, device: str, measure: bool, workers: int = 1) -> fl
     measured or when timing fails."""
     if not measure:
         return float("nan")
-    from modarith.plan import time_group, worker_threads, worker_threads_set
 
     try:
         with worker_threads_set(worker_threads(device, workers)):
@@ -196,11 +205,6 @@ def build_plan(names: list[str], profile: str, device: str, results: Path,
     notebook's execution time as the last build into ``out_dir`` (its executed notebooks)
     recorded it, else :data:`modarith.plan.NOTEBOOK_SECONDS`, over ``jobs`` (default: one
     per core, as :func:`modarith.experiments.execute_many`)."""
-    from modarith.config import run_id
-    from modarith.devices import cpu_cores
-    from modarith.plan import NOTEBOOK_SECONDS, engine_groups, time_groups
-    from modarith.store import Store
-
     store = Store(results) if Path(results).is_dir() else None
     per_notebook = {name: list(dict.fromkeys(protocol.configs(name, profile))) for name in names}
     union = list(dict.fromkeys(c for cs in per_notebook.values() for c in cs))
@@ -231,10 +235,6 @@ def train_union(plan: BuildPlan, results: Path, device: str) -> bool:
     """Train the plan's runs (if any) as one :func:`modarith.engine.train` call, showing each
     group's progress, then the time it took; returns whether it succeeded. A failure is
     printed, not raised: the notebooks then train (or fail on) what is missing."""
-    from modarith.engine import train
-    from modarith.events import format_seconds
-    from modarith.experiments import showing_progress
-
     if not plan.todo:
         return True
     print(f"training {len(plan.todo)} runs in {len(plan.groups)} groups over {plan.workers} worker(s) …",
@@ -270,9 +270,6 @@ def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_
     time, one kept kernel per job), each given the build's parameters it declares, printing
     each one's outcome as it ends; returns their :class:`~modarith.export.NotebookRun` in
     ``chosen`` order. The runs are stored by then: the notebooks load, plot and answer."""
-    from modarith.experiments import execute_many
-    from modarith.export import NotebookRun
-
     files = [notebook_file(name) for name in chosen]
     labels = [f"[{i}/{len(chosen)}] {file}" for i, file in enumerate(files, 1)]
     tasks = []
@@ -384,8 +381,6 @@ def write_report(runs: list, out: Path, profile_line: str, profile: str, device:
                  seconds: float, pdf: bool = True) -> None:
     """Write ``out/report.html`` and, with ``pdf`` and Chromium, ``out/report.pdf``; without
     Chromium one line says so (the HTML is complete)."""
-    from modarith import export
-
     t_html = time.perf_counter()
     html_path = out / "report.html"
     html_path.write_text(export.assemble_html(runs, profile_line, profile, device, seconds), encoding="utf-8")

@@ -25,6 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from modarith.config import OPTIONAL_DEFAULTS, RunConfig
+from modarith.models.registry import MODELS, display_name
+
 SOURCE = "seed/000_a133b5cd909dde9d.txt"  # beside SPEC.md; Felix Wilhelmy, April 5, 2025
 
 WITHIN = "within the seed's spread"
@@ -309,7 +312,7 @@ def agreement(seed_answer, our_answer, rel_tol: float = 1e-9) -> str:
     return AGREE if seed_answer == our_answer else DISAGREE
 
 
-_NAMES = {"lstm": "LSTM", "gpt": "GPT", "both": "both models"}  # display names of answers
+_NAMES = {**{m: display_name(m) for m in MODELS}, "both": "both models"}  # display names of answers
 
 
 def answer_text(answer) -> str:
@@ -343,8 +346,6 @@ def training_key(config):
     none), so either answers for the other."""
     from dataclasses import replace
 
-    from modarith.config import OPTIONAL_DEFAULTS
-
     return replace(config, **{f: OPTIONAL_DEFAULTS[f] for f in NOT_DYNAMICS if f != "seed"})
 
 
@@ -352,8 +353,6 @@ def reference_config(config, knobs):
     """SPEC's run at the grid point of ``config``: the config that ``knobs`` (an experiment's
     :class:`modarith.protocol.Knobs` in the full profile) builds for the same model, seed and
     swept values."""
-    from modarith.config import RunConfig
-
     grid = {f: getattr(config, f) for f in knobs.grid}
     return RunConfig(model=config.model, seed=config.seed, **knobs.base[config.model], **grid)
 

@@ -39,6 +39,8 @@ from pathlib import Path
 import torch
 
 from .config import PROTOCOL, PROTOCOL_CHANGES, RunConfig, run_id
+from .devices import resolve_device
+from .models.registry import build_model
 
 SCHEMA = 1  # version of the record layout; bump when a reader could misread older records
 TMP_MAX_AGE_S = 3600.0  # temporary files older than this come from a dead writer
@@ -443,9 +445,6 @@ def snapshots_path(store: Store, config_or_id) -> Path:
 
 def load_model(config_or_record, results: str | os.PathLike = "results", device: str = "cpu"):
     """A stored run's final model, in eval mode, weights loaded with weights_only=True."""
-    from modarith.devices import resolve_device
-    from modarith.models import build_model
-
     cfg = config_or_record.config if isinstance(config_or_record, Record) else config_or_record
     model = build_model(cfg)
     model.load_state_dict(Store(results).load_weights(cfg))

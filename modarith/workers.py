@@ -20,6 +20,7 @@ import torch
 
 from modarith.config import RunConfig
 from modarith.devices import cpu_cores, set_threads
+from modarith.runner import run_groups
 from modarith.store import Record, Store
 
 _WORKER: dict = {}  # in a worker process: its progress queue and device
@@ -38,14 +39,12 @@ def _worker_run(group: list[RunConfig], results: str | None, force: bool,
                 opts: dict) -> tuple[dict[str, Record], dict]:
     """Task of a worker process: train (or load) one group over the shared store; returns its
     records and its slot (process id, device, wall-clock start and end)."""
-    from modarith.engine import _run_serial
-
     q = _WORKER.get("progress")
     opts = dict(opts, progress=False, on_progress=q.put if q is not None else None)
     if _WORKER.get("device"):
         opts["device"] = _WORKER["device"]
     start = time.time()
-    found = _run_serial([group], Store(results) if results is not None else None, force, **opts)
+    found = run_groups([group], Store(results) if results is not None else None, force, **opts)
     return found, {"pid": os.getpid(), "device": opts["device"], "start": start, "end": time.time()}
 
 

@@ -60,6 +60,7 @@ seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train
+from modarith.plan import plan_text
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "orders"
@@ -83,7 +84,7 @@ print(protocol.changes("orders", settings.profile).to_string(index=False))
 # %%
 seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
 configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
-print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
+print(plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
 records = train(configs, results=settings.results, device=settings.device, force=settings.force)

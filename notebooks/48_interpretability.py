@@ -60,6 +60,7 @@ interactive = True  # True: an ipywidgets explorer at the end (Jupyter, Colab)
 # %%
 from modarith import attention, notebook, plots, protocol
 from modarith.engine import train
+from modarith.plan import plan_text
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "interpretability"
@@ -81,7 +82,7 @@ picks = dict(knobs.picks)  # label -> RunConfig of a GPT trained by an earlier n
 for label, c in picks.items():
     print(f"{label}: p = {c.p}, orders = {c.orders}, L = {c.num_layers}, d = {c.d_model}, seed = {c.seed}")
 configs = list(picks.values())
-print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
+print(plan_text(configs, settings.results, settings.device, settings.force))
 
 # %%
 records = train(configs, results=settings.results, device=settings.device, force=settings.force)

@@ -75,6 +75,7 @@ import pandas as pd
 from modarith import compare, notebook, plots, progress_measures, progress_plots, protocol
 from modarith.engine import train
 from modarith.grok import fit_time_law
+from modarith.plan import plan_text
 from modarith.store import Store
 from modarith.survival import fmt_p, fmt_steps
 
@@ -106,7 +107,7 @@ print(settings)
 
 # %%
 knobs = protocol.beyond_knobs(settings.profile)
-design = knobs.design()
+design = compare.design(knobs)
 arms = knobs.arms()
 eta0, lam0 = knobs.centre
 centre, control = next(iter(arms)), "AdamW, λ = 0"
@@ -120,7 +121,7 @@ pd.DataFrame([{"arm": n, "η": ch["lr"], "λ": ch["weight_decay"], "η·λ": ch[
 
 # %%
 configs = protocol.configs("beyond", settings.profile)
-print(protocol.plan_text(configs, settings.results, settings.device, settings.force))
+print(plan_text(configs, settings.results, settings.device, settings.force))
 
 # %% [markdown]
 # ## Controls first
@@ -272,7 +273,7 @@ for name in (centre, control):
 # scaled variant of it has a positive control that groks on this CPU.
 
 # %%
-gf = knobs.grokfast_design()
+gf = compare.grokfast_design(knobs)
 if gf is None:
     print(f"Grokfast is left out of the {settings.profile} profile (a full-profile configuration at its "
           "authors' setting).")

@@ -10,6 +10,7 @@ import pytest
 
 from modarith import engine
 from modarith.config import RunConfig
+from modarith.group import GroupTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=2, eval_dense=1, eval_every=1)
@@ -21,7 +22,7 @@ def no_compute(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("compute started before validation")
 
-    monkeypatch.setattr(engine.GroupTrainer, "__init__", boom)
+    monkeypatch.setattr(GroupTrainer, "__init__", boom)
 
 
 def _python_api(fn):

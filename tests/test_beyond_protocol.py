@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from modarith import protocol, report
+from modarith import compare, protocol, report
 from modarith.config import RunConfig
 
 
 @pytest.mark.parametrize("profile", protocol.PROFILES)
 def test_beyond_knobs_build_the_design(profile):
     k = protocol.beyond_knobs(profile)
-    d = k.design()
+    d = compare.design(k)
     arms = k.arms()
     eta, lam = k.centre
     first = next(iter(arms.values()))
@@ -37,8 +37,8 @@ def test_beyond_knobs_build_the_design(profile):
 
 
 def test_grokfast_is_a_full_profile_design_at_its_authors_setting():
-    assert protocol.beyond_knobs("quick").grokfast_design() is None
-    g = protocol.beyond_knobs("full").grokfast_design()
+    assert compare.grokfast_design(protocol.beyond_knobs("quick")) is None
+    g = compare.grokfast_design(protocol.beyond_knobs("full"))
     base, fast = (g.config(a, 0) for a in g.arms)
     assert (base.optimizer, base.clip_norm, base.warmup_steps, base.beta2, base.lr) == ("adam", 0.0, 10, 0.98, 1e-3)
     assert (base.p, base.operator, base.num_layers, base.d_model, base.batch_size) == (97, "*", 2, 128, 512)
@@ -51,7 +51,7 @@ def test_grokfast_is_a_full_profile_design_at_its_authors_setting():
 def test_plan_counts_the_beyond_notebook(tmp_path):
     assert protocol.EXPERIMENTS["beyond"].notebook == "50_beyond"
     runs = list(dict.fromkeys(protocol.configs("beyond", "smoke")))
-    assert runs == protocol.beyond_knobs("smoke").design().configs()
+    assert runs == compare.design(protocol.beyond_knobs("smoke")).configs()
     plan = report.build_plan(["beyond"], "smoke", "cpu", tmp_path, measure=False)
     assert plan.notebooks[0].runs == len(runs)
     with pytest.raises(ValueError, match="profile"):

@@ -174,14 +174,14 @@ def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
     """Default cadence (checkpoint_every=None) with a tiny interval (and no cost back-off):
     a save at every eval_every multiple, each run's file loadable into a fresh group."""
     from modarith import checkpoint as ckpt
-    from modarith import loop
+    from modarith import loop, runner
     from modarith.store import Store
 
-    monkeypatch.setattr(loop, "CHECKPOINT_COST_FACTOR", 0.0)
+    monkeypatch.setattr(runner, "CHECKPOINT_COST_FACTOR", 0.0)
     cfg = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=40, eval_dense=0, eval_every=5)
     store = Store(tmp_path)
     g = GroupTrainer([cfg], device="cpu")
-    saver = loop.Checkpointer(store, every=None, interval_s=1e-9)
+    saver = runner.Checkpointer(store, every=None, interval_s=1e-9)
     saved = []
     orig = saver.save
     monkeypatch.setattr(saver, "save", lambda t: saved.append((t.step, [p.stat().st_size for p in orig(t)])))

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from modarith import experiments, protocol
+from modarith import experiments, plan, protocol
 from modarith.config import RunConfig
 from modarith.engine import group_configs, train
 
@@ -134,14 +134,14 @@ def test_changes_of_data_size_in_quick():
 
 def test_plan_counts_groups_and_skips_stored(tmp_path):
     cs = protocol.configs("data_size", "smoke")
-    table = protocol.plan(cs, tmp_path / "none", "cpu")
+    table = plan.plan(cs, tmp_path / "none", "cpu")
     assert len(table) == len(group_configs(cs)) and table["runs"].sum() == len(cs)
     assert table["run_steps"].sum() == sum(c.total_steps for c in cs)
     assert (table["eta_s"] > 0).all()
     train(cs[:1], results=tmp_path / "r", device="cpu", progress=False)
-    assert protocol.plan(cs, tmp_path / "r", "cpu", measure=False)["runs"].sum() == len(cs) - 1
-    assert protocol.plan(cs, tmp_path / "r", "cpu", force=True, measure=False)["runs"].sum() == len(cs)
-    assert f"{len(cs)} runs" in protocol.plan_text(cs, tmp_path / "none", "cpu")
+    assert plan.plan(cs, tmp_path / "r", "cpu", measure=False)["runs"].sum() == len(cs) - 1
+    assert plan.plan(cs, tmp_path / "r", "cpu", force=True, measure=False)["runs"].sum() == len(cs)
+    assert f"{len(cs)} runs" in plan.plan_text(cs, tmp_path / "none", "cpu")
 
 
 def test_bad_names_raise_value_error_naming_the_field():
@@ -162,9 +162,7 @@ def test_resolve_profile(monkeypatch):
     assert protocol.resolve_profile("auto", "cuda") == "full"
     assert protocol.resolve_profile("auto", "cuda:1") == "full"
     assert protocol.resolve_profile("smoke", "cuda") == "smoke"
-    import modarith.devices
-
-    monkeypatch.setattr(modarith.devices, "resolve_device", lambda d: "cuda")
+    monkeypatch.setattr(protocol, "resolve_device", lambda d: "cuda")
     assert protocol.resolve_profile("auto", "auto") == "full"
-    monkeypatch.setattr(modarith.devices, "resolve_device", lambda d: "cpu")
+    monkeypatch.setattr(protocol, "resolve_device", lambda d: "cpu")
     assert protocol.resolve_profile("auto", "auto") == "quick"

@@ -12,7 +12,7 @@ from modarith import fast
 from modarith.config import RunConfig
 from modarith.data import make_dataset
 from modarith.group import GroupTrainer
-from modarith.models import init_model
+from modarith.models import init_model, registry
 
 TOL = dict(rtol=1e-5, atol=2e-6)  # fp32, a few ulps of accumulated rounding
 
@@ -51,11 +51,8 @@ def _fast_logits(cfg, models, ds, plan, rows, positions, dropout=0.0, gens=None)
     x = ds.source[idx][..., plan.row_start:]
     anc = [a[idx] for a in plan.row_anc]
     pos = positions.expand(K, -1, -1)
-    pad = cfg.pad_index
-    if cfg.model == "gpt":
-        return fast.gpt_logits(params, models[0].embedding.positions, plan, x, anc, pos,
-                               cfg.num_heads, cfg.num_layers, pad, dropout, cfg.non_linearity, gens)
-    return fast.lstm_logits(params, plan, x, anc, pos, cfg.num_layers, pad, dropout, gens)
+    buffers = dict(models[0].named_buffers())
+    return registry.entry(cfg.model).fast_logits(params, buffers, plan, x, anc, pos, cfg, dropout, gens)
 
 
 @pytest.mark.parametrize("model", ["gpt", "lstm"])

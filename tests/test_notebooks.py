@@ -228,7 +228,7 @@ def test_colab_drive_keeps_runs_on_the_drive_and_a_rerun_loads_them(tmp_path, mo
 def _grid_cell(stem):
     cells = [c for c in _nb(stem).cells if c.cell_type == "code" and "configs = " in c.source]
     assert len(cells) == 1, f"{stem}: expected one cell that builds `configs`"
-    return cells[0].source.split("print(protocol.plan_text")[0]
+    return cells[0].source.split("print(plan_text")[0]
 
 
 @pytest.mark.parametrize("profile", protocol.PROFILES)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from modarith import devices, engine
+from modarith import devices, runner
 from modarith.config import RunConfig, run_id
 from modarith.engine import train
 from modarith.group import GroupTrainer
@@ -39,7 +39,7 @@ import torch
 torch.set_num_threads(1)
 from pathlib import Path
 import modarith.store as store_mod
-from modarith import engine
+from modarith import runner
 from modarith.config import RunConfig
 from modarith.engine import train
 from modarith.group import GroupTrainer
@@ -78,11 +78,11 @@ if stall:
             print("WRITING", tmp, flush=True)
             time.sleep(60)
     store_mod.atomic_write_bytes = write
-orig_fit_group = engine._fit_group
+orig_fit_group = runner._fit_group
 def fit_group(configs, *a, **k):
     print("TRAINING", len(configs), flush=True)
     return orig_fit_group(configs, *a, **k)
-engine._fit_group = fit_group
+runner._fit_group = fit_group
 common = dict(p=11, num_layers=1, d_model=16, eval_dense=5, eval_every=10)
 configs = [RunConfig(model="gpt", num_heads=2, batch_size=16, steps=60, seed=s, lr=3e-3, **common)
            for s in (0, 1)]
@@ -209,7 +209,7 @@ def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
     configs = [RunConfig(seed=s, lr=lr, **TINY) for s in (0, 1) for lr in (1e-3, 3e-3)]
     expected = train(configs, results=None, progress=False, device="cpu", max_group_size=2)
     sizes = []
-    orig_init, orig_fit = GroupTrainer.__init__, engine.fit
+    orig_init, orig_fit = GroupTrainer.__init__, runner.fit
 
     def init(self, cfgs, device="cpu"):
         sizes.append(len(cfgs))
@@ -225,7 +225,7 @@ def test_out_of_memory_halves_the_group(tmp_path, monkeypatch, where):
         return orig_fit(trainer, callbacks)
 
     monkeypatch.setattr(GroupTrainer, "__init__", init)
-    monkeypatch.setattr(engine, "fit", fit)
+    monkeypatch.setattr(runner, "fit", fit)
     with pytest.warns(RuntimeWarning, match="out of memory .* group of 4 runs; retrying as groups of 2 and 2"):
         got = train(configs, results=tmp_path, progress=False, device="cpu")
     assert sizes == [4, 2, 2]

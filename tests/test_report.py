@@ -354,7 +354,7 @@ def test_smoke_build_outputs(smoke_build):
 @pytest.mark.slow
 def test_build_plan_agrees_with_each_notebooks_plan_line(smoke_build):
     """Per notebook, the build's plan line counts the runs and run-steps the executed
-    notebook's own plan line (protocol.plan_text) counts."""
+    notebook's own plan line (plan.plan_text) counts."""
     out, _, stdout, _ = smoke_build
     for name in protocol.trained():
         file = report.notebook_file(name)

@@ -1,9 +1,8 @@
-"""Hand-written sequence models: an LSTM language model and a small post-norm GPT."""
+"""Hand-written sequence models: an LSTM language model and a small post-norm GPT, and the
+registry (:mod:`modarith.models.registry`) through which the library builds them."""
 
-from modarith.models.build import build_model, init_model  # noqa: E402 (needs the classes above)
 from modarith.models.gpt import (
     GPT,
-    NON_LINEARITIES,
     Block,
     Decoder,
     Embedding,
@@ -13,12 +12,12 @@ from modarith.models.gpt import (
     sinusoidal_positions,
 )
 from modarith.models.lstm import LSTM, LSTMLM, LSTMCell
+from modarith.models.registry import build_model, init_model
 
 __all__ = [
     "GPT",
     "LSTM",
     "LSTMLM",
-    "NON_LINEARITIES",
     "Block",
     "Decoder",
     "Embedding",

@@ -15,14 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-NON_LINEARITIES: dict[str, type[nn.Module]] = {
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "silu": nn.SiLU,
-    "leaky_relu": nn.LeakyReLU,
-}
+from modarith.activations import NON_LINEARITIES
 
 
 class LayerNorm(nn.Module):
