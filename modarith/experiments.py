@@ -306,12 +306,13 @@ def main_run(experiment: str, **kwargs) -> Path:
 
 
 def main_list():
-    """CLI ``list``: print the experiments and the runs / run-steps each profile needs."""
+    """CLI ``list``: print every experiment that ``run`` accepts (every row of
+    :data:`~modarith.protocol.EXPERIMENTS`) and the runs / run-steps each profile needs."""
     import pandas as pd
 
     from modarith.protocol import list_experiments
 
-    frame = list_experiments()
+    frame = list_experiments(list(EXPERIMENTS))
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(frame.to_string(index=False))
     return frame
