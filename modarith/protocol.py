@@ -31,8 +31,10 @@ from modarith.config import MODELS, RunConfig, did_you_mean
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
 REPO_URL = "https://github.com/modarith/modarith"
-#: The tag the notebooks' install cells and Colab badges are pinned to.
-REPO_REF = "v0.1.0"
+#: The branch the Colab badges open; the install cells install its default branch unless
+#: ``MODARITH_REF`` names a branch or tag (the release ``v`` + ``modarith.__version__``, the
+#: version's one place).
+REPO_REF = "main"
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
