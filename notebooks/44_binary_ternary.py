@@ -56,7 +56,7 @@ results_dir: str = "auto"  # results store; auto: results/ of the checkout; driv
 figures_dir: str = "auto"  # PNG figures go to <figures_dir>/orders/; auto: figures/ beside results/
 force: bool = False  # True retrains runs that are already stored
 
-# %%
+# %% tags=["report-hide"]
 from modarith import analysis, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train

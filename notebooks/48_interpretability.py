@@ -58,7 +58,7 @@ binary_lhs: str = "0 + 3"  # binary left-hand side drawn for every GPT (operands
 ternary_lhs: str = "1 + 2 + 3"  # ternary one, drawn for the GPT trained on binary + ternary equations
 interactive: bool = True  # True: an ipywidgets explorer at the end (Jupyter, Colab)
 
-# %%
+# %% tags=["report-hide"]
 from modarith import attention, notebook, plots, protocol
 from modarith.engine import train
 

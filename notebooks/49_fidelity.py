@@ -51,7 +51,7 @@ device: str = "auto"  # resolves the auto profile (full on CUDA); nothing is tra
 results_dir: str = "auto"  # the results store the experiment notebooks trained into
 figures_dir: str = "auto"  # the collapse figure goes to <figures_dir>/fidelity/
 
-# %%
+# %% tags=["report-hide"]
 import math
 from dataclasses import replace
 from types import SimpleNamespace

@@ -70,7 +70,7 @@ results_dir: str = "auto"  # results store; auto: results/ of the checkout; driv
 figures_dir: str = "auto"  # PNG figures go to <figures_dir>/beyond/; auto: figures/ beside results/
 force: bool = False  # True retrains runs that are already stored
 
-# %%
+# %% tags=["report-hide"]
 import math
 
 from modarith import compare, notebook, plots, progress_measures, progress_plots, protocol

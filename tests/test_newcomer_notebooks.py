@@ -99,3 +99,13 @@ def test_executed_smoke_notebook_has_png_figures(tmp_path):
     assert {base64.b64decode(o["data"]["image/png"]) for o in pngs} == {p.read_bytes() for p in written}
     assert not any("Path(" in str(o.get("data", {}).get("text/plain", "")) for o in outputs
                    if o.get("output_type") == "execute_result")
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_the_settings_cell_and_its_machine_paths_stay_out_of_the_report(stem):
+    """The settings cell prints this machine's folders (results, figures): useful in Jupyter,
+    a stranger's path in the report, so the cell is tagged report-hide."""
+    nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "notebook.settings(" in "".join(cell["source"]):
+            assert "report-hide" in cell["metadata"].get("tags", []), stem
