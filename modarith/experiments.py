@@ -191,7 +191,8 @@ class Kernel:
         client.start_channels()
         try:
             client.wait_for_ready(timeout=60)
-            reply = client.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
+            reply = client.execute_interactive(code, store_history=False, timeout=120,
+                                             output_hook=lambda msg: None)
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"resetting the kernel failed: {reply['content']}")
         finally:
