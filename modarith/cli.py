@@ -105,6 +105,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         default = f.default if f.default is not MISSING else None
         kind = {"orders": _orders}.get(f.name, _boolean if isinstance(default, bool) else type(default))
         flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})
+        if isinstance(default, bool):  # --flag, --flag VALUE (true/false/yes/no/1/0), --no-flag
+            p.add_argument(*flags, dest=f.name, type=kind, default=None, nargs="?", const=True,
+                           metavar="BOOL", help=f"{comments.get(f.name, '')} (default {default!r})")
+            p.add_argument(*sorted({f"--no-{f.name}", f"--no-{f.name.replace('_', '-')}"}), dest=f.name,
+                           action="store_false", help=f"--{f.name.replace('_', '-')} false")
+            continue
         p.add_argument(*flags, dest=f.name, type=kind, default=None,
                        help=f"{comments.get(f.name, '')} (default {default!r})")
     p.add_argument("--seeds", type=_seeds, default=[0, 42], help="comma-separated seeds (default 0,42)")

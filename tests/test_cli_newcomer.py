@@ -38,6 +38,15 @@ def test_boolean_flag_stores_what_it_says(tmp_path, capsys, word, stored):
     assert record.config.record_collapse is stored
 
 
+@pytest.mark.parametrize("flags,stored", [(["--orthograd"], True), (["--no-orthograd"], False),
+                                          (["--orthograd", "yes"], True), ([], False)])
+def test_boolean_switch_forms(tmp_path, capsys, flags, stored):
+    res = tmp_path / "results"
+    assert _code(TINY + ["--results", str(res), *flags]) == 0
+    (record,) = Store(res).records()
+    assert record.config.orthograd is stored
+
+
 def test_orthograd_false_stores_false(tmp_path, capsys):
     res = tmp_path / "results"
     assert _code(TINY + ["--results", str(res), "--orthograd", "False"]) == 0
