@@ -63,6 +63,19 @@ def _folder(text: str) -> str:
     return text
 
 
+#: What a boolean flag accepts (any case): ``--orthograd false``, ``--record-collapse yes``.
+BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _boolean(text: str) -> bool:
+    """``true/false/yes/no/1/0`` in any case; anything else is refused (``bool("False")`` is
+    True, so ``type=bool`` would silently turn ``--orthograd False`` on)."""
+    value = BOOLEAN_WORDS.get(str(text).strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected one of true/false/yes/no/1/0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -90,8 +103,14 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         if f.name == "seed":
             continue
         default = f.default if f.default is not MISSING else None
-        kind = {"orders": _orders}.get(f.name, type(default))
+        kind = {"orders": _orders}.get(f.name, _boolean if isinstance(default, bool) else type(default))
         flags = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})
+        if isinstance(default, bool):  # --flag, --flag VALUE (true/false/yes/no/1/0), --no-flag
+            p.add_argument(*flags, dest=f.name, type=kind, default=None, nargs="?", const=True,
+                           metavar="BOOL", help=f"{comments.get(f.name, '')} (default {default!r})")
+            p.add_argument(*sorted({f"--no-{f.name}", f"--no-{f.name.replace('_', '-')}"}), dest=f.name,
+                           action="store_false", help=f"--{f.name.replace('_', '-')} false")
+            continue
         p.add_argument(*flags, dest=f.name, type=kind, default=None,
                        help=f"{comments.get(f.name, '')} (default {default!r})")
     p.add_argument("--seeds", type=_seeds, default=[0, 42], help="comma-separated seeds (default 0,42)")
@@ -135,6 +154,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m modarith",
                      description="modarith: grokking in modular arithmetic (LSTM and GPT).")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"modarith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train runs from config flags and print a summary table")
     _add_config_flags(t)
@@ -150,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "projections (from the repository root; see benchmarks/NOTES.md)")
     b.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of benchmarks/bench.py (--help)")
     s = sub.add_parser("runs", help="table of the stored runs in a results folder (compact by default)")
-    s.add_argument("--results", default="results", type=_folder)
+    s.add_argument("--results", default="results", type=_folder, help="results folder (default results/)")
     view = s.add_mutually_exclusive_group()
-    view.add_argument("--all", action="store_true", help="every config field and summary column")
+    view.add_argument("--all", action="store_true", help="every config field and summary column "
+                      f"(default: at most {MAX_COLUMNS} columns)")
     view.add_argument("--csv", action="store_true", help="every column, as CSV (for machines)")
     view.add_argument("--json", action="store_true", help="every column, as JSON records (for machines)")
     return parser
@@ -256,19 +279,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 COMPACT_RESULTS = ("A_val", "tf_A_val", "L_val")
+#: Columns of the compact ``runs`` table at most (``--all`` shows every one).
+MAX_COLUMNS = 15
 
 
-def compact_runs(df, in_progress=()):
-    """The compact view of ``Store.summaries()``: run id, model, the config fields that differ
-    between the stored runs, A_val, t_f(A_val), L_val and a status column; ``in_progress``
-    pairs (run_id, step) of checkpointed runs are appended as unfinished (training, or
-    interrupted), or mark a stored run whose checkpoint was left behind as orphaned."""
-    import pandas as pd
-
+def varying_fields(df) -> list[str]:
+    """The RunConfig fields (model aside) whose values differ between the rows of ``df``, in
+    field order."""
     from .config import RunConfig as _C
 
     config_fields = [f.name for f in fields(_C) if f.name != "model" and f.name in df.columns]
-    varying = [f for f in config_fields if df[f].astype(str).nunique() > 1]
+    return [f for f in config_fields if df[f].astype(str).nunique() > 1]
+
+
+def compact_runs(df, in_progress=()):
+    """The compact view of ``Store.summaries()``, at most :data:`MAX_COLUMNS` columns: run id,
+    model, the config fields that differ between the stored runs (the first ones in field
+    order, as many as fit; :func:`varying_fields` names them all), A_val, t_f(A_val), L_val and
+    a status column; ``in_progress`` pairs (run_id, step) of checkpointed runs are appended as
+    unfinished (training, or interrupted), or mark a stored run whose checkpoint was left
+    behind as orphaned."""
+    import pandas as pd
+
+    varying = varying_fields(df)[:MAX_COLUMNS - 3 - len(COMPACT_RESULTS)]
     out = df[["run_id", "model", *varying, *COMPACT_RESULTS]].copy() if len(df) else pd.DataFrame(
         columns=["run_id", "model", *COMPACT_RESULTS])
     out["status"] = "done"
@@ -282,10 +315,15 @@ def compact_runs(df, in_progress=()):
 
 
 def _print_runs(args) -> int:
+    import os
+
     import pandas as pd
 
     from .store import Store
 
+    if not os.path.isdir(args.results):
+        return _fail(f"--results: no results folder {args.results!r} (train runs into it first, "
+                     "or give the folder that holds runs/)")
     store = Store(args.results)
     df = store.summaries()
     if args.csv:
@@ -301,6 +339,9 @@ def _print_runs(args) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", None,
                            "display.float_format", "{:.4g}".format):
         print(view.to_string(index=False))
+    hidden = [f for f in varying_fields(df) if f not in view.columns]
+    if hidden:
+        print(f"({len(hidden)} more fields differ between the runs: {', '.join(hidden)}; --all shows them)")
     return 0
 
 

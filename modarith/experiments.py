@@ -106,11 +106,61 @@ def _kernel_config(folder: str):
     return config
 
 
-#: Run in a kept kernel before its next notebook: an empty namespace, no open figure, cells
-#: numbered from 1 again; imported modules stay (what keeping the kernel saves).
+class KernelState:
+    """What one notebook may change in a kept kernel and the next must not inherit. Runs
+    inside the kernel: :meth:`save` once on a fresh kernel, :meth:`restore` before each
+    further notebook: matplotlib's rcParams as saved (the inline backend's included), no open
+    figure, pandas' options at their defaults, and Python's, NumPy's and (when imported)
+    torch's random generators seeded with :data:`SEED`, as every notebook starts."""
+
+    SEED = 0
+    rc: dict | None = None
+
+    @classmethod
+    def save(cls) -> None:
+        import matplotlib
+        import matplotlib.pyplot  # noqa: F401 - the inline backend sets its rcParams on import
+
+        cls.rc = dict(matplotlib.rcParams)
+        cls.seed()
+
+    @classmethod
+    def seed(cls) -> None:
+        import random
+
+        import numpy
+
+        random.seed(cls.SEED)
+        numpy.random.seed(cls.SEED)
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(cls.SEED)
+
+    @classmethod
+    def restore(cls) -> None:
+        import warnings
+
+        import matplotlib
+        import matplotlib.pyplot as plt
+        import pandas
+
+        plt.close("all")
+        with warnings.catch_warnings():  # deprecated rcParams / pandas options warn when set
+            warnings.simplefilter("ignore")
+            if cls.rc is not None:
+                matplotlib.rcParams.update(cls.rc)
+            pandas.reset_option("all")
+        cls.seed()
+
+
+#: Run in a fresh kept kernel before its first notebook.
+_SAVE = ("import modarith.experiments as _m\n_m.KernelState.save()\ndel _m\n"
+         "get_ipython().execution_count = 1\n")
+#: Run in a kept kernel before its next notebook: the state of :class:`KernelState` restored,
+#: an empty namespace, cells numbered from 1 again; imported modules stay (what keeping the
+#: kernel saves).
 _RESET = ("get_ipython().run_line_magic('reset', '-f')\n"
-          "import os\nimport matplotlib.pyplot\nmatplotlib.pyplot.close('all')\nos.chdir({cwd!r})\n"
-          "get_ipython().execution_count = 1\n")
+          "import os\nimport modarith.experiments as _m\n_m.KernelState.restore()\nos.chdir({cwd!r})\n"
+          "del os, _m\nget_ipython().execution_count = 1\n")
 
 
 class Kernel:
@@ -133,17 +183,19 @@ class Kernel:
         self.manager.start_kernel(cwd=self.cwd, env=env, extra_arguments=KERNEL_ARGUMENTS)
 
     def reset(self) -> None:
-        """Empty the namespace before the next notebook (nothing to do before the first)."""
-        if self.used:
-            client = self.manager.blocking_client()
-            client.start_channels()
-            try:
-                client.wait_for_ready(timeout=60)
-                reply = client.execute_interactive(_RESET.format(cwd=self.cwd), timeout=120, output_hook=lambda msg: None)
-                if reply["content"]["status"] != "ok":
-                    raise RuntimeError(f"resetting the kernel failed: {reply['content']}")
-            finally:
-                client.stop_channels()
+        """Before the first notebook, save the kernel's state (:class:`KernelState`); before
+        each next one, restore it and empty the namespace."""
+        code = _RESET.format(cwd=self.cwd) if self.used else _SAVE
+        client = self.manager.blocking_client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=60)
+            reply = client.execute_interactive(code, store_history=False, timeout=120,
+                                             output_hook=lambda msg: None)
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"resetting the kernel failed: {reply['content']}")
+        finally:
+            client.stop_channels()
         self.used = True
 
     def alive(self) -> bool:
@@ -303,10 +355,11 @@ def main_run(experiment: str, **kwargs) -> Path:
 
 
 def main_list():
-    """CLI ``list``: print the experiments and the runs / run-steps each profile needs."""
+    """CLI ``list``: print every experiment that ``run`` accepts (every row of
+    :data:`~modarith.protocol.EXPERIMENTS`) and the runs / run-steps each profile needs."""
     import pandas as pd
 
-    frame = list_experiments()
+    frame = list_experiments(list(EXPERIMENTS))
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(frame.to_string(index=False))
     return frame

@@ -71,11 +71,26 @@ def drop_widgets(nb, resources):
     return nb, resources
 
 
+_PATH_REPR = re.compile(r"(Posix|Windows|Pure\w*)?Path\(|^\[?\s*'?/")
+
+
+def drop_path_results(nb, resources):
+    """Preprocessor: drop a cell's return value (``execute_result``) that is only text and
+    names a file, e.g. ``[PosixPath('/home/…/figure.png')]``: a path of the building machine
+    says nothing to a reader. Tables and other rich return values stay."""
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell.outputs = [out for out in cell.outputs if not (
+                out.get("output_type") == "execute_result" and set(out.get("data", {})) <= {"text/plain"}
+                and _PATH_REPR.search(_source(out.get("data", {}).get("text/plain", ""))))]
+    return nb, resources
+
+
 def report_exporter():
     """nbconvert's HTMLExporter with our template (``modarith/templates/modarith_report``,
     built on ``classic``): code inputs and prompts hidden, cells tagged ``report-hide`` or
     papermill's parameters removed, remote Markdown images unlinked, Markdown images
-    embedded, widgets dropped, math converted to MathML (Markdown cells and outputs through
+    embedded, widgets and return values naming files dropped, math converted to MathML (Markdown cells and outputs through
     ``markdown2html``; HTML, stdout and text outputs through the ``mathml`` filter)."""
     from jinja2 import pass_context
     from nbconvert import HTMLExporter
@@ -94,6 +109,7 @@ def report_exporter():
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags=set(REMOVED_TAGS)), enabled=True)
     exporter.register_preprocessor(unlink_remote_images, enabled=True)
     exporter.register_preprocessor(drop_widgets, enabled=True)
+    exporter.register_preprocessor(drop_path_results, enabled=True)
     exporter.register_filter("mathml", html_math_to_mathml)
     exporter.register_filter("is_figure_repr", lambda text: bool(_FIGURE_REPR.fullmatch(str(text).strip())))
     return exporter
@@ -102,15 +118,27 @@ def report_exporter():
 _HEADING = re.compile(r"<h([1-3])(\s[^>]*)?>(.*?)</h\1>", re.S)
 
 
+_MATH = re.compile(r"(<math\b.*?</math>)", re.S)
+
+
+def _toc_label(inner: str) -> str:
+    """A heading's inner HTML as its table-of-contents entry: the text without its tags
+    (links, emphasis), its MathML kept as it is, so the entry reads as the heading does."""
+    parts = _MATH.split(inner)
+    label = "".join(part if k % 2 else re.sub(r"<[^>]+>", "", part) for k, part in enumerate(parts))
+    return re.sub(r"\s+", " ", label).strip()
+
+
 def add_toc(page: str, marker: str = "<!-- modarith:toc -->") -> str:
     """Give every ``<h1>``–``<h3>`` a unique id and replace ``marker`` by a table of contents
-    (each notebook's ``<h1>``, with its ``<h2>`` below)."""
+    (each notebook's ``<h1>``, with its ``<h2>`` below; an entry keeps its heading's math)."""
     used: set[str] = set()
     entries: list[tuple[int, str, str]] = []
 
     def anchor(match: re.Match) -> str:
         level, attrs, inner = int(match.group(1)), match.group(2) or "", match.group(3)
         text = re.sub(r"\s+", " ", re.sub(r"<math\b.*?</math>|<[^>]+>", "", inner, flags=re.S)).strip()
+        shown = _toc_label(inner)
         base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
         slug, n = base, 1
         while slug in used:
@@ -118,14 +146,14 @@ def add_toc(page: str, marker: str = "<!-- modarith:toc -->") -> str:
             slug = f"{base}-{n}"
         used.add(slug)
         if 'class="toc-skip"' not in attrs and level <= 2:
-            entries.append((level, slug, text))
+            entries.append((level, slug, shown))
         attrs = re.sub(r'\sid="[^"]*"', "", attrs)
         return f'<h{level} id="{slug}"{attrs}>{inner}</h{level}>'
 
     page = _HEADING.sub(anchor, page)
     items, open_sub = [], False
     for level, slug, text in entries:
-        link = f'<a href="#{slug}">{html.escape(text)}</a>'
+        link = f'<a href="#{slug}">{text}</a>'
         if level == 1:
             items.append(("</ol>" if open_sub else "") + ("</li>" if items else "") + f"<li>{link}")
             open_sub = False
@@ -155,6 +183,35 @@ def reductions_html(profile: str) -> str:
             + html_math_to_mathml(frame.to_html(index=False, classes="reductions", border=0)))
 
 
+def profile_summary(profile: str) -> str:
+    """What ``profile`` changes from the course protocol (``full``) and what it keeps, in one
+    paragraph computed from the configurations the two profiles expand to
+    (:func:`modarith.protocol.reductions`): the changed fields with the experiments they change
+    in, then the settings kept everywhere (fields switched off in both, such as Grokfast, left
+    unnamed)."""
+    from dataclasses import fields as dc_fields
+
+    from modarith import protocol
+    from modarith.config import RunConfig
+
+    frame = protocol.reductions(profile)
+    frame = frame[frame["field"] != "runs"]
+    changed: dict[str, list[str]] = {}
+    for field, experiment in zip(frame["field"], frame["experiment"]):
+        changed.setdefault(field, [])
+        if experiment not in changed[field]:
+            changed[field].append(experiment)
+    configs = [c for name in protocol.trained() for p in ("full", profile) for c in protocol.configs(name, p)]
+    kept = [f.name for f in dc_fields(RunConfig) if f.name not in changed and f.name != "model"
+            and any(getattr(c, f.name) for c in configs)]
+    n = len(protocol.trained())
+    what = "; ".join(f"{field} (in {', '.join(exps) if len(exps) < n else 'every experiment'})"
+                     for field, exps in changed.items())
+    return (f"This report was built with the {profile} profile. It changes, from the course protocol "
+            f"(profile full): {what or 'nothing'} (table below). It keeps every other setting as the "
+            f"course protocol sets it: {', '.join(kept)}.")
+
+
 def front_page(runs: list[NotebookRun], profile_line: str, profile: str, device: str,
                total_seconds: float) -> str:
     """The title page: profile (``profile_line``), device, version and commit, date, wall time
@@ -173,12 +230,7 @@ def front_page(runs: list[NotebookRun], profile_line: str, profile: str, device:
         f"<tr><td>{html.escape(r.file)}</td><td>{r.seconds:.1f} s</td><td>{html.escape(r.plan)}</td>"
         f'<td class="status-{"ok" if r.ok else "failed"}">{"ok" if r.ok else "FAILED"}</td></tr>'
         for r in runs)
-    reduced = ""
-    if profile != "full":
-        reduced = (f'<p class="reduced"><strong>Reduced protocol.</strong> This report was built with the '
-                   f"<code>{html.escape(profile)}</code> profile, not the seed's protocol: fewer grid "
-                   "points, steps and seeds (table below). Numbers and step counts are not comparable "
-                   "one to one with the seed's.</p>")
+    reduced = f'<p class="reduced">{html.escape(profile_summary(profile))}</p>' if profile != "full" else ""
     return f"""<section class="title-page" id="title">
 <h1 class="toc-skip">Grokking modular arithmetic with an LSTM and a small GPT</h1>
 <p class="subtitle">A reproduction, with the <code>modarith</code> library, of the practical part

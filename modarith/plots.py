@@ -106,19 +106,37 @@ def figure_formats(formats: str | Sequence[str] | None = None) -> tuple[str, ...
     return tuple(dict.fromkeys(chosen))
 
 
+class FigureFiles(list):
+    """The paths :func:`show` wrote. As a cell's last value it displays nothing, so no
+    machine's path is printed under a figure (in Jupyter or in the report)."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def figure_bundle(png: bytes, caption: str) -> dict[str, str]:
+    """The MIME bundle :func:`show` displays: ``image/png`` (base64, what nbconvert's PDF,
+    Markdown and LaTeX exporters, scrapbook and sanitising viewers keep), ``text/html`` (the
+    captioned :func:`figure_html`, what Jupyter and the report's HTML show, once: HTML
+    outranks PNG there) and ``text/plain`` (the caption)."""
+    return {"image/png": base64.b64encode(png).decode("ascii"), "text/html": figure_html(png, caption),
+            "text/plain": caption}
+
+
 def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "figure",
-         dpi: int = 120, formats: str | Sequence[str] | None = None) -> list[Path]:
-    """Display ``fig`` with its caption as one self-contained HTML ``<figure
-    class="modarith-figure">`` (outside IPython: print the caption and the paths), save it as
-    ``save_dir/name.png`` (and ``.svg`` when :func:`figure_formats` says so; nothing when
-    ``save_dir`` is None), close it, and return the paths written. The PNG is rendered once,
-    for the page and the file."""
+         dpi: int = 120, formats: str | Sequence[str] | None = None) -> FigureFiles:
+    """Display ``fig`` with its caption as one MIME bundle (:func:`figure_bundle`: the PNG,
+    and one self-contained HTML ``<figure class="modarith-figure">``; outside IPython: print
+    the caption and the paths), save it as ``save_dir/name.png`` (and ``.svg`` when
+    :func:`figure_formats` says so; nothing when ``save_dir`` is None), close it, and return
+    the paths written (a :class:`FigureFiles`, which a cell does not print). The PNG is
+    rendered once, for the page and the file."""
     import io
 
     formats = figure_formats(formats)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    paths = []
+    paths = FigureFiles()
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         for fmt in formats:
@@ -131,11 +149,11 @@ def show(fig, caption: str, save_dir: str | Path | None = None, name: str = "fig
     plt.close(fig)
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
+        from IPython.display import display
     except ImportError:
         get_ipython = None
     if get_ipython is not None and get_ipython() is not None:
-        display(HTML(figure_html(buffer.getvalue(), caption)))
+        display(figure_bundle(buffer.getvalue(), caption), raw=True)
     else:
         print(caption + "".join(f"\n  {p}" for p in paths))
     return paths

@@ -32,8 +32,10 @@ from modarith.devices import resolve_device
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
 REPO_URL = "https://github.com/modarith/modarith"
-#: The tag the notebooks' install cells and Colab badges are pinned to.
-REPO_REF = "v0.1.0"
+#: The branch the Colab badges open; the install cells install its default branch unless
+#: ``MODARITH_REF`` names a branch or tag (the release ``v`` + ``modarith.__version__``, the
+#: version's one place).
+REPO_REF = "main"
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
@@ -261,16 +263,17 @@ def resolve_profile(profile: str, device: str = "auto") -> str:
 
 
 # --------------------------------------------------------------------------- tables
-def list_experiments() -> pd.DataFrame:
-    """One row per experiment: name, problem, notebook, runs and run-steps (Σ T) per profile,
-    then a row of the distinct runs of all experiments (shared runs count once). Time on this
-    device: :func:`modarith.plan.plan`."""
+def list_experiments(names: list[str] | None = None) -> pd.DataFrame:
+    """One row per experiment of ``names`` (default: those that train, :func:`trained`; the
+    CLI's ``list`` gives every row of :data:`EXPERIMENTS`): name, problem, notebook, runs and
+    run-steps (Σ T) per profile, then a row of the distinct runs of all of them (shared runs
+    count once). Time on this device: :func:`modarith.plan.plan`."""
     rows, distinct = [], {p: {} for p in PROFILES}
-    for name in trained():
+    for name in trained() if names is None else names:
         e = EXPERIMENTS[name]
         row = {"name": name, "problem": e.problem, "notebook": e.notebook}
         for p in PROFILES:
-            cs = configs(name, p)
+            cs = configs(check_choice("experiment", name, EXPERIMENTS), p)
             row[f"runs_{p}"] = len(cs)
             row[f"run_steps_{p}"] = sum(c.total_steps for c in cs)
             distinct[p].update(dict.fromkeys(cs))

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Problems 1, 2.6 and 2.10 — Parameter counts
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/v0.1.0/notebooks/00_parameter_counts.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/main/notebooks/00_parameter_counts.ipynb)
 #
 # How many learnable parameters do the hand-written LSTM, the multi-head attention and the
 # GPT decoder hold? We derive closed forms from the constructors of the modules, then check them
@@ -24,21 +24,17 @@
 # sizes, with and without biases.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
-import os
-import subprocess
-import sys
-
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                          f"modarith[notebook] @ git+{REPO_URL}@v0.1.0"], capture_output=True, text=True)
-    if pip.returncode != 0:  # one message, not pip's output followed by an ImportError below
-        why = next((line.strip() for line in pip.stderr.splitlines()
-                    if line.strip().lower().startswith(("error:", "fatal:"))), f"pip exit code {pip.returncode}")
-        raise SystemExit(f"modarith v0.1.0 could not be installed from {REPO_URL} ({why}). Set "
-                         "MODARITH_REPO_URL to a repository that has the tag v0.1.0, e.g. os.environ["
-                         "'MODARITH_REPO_URL'] = 'https://github.com/<you>/modarith', then run this cell again.")
+    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
+    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
+        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
+        if pip.returncode == 0:
+            break
+    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+        raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown] tags=["report-hide"]
 # ### Parameters
@@ -46,11 +42,11 @@ if "google.colab" in sys.modules:
 # The grid of sizes checked below (papermill `parameters` cell).
 
 # %% tags=["parameters"]
-sizes = [32, 128]  # values of d_x, d_h and d_model on the grid
-layers = [1, 3]  # numbers of layers L on the grid
-heads = [1, 4]  # numbers of attention heads h (d_model must be divisible by h)
-multipliers = [2, 4]  # FFN width multipliers m
-vocabulary_size = 36  # V for the full-model rows (p + 5 with p 31)
+sizes: list = [32, 128]  # values of d_x, d_h and d_model on the grid
+layers: list = [1, 3]  # numbers of layers L on the grid
+heads: list = [1, 4]  # numbers of attention heads h (d_model must be divisible by h)
+multipliers: list = [2, 4]  # FFN width multipliers m
+vocabulary_size: int = 36  # V for the full-model rows (p + 5 with p 31)
 
 # %% tags=["report-hide"]
 for name, values in (("sizes", sizes), ("layers", layers), ("heads", heads),

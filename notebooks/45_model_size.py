@@ -1,7 +1,12 @@
 # ---
 # jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -16,27 +21,23 @@
 # %% [markdown]
 # # Problem 4.5 — Scaling the model size
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/v0.1.0/notebooks/45_model_size.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/main/notebooks/45_model_size.ipynb)
 #
 # How do depth $L$ and width $d$ change memorisation and generalisation, and which
 # architecture makes better use of more parameters?
 
 # %% tags=["report-hide"]
-# Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
-import os
-import subprocess
-import sys
-
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                          f"modarith[notebook] @ git+{REPO_URL}@v0.1.0"], capture_output=True, text=True)
-    if pip.returncode != 0:  # one message, not pip's output followed by an ImportError below
-        why = next((line.strip() for line in pip.stderr.splitlines()
-                    if line.strip().lower().startswith(("error:", "fatal:"))), f"pip exit code {pip.returncode}")
-        raise SystemExit(f"modarith v0.1.0 could not be installed from {REPO_URL} ({why}). Set "
-                         "MODARITH_REPO_URL to a repository that has the tag v0.1.0, e.g. os.environ["
-                         "'MODARITH_REPO_URL'] = 'https://github.com/<you>/modarith', then run this cell again.")
+    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
+    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
+        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
+        if pip.returncode == 0:
+            break
+    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+        raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown]
 # ## Parameters
@@ -48,14 +49,14 @@ if "google.colab" in sys.modules:
 # notebook again and it resumes where it stopped instead of starting over.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke (seconds) | quick (reduced, CPU) | full (SPEC) | auto: full on CUDA, else quick
-device = "auto"  # auto | cpu | cuda | mps
-results_dir = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
-figures_dir = "auto"  # PNG figures go to <figures_dir>/model_size/; auto: figures/ beside results/
-force = False  # True retrains runs that are already stored
-seeds = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
+profile: str = "auto"  # smoke (seconds) | quick (reduced, CPU) | full (SPEC) | auto: full on CUDA, else quick
+device: str = "auto"  # auto | cpu | cuda | mps
+results_dir: str = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
+figures_dir: str = "auto"  # PNG figures go to <figures_dir>/model_size/; auto: figures/ beside results/
+force: bool = False  # True retrains runs that are already stored
+seeds: list | None = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
-# %%
+# %% tags=["report-hide"]
 from modarith import analysis, claims, notebook, plots, protocol
 from modarith.config import RunConfig
 from modarith.engine import train

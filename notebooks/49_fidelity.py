@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Fidelity — the seed's claims against our runs
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/v0.1.0/notebooks/49_fidelity.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/modarith/modarith/blob/main/notebooks/49_fidelity.ipynb)
 #
 # Does our reproduction say what the seed report says? This notebook trains nothing: it reads
 # the runs the experiment notebooks stored, answers each of the seed's claims from them, and
@@ -27,21 +27,17 @@
 # seed's, cell by cell, and counts the collapses of the training accuracy in every run.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith, pinned, with what this notebook imports. Elsewhere: nothing.
-import os
-import subprocess
-import sys
-
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    REPO_URL = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                          f"modarith[notebook] @ git+{REPO_URL}@v0.1.0"], capture_output=True, text=True)
-    if pip.returncode != 0:  # one message, not pip's output followed by an ImportError below
-        why = next((line.strip() for line in pip.stderr.splitlines()
-                    if line.strip().lower().startswith(("error:", "fatal:"))), f"pip exit code {pip.returncode}")
-        raise SystemExit(f"modarith v0.1.0 could not be installed from {REPO_URL} ({why}). Set "
-                         "MODARITH_REPO_URL to a repository that has the tag v0.1.0, e.g. os.environ["
-                         "'MODARITH_REPO_URL'] = 'https://github.com/<you>/modarith', then run this cell again.")
+    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
+    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
+        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
+        if pip.returncode == 0:
+            break
+    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+        raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown]
 # ## Parameters
@@ -50,12 +46,12 @@ if "google.colab" in sys.modules:
 # `papermill notebooks/49_fidelity.ipynb out.ipynb -p profile quick`.
 
 # %% tags=["parameters"]
-profile = "auto"  # runs compared with the seed: smoke | quick | full | auto (full on CUDA, else quick)
-device = "auto"  # resolves the auto profile (full on CUDA); nothing is trained here
-results_dir = "auto"  # the results store the experiment notebooks trained into
-figures_dir = "auto"  # the collapse figure goes to <figures_dir>/fidelity/
+profile: str = "auto"  # runs compared with the seed: smoke | quick | full | auto (full on CUDA, else quick)
+device: str = "auto"  # resolves the auto profile (full on CUDA); nothing is trained here
+results_dir: str = "auto"  # the results store the experiment notebooks trained into
+figures_dir: str = "auto"  # the collapse figure goes to <figures_dir>/fidelity/
 
-# %%
+# %% tags=["report-hide"]
 import math
 from dataclasses import replace
 
@@ -67,7 +63,7 @@ from modarith.metrics import count_collapses
 from modarith.progress_measures import load_snapshots
 from modarith.store import Store
 
-settings = notebook.settings(profile, device, results_dir, figures_dir)
+settings = notebook.settings(profile, device, results_dir, figures_dir, needs_runs=True)
 figures = settings.figures / "fidelity"
 store = Store(settings.results)
 # the profile asked for, then SPEC's protocol (full) when that is another profile

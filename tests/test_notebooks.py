@@ -78,9 +78,9 @@ def _literal_assignments(source: str) -> dict[str, object]:
                 if tok.type == tokenize.COMMENT}
     values = {}
     for node in tree.body:
-        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
-        values[node.targets[0].id] = ast.literal_eval(node.value)
-        assert node.end_lineno in comments, f"{node.targets[0].id} has no comment"
+        assert isinstance(node, ast.AnnAssign), f"a parameter without its type: {ast.dump(node)}"
+        values[node.target.id] = ast.literal_eval(node.value)
+        assert node.end_lineno in comments, f"{node.target.id} has no comment"
     for line in source.splitlines():
         assert line.count("=") == 1, f"papermill cannot parse {line!r}"
     return values
@@ -95,11 +95,12 @@ def test_parameters_cell(stem):
     values = _literal_assignments(cells[0].source)
     inspected = papermill.inspect_notebook(str(NB_DIR / f"{stem}.ipynb"))
     assert list(inspected) == list(values) and all(p["help"] for p in inspected.values())
+    assert all(p["inferred_type_name"] != "None" for p in inspected.values())  # --help-notebook shows types
     if stem in EXPERIMENT_OF:
         assert tuple(values)[:len(COMMON)] == COMMON
         assert values["profile"] == values["device"] == values["results_dir"] == "auto"
         assert values["force"] is False
-        assert re.search(r"^results_dir = .*# .*\bdrive: Google Drive", cells[0].source, re.M)
+        assert re.search(r"^results_dir: str = .*# .*\bdrive: Google Drive", cells[0].source, re.M)
         text = "".join(c.source for c in _nb(stem).cells if c.cell_type == "markdown")
         assert 'results_dir = "drive"' in text and "Google Drive" in text
 
@@ -158,30 +159,55 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
     assert install.cell_type == "code" and "report-hide" in _tags(install)
     assert install.source == _nb(STEMS[0]).cells[1].source  # it cannot import modarith: one copy per notebook, all equal
     assert f'"MODARITH_REPO_URL", "{protocol.REPO_URL}"' in install.source
-    assert set(re.findall(r"\bv\d+\.\d+\.\d+\b", install.source)) == {protocol.REPO_REF}
+    assert not re.findall(r"\bv\d+\.\d+", install.source)  # the version lives in modarith.__version__ only
+    assert len(install.source.splitlines()) <= 11
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(c.source for c in nb.cells)))
     assert urls <= {protocol.REPO_URL}, urls  # one repository URL everywhere
     # outside Colab the cell installs nothing
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     calls = _fake_pip(monkeypatch)
-    assert "REPO_URL" not in _run_cell(install.source) and calls == []
-    # on Colab (faked) it runs the pinned pip command in the kernel's interpreter
+    assert "url" not in _run_cell(install.source) and calls == []
+    # on Colab (faked) it runs pip in the kernel's interpreter: the default branch ...
     _fake_colab(monkeypatch)
     monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
+    monkeypatch.delenv("MODARITH_REF", raising=False)
     _run_cell(install.source)
-    assert calls == [[sys.executable, "-m", "pip", "install", "-q",
-                      f"modarith[notebook] @ git+{protocol.REPO_URL}@{protocol.REPO_REF}"]]
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{protocol.REPO_URL}"]]
+    # ... or a fork at a ref
     monkeypatch.setenv("MODARITH_REPO_URL", "https://example.org/fork")
+    monkeypatch.setenv("MODARITH_REF", "v9.9.9")
     _run_cell(install.source)
-    assert calls[-1][-1] == f"modarith[notebook] @ git+https://example.org/fork@{protocol.REPO_REF}"
+    assert calls[-1][-1] == "modarith[notebook] @ git+https://example.org/fork@v9.9.9"
+
+
+def test_colab_install_says_what_it_installs_and_falls_back_to_the_default_branch(monkeypatch, capsys):
+    install = _nb(STEMS[0]).cells[1]
+    _fake_colab(monkeypatch)
+    monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
+    monkeypatch.setenv("MODARITH_REF", "no-such-tag")
+    calls, real = [], subprocess.run
+
+    def run(cmd, **kw):  # the ref fails, the default branch installs
+        if list(cmd[1:3]) != ["-m", "pip"]:
+            return real(cmd, **kw)
+        calls.append(cmd[-1])
+        return subprocess.CompletedProcess(cmd, 1 if cmd[-1].endswith("@no-such-tag") else 0, "", "error: no tag")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    _run_cell(install.source)
+    assert calls == [f"modarith[notebook] @ git+{protocol.REPO_URL}@no-such-tag",
+                     f"modarith[notebook] @ git+{protocol.REPO_URL}"]
+    out = capsys.readouterr().out
+    assert out.count("installing modarith from") == 2 and "(default branch)" in out
 
 
 def test_colab_install_failure_stops_with_one_message(monkeypatch):
-    """pip fails (the tag is not at REPO_URL): the cell stops with one SystemExit naming
+    """pip fails (no such repository): the cell stops with one SystemExit naming
     MODARITH_REPO_URL and pip's reason, before any import of modarith."""
     install = _nb(STEMS[0]).cells[1]
     _fake_colab(monkeypatch)
     monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
+    monkeypatch.delenv("MODARITH_REF", raising=False)
     _fake_pip(monkeypatch, returncode=1, stderr=(
         "  error: subprocess-exited-with-error\n  fatal: repository not found\n"
         "  note: This error originates from a subprocess\n"))

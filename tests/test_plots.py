@@ -247,10 +247,15 @@ def test_show_saves_png_svg_and_displays_one_html_figure(tmp_path, monkeypatch, 
     fig, caption = plots.plot_train_val(curves_frame())
     shown = []
     monkeypatch.setattr("IPython.get_ipython", lambda: object())
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
-    plots.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40, formats=("png", "svg"))
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    paths = plots.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40, formats=("png", "svg"))
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["train_val.png", "train_val.svg"]
-    html = shown[0].data
+    ((bundle, raw),) = shown  # one display: a raw MIME bundle with the PNG and the captioned HTML
+    assert raw and set(bundle) == {"image/png", "text/html", "text/plain"}
+    assert base64.b64decode(bundle["image/png"]) == (tmp_path / "exp" / "train_val.png").read_bytes()
+    assert hasattr(paths, "_ipython_display_") and paths == [tmp_path / "exp" / "train_val.png",
+                                                             tmp_path / "exp" / "train_val.svg"]
+    html = bundle["text/html"]
     assert html.startswith('<figure class="modarith-figure"><img src="data:image/png;base64,')
     png = base64.b64decode(html.split("base64,")[1].split('"')[0])
     assert png == (tmp_path / "exp" / "train_val.png").read_bytes()
