@@ -182,15 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bench(argv: list[str]) -> int:
-    try:
-        from benchmarks.bench import main as bench_main
-    except ImportError:
-        return _fail("bench: benchmarks/ is not importable: run from the repository root")
-    try:
-        bench_main(argv)
-    except SystemExit as e:  # argparse: --help (0) or a bad flag (2)
-        return int(e.code or 0)
-    return 0
+    """``bench``: the repository's benchmark script (``benchmarks/bench.py``, not part of the
+    installed package), run in its own process so a measurement starts from a clean one."""
+    import subprocess  # only this command starts a process
+
+    from pathlib import Path
+
+    if not (Path.cwd() / "benchmarks" / "bench.py").is_file():
+        return _fail("bench: benchmarks/bench.py is not here: run from the repository root")
+    return subprocess.call([sys.executable, "-m", "benchmarks.bench", *argv])
 
 
 def _fail(message: str) -> int:

@@ -16,17 +16,18 @@ from modarith.config import RunConfig
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_tiny_writes_expected_json(tmp_path, capsys):
+def test_bench_tiny_writes_expected_json(tmp_path, capfd, monkeypatch):
     from benchmarks.bench import train_flops
     from modarith.cli import main
 
     out = tmp_path / "bench.json"
+    monkeypatch.chdir(ROOT)  # bench is a script of the repository, run from its root
     assert main(["bench", "--tiny", "--device", "cpu", "--json", str(out)]) == 0  # python -m modarith bench
     report = json.loads(out.read_text())
     data = report
     assert data.keys() >= {"date", "device", "threads", "peak_flops", "results", "projection",
                            "projection_gpu", "fraction_of_fp32_peak", "table"}
-    assert "PROJECTION on a GPU" in capsys.readouterr().out
+    assert "PROJECTION on a GPU" in capfd.readouterr().out
     gpu = data["projection_gpu"]
     assert gpu["fp32"]["flops"] == gpu["bf16"]["flops"] > 0
     assert gpu["fp32"]["projected_s"] > gpu["bf16"]["projected_s"] > 0
