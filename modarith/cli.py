@@ -2,6 +2,10 @@
 
 Every flag is validated like the config it feeds: a bad value prints a message naming the
 flag and the accepted values and exits with code 2, before anything is trained.
+
+The commands' own modules (engine, experiments, cluster, store, devices) are imported inside the
+command that runs them, so ``--help``, ``--version`` and ``list`` do not load the training and
+notebook stacks (papermill, nbconvert, submitit): the only function-local imports of the package.
 """
 
 from __future__ import annotations
@@ -185,7 +189,6 @@ def _bench(argv: list[str]) -> int:
     """``bench``: the repository's benchmark script (``benchmarks/bench.py``, not part of the
     installed package), run in its own process so a measurement starts from a clean one."""
     import subprocess  # only this command starts a process
-
     from pathlib import Path
 
     if not (Path.cwd() / "benchmarks" / "bench.py").is_file():

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import modarith
+from modarith import protocol
+from modarith.config import RunConfig
 from modarith.mathml import html_math_to_mathml, protect_math, restore_math
 from modarith.protocol import reductions
 from modarith.version import code_version
@@ -191,8 +193,6 @@ def profile_summary(profile: str) -> str:
     unnamed)."""
     from dataclasses import fields as dc_fields
 
-    from modarith import protocol
-    from modarith.config import RunConfig
 
     frame = protocol.reductions(profile)
     frame = frame[frame["field"] != "runs"]

@@ -24,9 +24,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from modarith.config import RunConfig
+from modarith.config import RunConfig, run_id
 from modarith.devices import cpu_cores, free_memory, is_out_of_memory, synchronize
 from modarith.engine import default_workers, group_configs, split_groups
+from modarith.events import format_seconds
 from modarith.group import GroupTrainer
 from modarith.store import Store
 
@@ -101,7 +102,6 @@ def makespan_s(rows: list[dict]) -> float:
 def timeline_text(rows: list[dict], labels: Sequence[str] | None = None) -> str:
     """A schedule or a logged timeline as lines: per worker, its groups with start–end
     (minutes from the first start) and the idle time at the end."""
-    from modarith.events import format_seconds
 
     if not rows:
         return "no groups trained in worker processes"
@@ -168,7 +168,6 @@ def time_group(group: list[RunConfig], device: str, updates: int = 3) -> float:
 def engine_groups(todo: list[RunConfig], device: str, workers: int | None = None) -> tuple[list, int]:
     """The groups :func:`modarith.engine.train` trains ``todo`` in (run-id order, split over
     the workers) and the number of workers it uses."""
-    from modarith.config import run_id
 
     groups = group_configs(sorted(todo, key=run_id))
     n = workers if workers is not None else (default_workers(device, groups) if groups else 1)

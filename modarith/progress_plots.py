@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .plots import TRAIN_COLOR, VAL_COLOR
 from .progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
-from .survival import fmt_steps
+from .survival import fmt_steps, km_curve, km_median
 
 MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "loss": ("train loss (result token)", TRAIN_COLOR, "-"),
@@ -170,7 +170,6 @@ def plot_km_arms(frame: pd.DataFrame, panels: dict[str, list[str]], threshold: f
     ``arm, time, observed, T``, e.g. :meth:`modarith.compare.Design.frame`): the Kaplan–Meier
     fraction of seeds grokked by step t for each arm, with its band; runs that never grok are
     censored at T, so a curve below 1 at T means censored runs, not an infinite time."""
-    from .survival import fmt_steps, km_curve, km_median
 
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 3.6), squeeze=False, sharey=True)

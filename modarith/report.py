@@ -32,13 +32,18 @@ from modarith.export import NotebookRun
 from modarith.plan import (
     NOTEBOOK_SECONDS,
     engine_groups,
+    makespan_s,
+    read_timeline,
+    schedule,
     time_group,
     time_groups,
+    timeline_text,
     worker_threads,
     worker_threads_set,
 )
 from modarith.protocol import EXPERIMENTS, PROFILE_CHOICES
 from modarith.store import Store
+from modarith.workers import group_label
 
 #: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plots.figure_formats`).
 FIGURE_FORMATS_ENV = "MODARITH_FIGURE_FORMATS"
@@ -134,21 +139,18 @@ class BuildPlan:
     @property
     def timeline(self) -> list[dict]:
         """The groups, in the engine's order, each to the worker that frees first."""
-        from modarith.plan import schedule
 
         return schedule(self.group_seconds, self.workers) if self.groups else []
 
     @property
     def seconds(self) -> float:
         """Estimated wall time of the training over the workers (:attr:`timeline`)."""
-        from modarith.plan import makespan_s
 
         return makespan_s(self.timeline)
 
     @property
     def execution_seconds(self) -> float:
         """Estimated wall time of the notebooks' execution, longest first over the jobs."""
-        from modarith.plan import makespan_s, schedule
 
         return makespan_s(schedule(sorted(self.notebook_seconds, reverse=True), self.jobs))
 
@@ -255,8 +257,6 @@ def train_union(plan: BuildPlan, results: Path, device: str) -> bool:
 def timeline_lines(plan: BuildPlan, results: Path) -> str:
     """The training's per-worker timeline as the workers logged it (``results/timeline.jsonl``,
     :func:`modarith.plan.read_timeline`) under the plan's."""
-    from modarith.plan import read_timeline, timeline_text
-    from modarith.workers import group_label
 
     planned = timeline_text(plan.timeline, [group_label(g) for g in plan.groups])
     logged = read_timeline(results) if plan.workers > 1 else []
