@@ -54,7 +54,7 @@ device: str = "auto"  # auto | cpu | cuda | mps
 results_dir: str = "auto"  # results store; auto: results/ of the checkout; drive: Google Drive (Colab)
 figures_dir: str = "auto"  # PNG figures go to <figures_dir>/sanity/; auto: figures/ beside results/
 force: bool = False  # True retrains runs that are already stored
-seeds: list | None = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
+seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %% tags=["report-hide"]
 from modarith import analysis, claims, notebook, plots, protocol, seed_report
