@@ -56,12 +56,17 @@ def smoke_notebooks(smoke_build) -> dict[str, Path]:
 
 
 @pytest.fixture
-def one_thread():
-    """One intra-op thread for the test (as each worker process runs): a group and its single
-    runs, or a run and its resume, are bit-identical on the CPU at one thread; with several,
-    the LSTM's batched matmuls may split their work differently and differ in the last bits."""
+def one_thread(monkeypatch):
+    """One intra-op thread for the test and for every worker process ``train(workers=n)``
+    starts (as each worker runs on a 2-core host): a group and its single runs, or a run and
+    its resume, are bit-identical on the CPU at one thread; with several, the LSTM's batched
+    matmuls may split their work differently and differ in the last bits. Restores the
+    previous thread count (whatever ``OMP_NUM_THREADS`` the suite was started with)."""
     import torch
 
+    from modarith import workers
+
+    monkeypatch.setattr(workers, "cpu_cores", lambda: 1)  # threads per worker: max(1, 1 // n) = 1
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

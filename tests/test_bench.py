@@ -13,6 +13,9 @@ import pytest
 
 from modarith.config import RunConfig
 
+# bit-exact comparisons: one thread here and in every worker process (conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -73,7 +76,8 @@ def test_flop_counts_match_hand_count():
 
 @pytest.mark.parametrize("script", ["benchmarks/gpu_check.sh"])
 def test_gpu_check_runs_on_cpu_in_tiny_mode(tmp_path, script):
-    env = {"OUT": str(tmp_path), "PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}
+    env = {"OUT": str(tmp_path), "PYTHON": sys.executable, "PATH": "/usr/bin:/bin",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # group == singles bit for bit at one thread
     r = subprocess.run(["bash", str(ROOT / script), "--device", "cpu", "--tiny"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -14,6 +14,9 @@ from modarith.group import shuffle_perm as _shuffle_perm
 from modarith.metrics import get_loss_and_accuracy
 from modarith.models import init_model
 
+# bit-exact comparisons: one thread here and in every worker process (conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = dict(p=7, d_model=16, num_layers=1, num_heads=2, steps=25, eval_dense=5, eval_every=10)
 
 

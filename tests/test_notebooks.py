@@ -370,3 +370,23 @@ def test_settings_resolve(tmp_path, monkeypatch):
     monkeypatch.chdir(NB_DIR)  # Jupyter opens the notebooks here: auto = the checkout's folders
     auto = notebook.settings("smoke", "cpu", figures_dir=str(tmp_path))
     assert auto.results == ROOT / "results"
+
+
+def test_printed_best_values_equal_the_stored_records(smoke_notebooks, smoke_results):
+    """The numbers 41_sanity_check prints (best train and validation accuracy, their t_f) are
+    the store's records: smoke trains one seed, so each mean is that run's summary value,
+    formatted here by hand (4 decimals, whole steps) rather than by the notebook's helper."""
+    import re
+
+    from modarith.store import Store
+
+    _, text = _outputs(smoke_notebooks["41_sanity_check"])
+    line = re.compile(r"(LSTM|GPT): best train accuracy (\S+) first reached at t_f = (\d+), "
+                      r"best validation accuracy (\S+) at t_f = (\d+)")
+    printed = {m.group(1): m.groups()[1:] for m in line.finditer(text)}
+    assert sorted(printed) == ["GPT", "LSTM"], text[-2000:]
+    store = Store(smoke_results)
+    for c in protocol.configs("sanity", "smoke"):
+        s = store.get(c).summary
+        expected = (f"{s['A_train']:.4f}", f"{round(s['tf_A_train'])}", f"{s['A_val']:.4f}", f"{round(s['tf_A_val'])}")
+        assert printed[c.model.upper()] == expected, (c.model, printed, s)

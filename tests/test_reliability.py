@@ -18,6 +18,9 @@ from modarith.config import RunConfig, run_id
 from modarith.engine import train
 from modarith.group import GroupTrainer
 
+# bit-exact comparisons: one thread here and in every worker process (conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 # Fixed seed of the kill plan (printed in every failure message); MODARITH_KILL_SEED overrides
 # it to explore other kill moments.
@@ -389,3 +392,73 @@ def test_group_checkpoint_of_the_previous_format_is_split_per_run(tmp_path, one_
     assert [r.meta["resumed_from_step"] for r in got] == [5, 5]
     assert [r.history for r in got] == [r.history for r in expected]
     assert not list((tmp_path / "checkpoints").glob("*"))
+
+
+# ---- one worker among two killed ------------------------------------------------------------
+# train(workers=2) over two groups (LSTM pairs on a + b and a - b: equal cost, so each worker
+# takes one whole group). Worker processes are spawned, so they run this script's top level
+# (not the __main__ block): the hook below patches their GroupTrainer.update. With KILL_OP set,
+# the worker training that operator's group waits at update KILL_STEP until the other group's
+# two records are stored, writes its process id into the file READY and blocks there; the
+# parent test SIGKILLs that worker.
+WORKERS_CHILD = r'''
+import os, sys, time
+from pathlib import Path
+import torch
+from modarith import workers
+from modarith.config import RunConfig
+from modarith.engine import train
+from modarith.group import GroupTrainer
+
+workers.cpu_cores = lambda: 2  # one thread per worker on any host (threads = cores // workers)
+results, op, at, ready = Path(sys.argv[1]), os.environ.get("KILL_OP"), int(os.environ.get("KILL_STEP", "-1")), os.environ.get("READY")
+orig_update = GroupTrainer.update
+def update(self):
+    if self.configs[0].operator == op and self.step == at:
+        t0 = time.monotonic()  # the event: the other worker's records are in the store
+        while len(list((results / "runs").glob("[!.]*.json"))) < 2 and time.monotonic() - t0 < 120:
+            time.sleep(0.01)
+        Path(ready + ".tmp").write_text(str(os.getpid()))
+        os.replace(ready + ".tmp", ready)
+        time.sleep(120)  # blocked here until the parent's SIGKILL
+    orig_update(self)
+GroupTrainer.update = update
+CONFIGS = [RunConfig(model="lstm", p=7, operator=o, seed=s, num_layers=1, d_model=16, steps=40, eval_dense=5,
+                     eval_every=10) for o in ("+", "-") for s in (0, 1)]
+
+if __name__ == "__main__":
+    train(CONFIGS, results=results, device="cpu", progress=False, workers=2, checkpoint_every=5)
+    print("DONE", flush=True)
+'''
+
+
+def test_killing_one_worker_loses_only_its_steps_since_its_checkpoint(tmp_path):
+    script = tmp_path / "workers_child.py"
+    script.write_text(WORKERS_CHILD)
+    ref, run, ready = tmp_path / "reference", tmp_path / "killed", tmp_path / "ready"
+    assert "DONE" in _run_until(_child(ref, script), None)
+    reference = _stored(ref)
+
+    proc = _child(run, script, KILL_OP="-", KILL_STEP=13, READY=ready)
+    while not ready.exists():  # the hook's file: the worker is blocked at update 13
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.kill(int(ready.read_text()), signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert "DONE" not in out  # the pool is broken: train raises in the parent
+    other = {rid: v for rid, v in _stored(run).items()
+             if json.loads((run / "runs" / f"{rid}.json").read_text())["config"]["operator"] == "+"}
+    assert len(other) == 2 and len(_stored(run)) == 2, err[-2000:]  # the other worker's runs stored
+    killed = sorted(p.stem for p in (run / "checkpoints").glob("[!.]*.pt"))
+    assert len(killed) == 2 and not set(killed) & set(other)  # the killed runs kept their checkpoints
+    created = {rid: v[2]["created"] for rid, v in other.items()}
+
+    assert "DONE" in _run_until(_child(run, script), None)
+    resumed = _stored(run)
+    _assert_same(resumed, reference, "one of two workers killed at update 13")
+    for rid, (_, _, meta) in resumed.items():
+        if rid in other:  # loaded, not retrained
+            assert meta["created"] == created[rid] and not meta["resumed_from_step"]
+        else:  # resumed from its last checkpoint (every 5 updates): steps 10..12 redone
+            assert meta["resumed_from_step"] == 10, (rid, meta)
+    assert not list((run / "checkpoints").glob("*"))

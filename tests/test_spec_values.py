@@ -71,3 +71,55 @@ def test_full_profile_is_specs_protocol():
     picks = dict(protocol.knobs("interpretability", "full").picks)
     assert all(c.model == "gpt" for c in picks.values())
     assert picks["sanity GPT"] == RunConfig(model="gpt", seed=0, **SPEC_TRAINING)
+
+
+# ---- the quick profile, as literals (protocol._QUICK and _BEYOND["quick"]; the background
+# job trains exactly these runs and the report reuses them, so a changed value must fail here)
+QUICK_LSTM = {"snapshot_every": 500}  # the LSTM snapshots its weights every 500 steps
+QUICK = {  # experiment -> (models, seeds, T, {swept field: values in sweep order}, fixed fields)
+    "sanity": (("lstm", "gpt"), (0, 42), 10_001, {}, {"lr": 1e-3}),
+    "data_size": (("lstm", "gpt"), (0,), 10_001, {"r_train": (0.3, 0.4, 0.5)}, {}),
+    "orders": (("lstm", "gpt"), (0,), 5_001, {}, {"p": 11, "orders": (2, 3)}),
+    "model_size": (("lstm", "gpt"), (0,), 10_001, {"num_layers": (1, 2), "d_model": (64, 128)}, {}),
+    "compute": (("lstm", "gpt"), (0,), 10_001, {"batch_size": (64, 512)}, {}),
+    "regularization": (("lstm",), (0,), 10_001, {"weight_decay": (0.5, 1.0)}, {}),
+}
+QUICK_BEYOND = {
+    "base": {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64, "steps": 3_000,
+             "eval_dense": 0, "eval_every": 50, "record_collapse": True, "snapshot_every": 500},
+    "seeds": (0, 1, 2, 3, 4, 5), "centre": (6e-3, 1.0), "equal_product": (1.0, 0.5, 0.25),
+    "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4, "grokfast": None,
+}
+
+
+def _quick_expected(models, seeds, steps, grid, fixed):
+    import itertools
+
+    return [RunConfig(model=m, seed=s, steps=steps, **fixed, **(QUICK_LSTM if m == "lstm" else {}),
+                      **dict(zip(grid, point)))
+            for m in models for point in itertools.product(*grid.values()) for s in seeds]
+
+
+def test_quick_profile_values_are_pinned_literally():
+    for name, (models, seeds, steps, grid, fixed) in QUICK.items():
+        k = protocol.knobs(name, "quick")
+        assert k.models == models and k.seeds == seeds and k.grid == grid, (name, k)
+        # every run, in order: SPEC's defaults (lr 1e-3, wd 1, B 512, p 31, d 128, L 2) but the
+        # grid, T and the fixed fields
+        assert protocol.configs(name, "quick") == _quick_expected(models, seeds, steps, grid, fixed), name
+    assert protocol.knobs("compute", "quick").alphas == (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    picks = dict(protocol.knobs("interpretability", "quick").picks)
+    assert picks == {"sanity GPT": RunConfig(model="gpt", seed=0),
+                     "orders GPT (binary + ternary)": RunConfig(model="gpt", seed=0, p=11, orders=(2, 3), steps=5_001),
+                     "model-size GPT": RunConfig(model="gpt", seed=0, num_layers=1, d_model=128)}
+    assert protocol._BEYOND["quick"] == QUICK_BEYOND
+    b = protocol.beyond_knobs("quick")
+    arms = {"η 0.006, λ 1": (6e-3, 1.0), "η 0.003, λ 2": (3e-3, 2.0), "η 0.0015, λ 4": (1.5e-3, 4.0),
+            "η 0.006, λ 0.5": (6e-3, 0.5), "η 0.006, λ 2": (6e-3, 2.0)}
+    no_decay = {"AdamW, λ = 0": {}, "⊥Grad, λ = 0": {"orthograd": True}, "StableMax, λ = 0": {"loss": "stablemax"},
+                "⊥Grad + StableMax, λ = 0": {"orthograd": True, "loss": "stablemax"}}
+    expected = {**{n: {"lr": e, "weight_decay": w} for n, (e, w) in arms.items()},
+                **{n: {"lr": 6e-3, "weight_decay": 0.0, **ch} for n, ch in no_decay.items()}}
+    assert b.arms() == expected
+    assert protocol.configs("beyond", "quick") == [
+        RunConfig(**{**QUICK_BEYOND["base"], **ch, "seed": s}) for ch in expected.values() for s in range(6)]
