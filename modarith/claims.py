@@ -444,7 +444,7 @@ def trend(key: str, records, vary: str, fixed: str, model: str, spec_steps: int 
     sign = +1 if seed_word == "increases" else -1
     n = _seeds_of(records)
     one, one_from = seed_log_spread(model)
-    per, verdicts, parts, effects, noises = {}, [], [], [], []
+    per, verdicts, parts, effects, noises, end_seeds = {}, [], [], [], [], []
     fixed_values = sorted({getattr(r.config, fixed) for r in records})
     for f in fixed_values:
         rs = [r for r in records if getattr(r.config, fixed) == f]
@@ -456,10 +456,11 @@ def trend(key: str, records, vary: str, fixed: str, model: str, spec_steps: int 
                 f"{analysis.fmt_value(x)}"] = tuple(vals[x])
         means = [geo_mean(vals[x]) for x in xs]
         effect = math.log(means[-1] / means[0])
-        if n >= 2:
-            noise = math.hypot(log_std(vals[xs[0]]), log_std(vals[xs[-1]]))
-        else:
-            noise = math.sqrt(2) * one
+        ends = (vals[xs[0]], vals[xs[-1]])
+        # each end point's own log spread over its seeds; a point with one seed takes the
+        # seed report's spread (the shared sanity-check point may have more seeds than the rest)
+        noise = math.hypot(*(log_std(v) if len(v) >= 2 else one for v in ends))
+        end_seeds.extend(len(v) for v in ends)
         v = compare_log(effect, noise, sign)
         verdicts.append(v)
         effects.append(effect)
@@ -472,8 +473,13 @@ def trend(key: str, records, vary: str, fixed: str, model: str, spec_steps: int 
     inst = instability(records, vary)
     unstable = ", ".join(f"{analysis.sym(vary)} {analysis.fmt_value(x)}: "
                          f"{c['A_train collapses']}+{c['A_val crashes']}" for x, c in inst.items())
-    noise_from = (f"std of ln L_val over our {n} seeds at the end points" if n >= 2 else
-                  f"one seed: √2 × {one_from}")
+    n = min(end_seeds, default=n)  # seeds behind the weakest end point
+    if min(end_seeds, default=0) >= 2:
+        noise_from = f"std of ln L_val over our seeds at the end points (≥ {n} each)"
+    elif max(end_seeds, default=0) >= 2:
+        noise_from = f"std of ln L_val over our seeds where an end point has ≥ 2, else {one_from}"
+    else:
+        noise_from = f"one seed: √2 × {one_from}"
     verdict = combine_tends(verdicts)
     return Answer(key, obs, per, effects[0] if len(effects) == 1 else float(np.mean(effects)),
                   max(noises), noise_from, n, horizon, verdict,

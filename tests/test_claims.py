@@ -253,3 +253,13 @@ def test_answer_rejects_a_bad_verdict_and_prints():
         claims.Answer("x", "o", {}, 0.0, 0.0, "", 1, "T", "yes", "")
     with pytest.raises(ValueError, match="records is empty"):
         claims.lower_val_loss([])
+
+
+def test_trend_with_a_shared_point_of_more_seeds():
+    # the quick grid: one seed everywhere but the sanity-check point (d 128, L 2), which has two;
+    # the single-seed end point takes the seed report's spread, the two-seed point its own
+    one = grid("gpt", lambda d, L, s: 1e-2 if d == 64 else 1e-4, seeds=(0,))
+    shared = [r for r in grid("gpt", lambda d, L, s: 1e-4 * (1 + 0.1 * s), seeds=(42,), ds=(128,), Ls=(2,))]
+    a = claims.gpt_width(one + shared)
+    assert a.verdict == "agree" and math.isfinite(a.noise) and a.seeds == 1
+    assert "else" in a.noise_from
