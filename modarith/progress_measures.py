@@ -229,6 +229,25 @@ def null_key_sets(p: int, size: int, n_sets: int, seed: int = 0, exclude=()) -> 
     return [sorted(int(k) for k in rng.choice(pool, size, replace=False)) for _ in range(n_sets)]
 
 
+def structure_found(p: int, n_keys: int, restricted: float, restricted_null: float, excluded: float,
+                    excluded_null: float, factor: float = 2.0) -> tuple[bool, str]:
+    """Whether the logits show a sparse Fourier solution: the keys are a minority of the
+    (p − 1) / 2 frequencies, so that a null of as many random frequencies fits in their
+    complement (otherwise the null is smaller than the keys and the comparison proves nothing:
+    a memorising model spreads its energy, needs most frequencies for 90 %, and would beat any
+    smaller null), the restricted loss is ``factor``× below its null and the excluded loss
+    ``factor``× above its null. Returns (found, the reason in words)."""
+    n_freq = (p - 1) // 2
+    if n_keys > n_freq - n_keys:
+        return False, (f"not sparse: {n_keys} of {n_freq} frequencies hold 90 % of the energy "
+                       f"(the null needs a complement at least as large)")
+    if restricted_null < factor * restricted:
+        return False, f"restricted loss not {factor:g}× below its null"
+    if excluded < factor * excluded_null:
+        return False, f"excluded loss not {factor:g}× above its null"
+    return True, f"{n_keys} of {n_freq} frequencies; both factors ≥ {factor:g}"
+
+
 def key_agreement(key_sets: dict) -> dict:
     """Agreement of several runs' key sets (name -> list of k): ``common`` (in every set),
     ``union``, ``mean_jaccard`` (mean over pairs of |A ∩ B| / |A ∪ B|; 1.0 for one set)."""

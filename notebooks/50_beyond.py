@@ -239,8 +239,10 @@ print("Question 2: at λ = 0, " + "; ".join(
 # logits reduced to the constant and the key terms; excluded loss = the key terms removed; both
 # on the training pairs. The null: the same with as many random frequencies drawn from the
 # *complement* of the keys (median of 10 sets), and the ceiling: every frequency of $a + b$.
-# Structure is found when the restricted loss is at least 2× below its null *and* the excluded
-# loss at least 2× above it. On the memorising control it must not be found.
+# Structure is found when the keys are sparse (a minority of the $(p-1)/2$ frequencies, so that
+# a null set of the same size fits in their complement), the restricted loss is at least 2×
+# below its null *and* the excluded loss at least 2× above it
+# (`progress_measures.structure_found`). On the memorising control it must not be found.
 
 # %%
 store = Store(settings.results)
@@ -252,14 +254,15 @@ for name in (centre, control):
     keys = progress_measures.snapshot_keys(cfg, snaps)
     pm = progress_measures.progress_frame(cfg, snaps, keys=keys)
     last = pm[pm.step == pm.step.max()].set_index("measure")["value"]
-    found = (last["restricted_loss_null"] >= 2 * last["restricted_loss"]
-             and last["excluded_loss"] >= 2 * last["excluded_loss_null"])
+    found, reason = progress_measures.structure_found(
+        cfg.p, len(keys), last["restricted_loss"], last["restricted_loss_null"], last["excluded_loss"],
+        last["excluded_loss_null"])
     role = "positive control" if name == centre else "memorising control"
     print(f"{role} ({name}, seed {pm_seed}, A_val at T {rec.history['val_acc'][-1]:.2f}): {len(keys)} keys "
           f"{sorted(keys)}; restricted loss {last['restricted_loss']:.3g} (null {last['restricted_loss_null']:.3g}, "
           f"every frequency {last['restricted_loss_all']:.3g}); excluded loss {last['excluded_loss']:.3g} (null "
           f"{last['excluded_loss_null']:.3g}); full loss {last['loss']:.3g} — "
-          + ("structure found (both factors ≥ 2)." if found else "no structure found (a factor below 2)."))
+          + ("structure found" if found else "no structure found") + f" ({reason}).")
     if name == centre:
         fig, caption = progress_plots.plot_progress(rec.history, pm, keys, f"{name}, seed {pm_seed}")
         plots.show(fig, f"{caption} {settings.caption()}", figures, "progress_centre")

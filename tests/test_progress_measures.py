@@ -279,3 +279,16 @@ def test_snapshot_schedule():
     assert cfg.snapshot_steps() == [0, 1, 10, 100, 1000]
     assert RunConfig(steps=1000, snapshot_every=400).snapshot_steps() == [0, 400, 800, 1000]
     assert RunConfig(steps=1000).snapshot_steps() == []
+
+
+def test_structure_needs_sparse_keys_and_both_factors():
+    from modarith.progress_measures import structure_found
+    # a sparse Fourier solution (3 keys of 15 at p 31): found
+    assert structure_found(31, 3, 0.1, 3.5, 2.3, 0.02)[0]
+    # a memorising model needs 10 of 15 frequencies for 90 % of the energy: no complement for a
+    # null of the same size, so no structure whatever the factors say
+    found, why = structure_found(31, 10, 0.38, 2.84, 0.0476, 0.0004)
+    assert not found and "not sparse" in why
+    # sparse keys without the factors: not found
+    assert not structure_found(31, 3, 1.0, 1.5, 2.3, 0.02)[0]
+    assert not structure_found(31, 3, 0.1, 3.5, 0.03, 0.02)[0]
