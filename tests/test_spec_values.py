@@ -87,7 +87,7 @@ QUICK = {  # experiment -> (models, seeds, T, {swept field: values in sweep orde
 QUICK_BEYOND = {
     "base": {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64, "steps": 3_000,
              "eval_dense": 0, "eval_every": 50, "record_collapse": True, "snapshot_every": 500},
-    "seeds": (0, 1, 2, 3, 4, 5), "centre": (6e-3, 1.0), "equal_product": (1.0, 0.5, 0.25),
+    "seeds": (6, 7, 8, 9, 10, 11), "centre": (1.2e-2, 0.5), "equal_product": (1.0, 0.5, 2.0),
     "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4, "grokfast": None,
 }
 
@@ -114,12 +114,12 @@ def test_quick_profile_values_are_pinned_literally():
                      "model-size GPT": RunConfig(model="gpt", seed=0, num_layers=1, d_model=128)}
     assert protocol._BEYOND["quick"] == QUICK_BEYOND
     b = protocol.beyond_knobs("quick")
-    arms = {"η 0.006, λ 1": (6e-3, 1.0), "η 0.003, λ 2": (3e-3, 2.0), "η 0.0015, λ 4": (1.5e-3, 4.0),
-            "η 0.006, λ 0.5": (6e-3, 0.5), "η 0.006, λ 2": (6e-3, 2.0)}
+    arms = {"η 0.012, λ 0.5": (1.2e-2, 0.5), "η 0.006, λ 1": (6e-3, 1.0), "η 0.024, λ 0.25": (2.4e-2, 0.25),
+            "η 0.012, λ 0.25": (1.2e-2, 0.25), "η 0.012, λ 1": (1.2e-2, 1.0)}
     no_decay = {"AdamW, λ = 0": {}, "⊥Grad, λ = 0": {"orthograd": True}, "StableMax, λ = 0": {"loss": "stablemax"},
                 "⊥Grad + StableMax, λ = 0": {"orthograd": True, "loss": "stablemax"}}
     expected = {**{n: {"lr": e, "weight_decay": w} for n, (e, w) in arms.items()},
-                **{n: {"lr": 6e-3, "weight_decay": 0.0, **ch} for n, ch in no_decay.items()}}
+                **{n: {"lr": 1.2e-2, "weight_decay": 0.0, **ch} for n, ch in no_decay.items()}}
     assert b.arms() == expected
     assert protocol.configs("beyond", "quick") == [
-        RunConfig(**{**QUICK_BEYOND["base"], **ch, "seed": s}) for ch in expected.values() for s in range(6)]
+        RunConfig(**{**QUICK_BEYOND["base"], **ch, "seed": s}) for ch in expected.values() for s in range(6, 12)]
