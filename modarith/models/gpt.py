@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from modarith.activations import NON_LINEARITIES
+from modarith.core.activations import NON_LINEARITIES
 
 
 class LayerNorm(nn.Module):
