@@ -80,24 +80,19 @@ def _boolean(text: str) -> bool:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return v
+def _int_at_least(low: int):
+    """An argparse ``type``: an integer ≥ ``low``; anything else is refused, naming the bound."""
 
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = low - 1
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+        return v
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+    return parse
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -118,9 +113,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(*flags, dest=f.name, type=kind, default=None,
                        help=f"{comments.get(f.name, '')} (default {default!r})")
     p.add_argument("--seeds", type=_seeds, default=[0, 42], help="comma-separated seeds (default 0,42)")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="N",
                    help="save a resumable checkpoint every N updates (default: time-based, < 2 %% cost)")
-    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--workers", type=_int_at_least(1), default=None, metavar="N",
                    help="worker processes on this machine (default: one per CPU core / per GPU; "
                         "1 for small jobs; env MODARITH_WORKERS)")
     p.add_argument("--deterministic", action="store_true",
@@ -132,9 +127,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="local (worker processes) | slurm (one submitit job per group) | "
                         "submitit-local (submitit's local executor) (default local)")
     p.add_argument("--partition", default=None, help="Slurm partition (--executor slurm)")
-    p.add_argument("--time", type=_positive_int, default=240, metavar="MIN",
+    p.add_argument("--time", type=_int_at_least(1), default=240, metavar="MIN",
                    help="job time limit in minutes (--executor slurm; default 240)")
-    p.add_argument("--gpus", type=_non_negative_int, default=0, metavar="N",
+    p.add_argument("--gpus", type=_int_at_least(0), default=0, metavar="N",
                    help="GPUs per job (--executor slurm; default 0)")
     p.add_argument("--no-wait", action="store_true",
                    help="submit the jobs and return; rerun the same command to collect the results")

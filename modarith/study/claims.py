@@ -162,6 +162,23 @@ def _untested(key, observable, records, horizon, why, per_seed=None) -> Answer:
                   horizon, NOT_TESTED, why)
 
 
+def _opening(key, observable, records, spec_steps, reduced, needs: str = ""):
+    """What every measure does first: ``(records, horizon, shortened, untested)`` — the records
+    checked (:func:`_check`), their horizon (:func:`_horizon`) and, when the claim cannot be
+    tested, its "not tested" :class:`Answer` (else None): under reduced dynamics, or on a
+    shortened horizon for a measure that ``needs`` SPEC's (what needs it, e.g. "a best over the
+    run needs")."""
+    records = _check(records, key)
+    horizon, short = _horizon(records, spec_steps)
+    if reduced:
+        return records, horizon, short, _untested(key, observable, records, horizon,
+                                                  f"reduced dynamics: {reduced}")
+    if short and needs:
+        return records, horizon, short, _untested(key, observable, records, horizon,
+                                                  f"{needs} SPEC's horizon ({horizon})")
+    return records, horizon, short, None
+
+
 def _by_model(records) -> dict[str, list]:
     out: dict[str, list] = {}
     for r in sorted(records, key=lambda r: (analysis._model_key(r.config.model), r.config.seed)):
@@ -243,10 +260,9 @@ def memorise_then_generalise(records, spec_steps: int | None = None,
     evaluation interval of tolerance). Agree when every run does; a run that never reaches
     A_val 0.9 disagrees at SPEC's T and is censored (not tested) at a shortened one."""
     key, obs = "memorise_then_generalise", "t_gen / t_mem (first A_val ≥ 0.9 / first A_train ≥ 0.9)"
-    records = _check(records, key)
-    horizon, short = _horizon(records, spec_steps)
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
+    records, horizon, short, untested = _opening(key, obs, records, spec_steps, reduced)
+    if untested:
+        return untested
     per, verdicts, parts, ratio_of = {}, {}, [], {}
     for m, rs in _by_model(records).items():
         t_mem = [_first(r, "train_acc") for r in rs]
@@ -286,13 +302,10 @@ def lower_val_loss(records, spec_steps: int | None = None, reduced: str | None =
     geometric means over seeds, against the log spread of a single-seed difference:
     √(s_LSTM² + s_GPT²), s = std of ln(best L_val) over our seeds, or the seed's own."""
     key, obs = "lower_val_loss", "best L_val"
-    records = _check(records, key)
-    horizon, short = _horizon(records, spec_steps)
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
-    if short:
-        return _untested(key, obs, records, horizon,
-                         f"a best over the run needs SPEC's horizon ({horizon})")
+    records, horizon, short, untested = _opening(key, obs, records,
+                                                 spec_steps, reduced, "a best over the run needs")
+    if untested:
+        return untested
     models = _by_model(records)
     if set(models) != {"lstm", "gpt"}:
         raise ValueError(f"records must hold both models for {key}, got {sorted(models)}")
@@ -318,14 +331,11 @@ def lower_val_loss(records, spec_steps: int | None = None, reduced: str | None =
 
 
 def _r_threshold(key, records, when: Callable, pick, spec_steps, reduced, obs) -> Answer:
-    records = _check(records, key)
-    horizon, short = _horizon(records, spec_steps)
+    records, horizon, short, untested = _opening(key, obs, records,
+                                                 spec_steps, reduced, "best values over the run need")
+    if untested:
+        return untested
     seed_answer = seed_report.claim(key).answer
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
-    if short:
-        return _untested(key, obs, records, horizon,
-                         f"best values over the run need SPEC's horizon ({horizon})")
     best = analysis.best_frame(records, by=["r_train"])
     per, verdicts, parts, ours = {}, {}, [], {}
     for m in analysis.models_in(best):
@@ -373,10 +383,9 @@ def ternary_faster(records, spec_steps: int | None = None, reduced: str | None =
     (:func:`compare_steps`). A run where an order never reaches 0.9: at SPEC's T that order is
     "never" (the other wins when it does); at a shortened T it is censored (not tested)."""
     key, obs = "ternary_faster", "first step with A_val ≥ 0.9, binary vs ternary"
-    records = _check(records, key)
-    horizon, short = _horizon(records, spec_steps)
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
+    records, horizon, short, untested = _opening(key, obs, records, spec_steps, reduced)
+    if untested:
+        return untested
     per, verdicts, parts, effects, noises, froms, ours = {}, {}, [], [], [], [], []
     for m, rs in _by_model(records).items():
         b = [_first(r, "val_acc_o2") for r in rs]
@@ -433,13 +442,10 @@ def trend(key: str, records, vary: str, fixed: str, model: str, spec_steps: int 
     by :func:`instability` along ``vary`` and reported. The per-value verdicts are combined
     by :func:`combine_tends`."""
     obs = f"best L_val along {analysis.sym(vary)} ({analysis.name(model)})"
-    records = _check([r for r in records if r.config.model == model], key)
-    horizon, short = _horizon(records, spec_steps)
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
-    if short:
-        return _untested(key, obs, records, horizon,
-                         f"a best over the run needs SPEC's horizon ({horizon})")
+    records, horizon, short, untested = _opening(key, obs, [r for r in records if r.config.model == model],
+                                                 spec_steps, reduced, "a best over the run needs")
+    if untested:
+        return untested
     seed_word = seed_report.claim(key).answer[model]
     sign = +1 if seed_word == "increases" else -1
     n = _seeds_of(records)
@@ -518,13 +524,10 @@ def weight_decay_time(records, spec_steps: int | None = None,
     a shortened horizon is not tested (a best over the run needs SPEC's T). Agree when both
     fall beyond the tolerance, disagree when either rises beyond it."""
     key, obs = "weight_decay_time", "t_f(A_val) and t_f(L_val) along the weight decay (LSTM)"
-    records = _check([r for r in records if r.config.model == "lstm"], key)
-    horizon, short = _horizon(records, spec_steps)
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
-    if short:
-        return _untested(key, obs, records, horizon,
-                         f"t_f of a best over the run needs SPEC's horizon ({horizon})")
+    records, horizon, short, untested = _opening(key, obs, [r for r in records if r.config.model == "lstm"],
+                                                 spec_steps, reduced, "t_f of a best over the run needs")
+    if untested:
+        return untested
     wds = sorted({r.config.weight_decay for r in records})
     per, verdicts, parts, effects, tols, src = {}, [], [], [], [], ""
     for q in ("A_val", "L_val"):
@@ -584,10 +587,10 @@ def norm_rise_fall(records, spec_steps: int | None = None, reduced: str | None =
     all agree → agree, all disagree → disagree, mixed → inconclusive. The seed's spikes of the
     norm at A_val crashes are counted per run (:func:`spikes_at_crashes`) and reported."""
     key, obs = "norm_rise_fall", "total ‖θ‖₂ around t_gen (first A_val ≥ 0.9)"
-    records = _check([r for r in records if r.config.model == "lstm"], key)
-    horizon, short = _horizon(records, spec_steps)
-    if reduced:
-        return _untested(key, obs, records, horizon, f"reduced dynamics: {reduced}")
+    records, horizon, short, untested = _opening(key, obs, [r for r in records if r.config.model == "lstm"],
+                                                 spec_steps, reduced)
+    if untested:
+        return untested
     per, runs, parts, shares = {}, [], [], []
     for r in sorted(records, key=lambda r: (r.config.weight_decay, r.config.seed)):
         label = f"wd {r.config.weight_decay:g} seed {r.config.seed}"
