@@ -15,6 +15,7 @@ import sys
 from dataclasses import MISSING, fields
 
 from modarith.models.config import RunConfig, did_you_mean
+from modarith.version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,8 +154,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m modarith",
                      description="modarith: grokking in modular arithmetic (LSTM and GPT).")
-    from modarith.version import __version__
-
     parser.add_argument("--version", action="version", version=f"modarith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train runs from config flags and print a summary table")
