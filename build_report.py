@@ -7,7 +7,7 @@
 The first printed line names the profile and the device (``auto``: full on CUDA, quick
 otherwise). Runs already in the results store are reused, so a second build only re-plots.
 Exit code 0 when every notebook ran, 1 when one failed (the report is still written, with the
-failing notebook and cell named), 2 for bad options. See ``modarith.report`` and the README.
+failing notebook and cell named), 2 for bad options. See ``modarith.reporting.report`` and the README.
 """
 
 import sys
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from modarith.report import main  # noqa: E402
+from modarith.reporting.report import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:], notebooks_dir=Path(__file__).resolve().parent / "notebooks"))

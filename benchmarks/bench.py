@@ -15,7 +15,7 @@ evaluation schedule**: ``(t_update + n_evals/T · t_eval) / K`` with SPEC's sche
 The same run measures the fp32 (and bf16) matmul peak, counts model FLOPs per step, reports
 the fraction of peak, prints a table of ratios, writes JSON (``--json``) and projects the
 full protocol's wall time on this device from the measured group step times and the
-experiment registry (``modarith.experiments.configs(name, "full")``; SPEC's grid if the
+experiment registry (``modarith.reporting.experiments.configs(name, "full")``; SPEC's grid if the
 registry is absent). ``--tiny`` shrinks everything to a seconds-long smoke test.
 """
 
@@ -38,10 +38,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import torch  # noqa: E402
 
 from benchmarks.reference_loop import ReferenceLoop  # noqa: E402
-from modarith.config import RunConfig  # noqa: E402
-from modarith.devices import resolve_device  # noqa: E402
-from modarith.engine import group_configs  # noqa: E402
-from modarith.group import GroupTrainer  # noqa: E402
+from modarith.models.config import RunConfig  # noqa: E402
+from modarith.runtime.devices import resolve_device  # noqa: E402
+from modarith.runtime.engine import group_configs  # noqa: E402
+from modarith.runtime.group import GroupTrainer  # noqa: E402
 
 EXPERIMENT_NAMES = ("sanity", "data_size", "orders", "model_size", "compute", "regularization")
 SEEDS = (0, 42)
@@ -76,7 +76,7 @@ def eval_flops(cfg: RunConfig) -> int:
     """FLOPs of one evaluation: a forward pass over the whole dataset (train + validation)."""
     n = round(cfg.n_train / cfg.r_train) if cfg.orders == (2,) else None
     if n is None:
-        from modarith.config import n_equations
+        from modarith.models.config import n_equations
 
         n = sum(n_equations(cfg.p, cfg.operator, o) for o in cfg.orders)
     return forward_flops(cfg, n)
@@ -255,7 +255,7 @@ def _cli_wall(model: str, steps: int, seeds: tuple[int, ...], workers: int | Non
 _LOOP = """
 import sys, json
 from benchmarks.reference_loop import ReferenceLoop
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
 model, steps, seeds, device, overrides = json.loads(sys.argv[1])
 for s in seeds:
     ReferenceLoop(RunConfig(model=model, seed=s, steps=steps, **overrides), device).run()
@@ -278,7 +278,7 @@ def bench_end_to_end(models: list[str], steps: int = 300, seeds: tuple[int, ...]
     loop at all cores, CLI with its default workers. Ratios: CLI default vs loop default, CLI
     1 worker vs loop 1 thread. Each is a fresh process (startup included); one that runs
     past ``timeout`` seconds counts as ``inf``."""
-    from modarith.devices import cpu_cores
+    from modarith.runtime.devices import cpu_cores
 
     cores = cpu_cores()
     out = {"steps": steps, "seeds": list(seeds), "cores": cores, "models": {}}
@@ -314,7 +314,7 @@ def project_flops(profile: str, peak: float) -> dict:
 # protocol projection
 # ---------------------------------------------------------------------------------------------
 def spec_grid() -> dict[str, list[RunConfig]]:
-    """SPEC's experiment grid (used when ``modarith.experiments`` is not available)."""
+    """SPEC's experiment grid (used when ``modarith.reporting.experiments`` is not available)."""
     both = ("gpt", "lstm")
     out: dict[str, list[RunConfig]] = {n: [] for n in EXPERIMENT_NAMES}
     for m in both:
@@ -334,7 +334,7 @@ def spec_grid() -> dict[str, list[RunConfig]]:
 def protocol_configs(profile: str = "full") -> tuple[dict[str, list[RunConfig]], str]:
     """Configs of every experiment: from the registry if present, else SPEC's grid."""
     try:
-        from modarith import experiments
+        from modarith.reporting import experiments
 
         return {n: list(experiments.configs(n, profile)) for n in EXPERIMENT_NAMES}, "registry"
     except Exception as e:  # registry absent or incomplete

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from modarith.store import Store
+from modarith.runtime.store import Store
 
 
 def first_step(history: dict, key: str, at_least: float) -> float:

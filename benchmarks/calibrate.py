@@ -11,7 +11,7 @@ of the measurement.
 
 ``table`` prints one row per stored run (and per run of each group checkpoint given, for a
 group stopped early): its settings, the first step with A_val ≥ 0.9 and ≥ 0.99, the training
-accuracy's collapses (:func:`modarith.metrics.count_collapses`) and their rate per 1,000 steps,
+accuracy's collapses (:func:`modarith.core.metrics.count_collapses`) and their rate per 1,000 steps,
 the largest relative change of ‖θ‖₂ between two consecutive evaluations, and the wall time
 per run. benchmarks/CALIBRATION.md holds the measurements.
 """
@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from modarith.analysis import first_step_at  # noqa: E402
-from modarith.config import RunConfig  # noqa: E402
-from modarith.metrics import count_collapses  # noqa: E402
+from modarith.core.metrics import count_collapses  # noqa: E402
+from modarith.models.config import RunConfig  # noqa: E402
+from modarith.study.analysis import first_step_at  # noqa: E402
 
 USAGE = __doc__.split("\n\n")[1]
 
@@ -74,8 +74,8 @@ def _checkpoint_rows(path: Path, configs: dict[str, RunConfig]) -> list[dict]:
 
 
 def table(results: str, checkpoints: list[str]) -> pd.DataFrame:
-    from modarith.config import run_id
-    from modarith.store import Store
+    from modarith.models.config import run_id
+    from modarith.runtime.store import Store
 
     store = Store(results)
     rows = [measure(r.config, r.history, r.meta.get("wall_time_s")) for r in store.records()]
@@ -89,8 +89,8 @@ def table(results: str, checkpoints: list[str]) -> pd.DataFrame:
 
 
 def train_group(results: str, base: dict, seeds: str, steps: str, grids: list[str]) -> None:
-    from modarith.config import run_id
-    from modarith.engine import train
+    from modarith.models.config import run_id
+    from modarith.runtime.engine import train
 
     axes = [[("seed", int(s)) for s in seeds.split(",")]]
     for grid in grids:

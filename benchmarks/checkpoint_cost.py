@@ -12,10 +12,10 @@ import argparse
 import tempfile
 import time
 
-from modarith.config import RunConfig
-from modarith.group import GroupTrainer
-from modarith.runner import CHECKPOINT_INTERVAL_S, Checkpointer
-from modarith.store import Store
+from modarith.models.config import RunConfig
+from modarith.runtime.group import GroupTrainer
+from modarith.runtime.runner import CHECKPOINT_INTERVAL_S, Checkpointer
+from modarith.runtime.store import Store
 
 
 def main() -> None:

@@ -3,13 +3,13 @@
     python benchmarks/concurrency.py [--updates 10] [--rounds 2] [--groups lstm5,gpt4]
 
 Times the quick profile's two largest groups (LSTM × 5 and GPT × 4 at SPEC's model, full
-batch) with :func:`modarith.plan.time_group` on one thread: alone (one process), then two
+batch) with :func:`modarith.runtime.plan.time_group` on one thread: alone (one process), then two
 processes at once (one per group), in alternating rounds so that load from other processes
 hits both alike. With ``--spinner`` (the default) each "alone" round runs a busy loop beside
 the timed process (a Python ``while`` loop: it takes a core's time slices but neither caches
 nor memory bandwidth), so on a machine with other load both conditions compete for the cores
 the same way and the ratio isolates what a second *training* worker costs. Prints per group the seconds per update alone and paired and their ratio,
-the slowdown factor :data:`modarith.plan.CPU_CONTENTION` holds (``benchmarks/NOTES.md``).
+the slowdown factor :data:`modarith.runtime.plan.CPU_CONTENTION` holds (``benchmarks/NOTES.md``).
 Read the ratios, and note ``uptime``: a machine busy with other work inflates them (time
 slicing adds to the contention of shared caches and memory bandwidth).
 """
@@ -29,7 +29,7 @@ if __package__ in (None, ""):
 
 
 def _groups() -> dict:
-    from modarith.config import RunConfig
+    from modarith.models.config import RunConfig
 
     base = dict(p=31, d_model=128, num_layers=2, batch_size=512, steps=10_001)
     return {"lstm5": [RunConfig(model="lstm", seed=s, **base) for s in range(5)],
@@ -41,7 +41,7 @@ def _time(name: str, updates: int, queue=None) -> float:
     import torch
 
     torch.set_num_threads(1)
-    from modarith.plan import time_group
+    from modarith.runtime.plan import time_group
 
     group = _groups()[name]
     seconds = time_group(group, "cpu", updates=updates) / group[0].total_steps  # per update (+ evals)

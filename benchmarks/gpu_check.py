@@ -32,7 +32,7 @@ if __package__ in (None, ""):
 
 import torch  # noqa: E402
 
-from modarith.config import RunConfig  # noqa: E402
+from modarith.models.config import RunConfig  # noqa: E402
 
 # tolerance per quantity: (kind, value); "rel": |a-b| / max(|b|, 1e-6), "flips": samples
 TOLERANCES = {"loss": ("rel", 1e-3), "acc": ("flips", 2), "param_norm": ("rel", 1e-4), "grad": ("rel", 1e-4)}
@@ -59,8 +59,8 @@ def _worst(a: dict, b: dict, n_val: int, tol: dict) -> dict:
 
 
 def check_equality(device: str, tiny: bool) -> dict:
-    from modarith.engine import train
-    from modarith.group import GroupTrainer
+    from modarith.runtime.engine import train
+    from modarith.runtime.group import GroupTrainer
 
     small = dict(p=5, d_model=16, num_layers=1, num_heads=2, steps=8, eval_dense=2, eval_every=4) if tiny \
         else dict(p=11, d_model=32, num_layers=2, num_heads=2, steps=60, eval_dense=10, eval_every=20)

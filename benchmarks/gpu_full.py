@@ -10,10 +10,10 @@ Steps, each written under ``--out`` (default ``$OUT``) as soon as it exists:
    with CUDA graphs) within ``--check-budget-s``.
 2. The plan: every experiment's runs (each run counted in the first experiment that lists
    it, as the build does) grouped as the engine groups them, each group timed on the device
-   (:func:`modarith.plan.time_group`), scheduled over the workers (:func:`modarith.plan.plan`)
+   (:func:`modarith.runtime.plan.time_group`), scheduled over the workers (:func:`modarith.runtime.plan.plan`)
    and × ``--safety`` (workers share one GPU). Whole experiments are chosen, cheapest first,
    while their sum fits the time left (:func:`choose`); the rest are projected.
-3. Training: the chosen experiments' runs in one :func:`modarith.engine.train` call, in a
+3. Training: the chosen experiments' runs in one :func:`modarith.runtime.engine.train` call, in a
    child process cut at the budget (whatever it stored by then is kept), with ``--workers``
    worker processes on the one device (groups of different shapes side by side) and
    ``compile="reduce-overhead"`` (CUDA graphs) when the check measured it paying (``auto``).
@@ -24,7 +24,7 @@ Steps, each written under ``--out`` (default ``$OUT``) as soon as it exists:
 
 ``--tiny`` is the seconds-long CPU form (smoke profile, ``gpu_check --tiny``), run by the
 test suite. Load the archive with ``tar xzf records.tar.gz -C results`` and
-``modarith.store.Store("results")``.
+``modarith.runtime.store.Store("results")``.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ MAX_ARCHIVE_BYTES = 16 * 2**20
 
 def experiment_configs(profile: str, only: list[str] | None = None) -> dict[str, list]:
     """Each experiment's runs still new to the build (a run listed by an earlier experiment of
-    :data:`modarith.protocol.EXPERIMENTS` counts there), in notebook order; experiments
+    :data:`modarith.study.protocol.EXPERIMENTS` counts there), in notebook order; experiments
     without runs are left out."""
-    from modarith import protocol
+    from modarith.study import protocol
 
     seen: set = set()
     out = {}
@@ -79,7 +79,7 @@ def choose(estimates: dict[str, float], budget_s: float) -> list[str]:
 
 def estimate(cfgs: list, device: str, workers: int, safety: float) -> dict:
     """Planned seconds of ``cfgs`` alone over ``workers`` on ``device`` (× ``safety``)."""
-    from modarith.plan import plan
+    from modarith.runtime.plan import plan
 
     table = plan(cfgs, None, device, workers=workers)
     return {"runs": int(table["runs"].sum()), "groups": len(table), "run_steps": int(table["run_steps"].sum()),
@@ -111,7 +111,7 @@ def train_child(cfgs: list, results: Path, device: str, workers: int, compile_mo
     at ``timeout_s``; returns its wall time, exit code and whether it was cut."""
     spec = results / "gpu_full_configs.json"
     spec.write_text(json.dumps([c.to_dict() for c in cfgs]))
-    code = ("import json, sys; from modarith.config import RunConfig; from modarith.engine import train; "
+    code = ("import json, sys; from modarith.models.config import RunConfig; from modarith.runtime.engine import train; "
             "cfgs = [RunConfig.from_dict(d) for d in json.load(open(sys.argv[1]))]; "
             "train(cfgs, results=sys.argv[2], device=sys.argv[3], progress=False, workers=int(sys.argv[4]), "
             "compile=(sys.argv[5] or None))")
@@ -135,7 +135,7 @@ def train_child(cfgs: list, results: Path, device: str, workers: int, compile_mo
 def archive(out: Path, results: Path, weight_configs: list) -> dict:
     """``records.tar.gz`` (records and timeline, no weights) and ``weights_48.tar.gz`` (the
     records and weights of ``weight_configs`` that are stored); returns their sizes."""
-    from modarith.store import Store
+    from modarith.runtime.store import Store
 
     store = Store(results)
     records = out / "records.tar.gz"
@@ -210,8 +210,8 @@ def main(argv=None) -> int:
     import torch
 
     from benchmarks import gpu_check
-    from modarith import protocol
-    from modarith.store import Store
+    from modarith.runtime.store import Store
+    from modarith.study import protocol
 
     if args.device.startswith("cuda"):
         summary["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

@@ -1,9 +1,9 @@
 """Course-style reference training loop: the baseline the benchmark compares against.
 
 This is the straightforward way the course trains one model, kept deliberately plain so that
-the comparison with :mod:`modarith.engine` isolates the *training machinery*: the same model
+the comparison with :mod:`modarith.runtime.engine` isolates the *training machinery*: the same model
 classes (:func:`modarith.models.init_model`), the same data and split, the same loss
-(:func:`modarith.metrics.get_loss_and_accuracy`), but
+(:func:`modarith.core.metrics.get_loss_and_accuracy`), but
 
 - one model at a time, ``torch.optim.AdamW`` and ``clip_grad_norm_``;
 - batches from a ``DataLoader`` over a ``TensorDataset`` reshuffled each epoch;
@@ -21,10 +21,10 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from modarith.config import RunConfig
-from modarith.data import make_dataset, split_indices
-from modarith.metrics import get_loss_and_accuracy
+from modarith.core.data import make_dataset, split_indices
+from modarith.core.metrics import get_loss_and_accuracy
 from modarith.models import init_model
+from modarith.models.config import RunConfig
 
 
 class ReferenceLoop:

@@ -1,3 +1,3 @@
-from .cli import main
+from modarith.reporting.cli import main
 
 raise SystemExit(main())

@@ -1,7 +1,9 @@
-"""Which code produced a result: the library version plus the git commit of the source tree.
+"""Which code produced a result: the library version (written here only) plus the git commit of
+the source tree.
 
-Kept apart from the training engine so that the engine (each record's ``meta``) and the report
-(its title page) read one definition without importing each other.
+Kept apart from the training engine so that the engine (each record's ``meta``), the report (its
+title page), the command line (``--version``) and the packaging (``pyproject.toml``) read one
+definition without importing each other.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from modarith import __version__
+__version__ = "0.1.0"
 
 
 @lru_cache(maxsize=1)

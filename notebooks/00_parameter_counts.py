@@ -24,16 +24,13 @@
 # sizes, with and without biases.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
-    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
-        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
-        if pip.returncode == 0:
-            break
-    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    print(f"installing modarith from {url} …", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
+    if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
         raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown] tags=["report-hide"]
@@ -144,7 +141,7 @@ if any(d % h for d in sizes for h in heads):
 # ## Check: formulas against the modules
 #
 # Each row builds the module and counts `sum(p.numel() for p in module.parameters())`; the
-# formula column comes from `modarith.params` (`p_lstm`, `p_mha`, `p_decoder`). The last rows do
+# formula column comes from `modarith.core.params` (`p_lstm`, `p_mha`, `p_decoder`). The last rows do
 # the same for the full models with `non_embedding_params`, which subtracts the token embedding
 # from all parameters.
 
@@ -152,8 +149,8 @@ if any(d % h for d in sizes for h in heads):
 import itertools
 
 import pandas as pd
+from modarith.core.params import non_embedding_params, p_decoder, p_lstm, p_mha
 from modarith.models import GPT, LSTM, LSTMLM, Decoder, MultiHeadedAttention
-from modarith.params import non_embedding_params, p_decoder, p_lstm, p_mha
 
 
 def count(module):

@@ -27,16 +27,13 @@
 # fit the training set, and when — if at all — do they generalise to the held-out equations?
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
-    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
-        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
-        if pip.returncode == 0:
-            break
-    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    print(f"installing modarith from {url} …", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
+    if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
         raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown]
@@ -57,10 +54,12 @@ force: bool = False  # True retrains runs that are already stored
 seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %% tags=["report-hide"]
-from modarith import analysis, claims, notebook, plots, protocol, seed_report
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.plan import plan_text
+from modarith.models.config import RunConfig
+from modarith.plotting import plots
+from modarith.reporting import notebook
+from modarith.runtime.engine import train
+from modarith.runtime.plan import plan_text
+from modarith.study import analysis, claims, protocol, seed_report
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "sanity"
@@ -138,7 +137,7 @@ for m in analysis.models_in(best):
                 f"(Δt(A) = {analysis.fmt(dt, 'dt')}), so there is no delayed generalisation.")
     print(head + tail)
 # the seed's claim is the delay's size: A_val still < 0.5 when A_train first reaches 0.9, and
-# t_gen a multiple of t_mem in every run (modarith.claims, the same function as 49_fidelity)
+# t_gen a multiple of t_mem in every run (modarith.study.claims, the same function as 49_fidelity)
 print(claims.memorise_then_generalise(
     records, **claims.against_spec(configs, protocol.knobs("sanity", "full"))).line())
 

@@ -27,16 +27,13 @@
 # sizes and read every run again as if it had stopped at $T_{\max} = \alpha T$.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
-    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
-        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
-        if pip.returncode == 0:
-            break
-    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    print(f"installing modarith from {url} …", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
+    if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
         raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown]
@@ -57,10 +54,12 @@ force: bool = False  # True retrains runs that are already stored
 seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profile's
 
 # %% tags=["report-hide"]
-from modarith import analysis, notebook, plots, protocol
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.plan import plan_text
+from modarith.models.config import RunConfig
+from modarith.plotting import plots
+from modarith.reporting import notebook
+from modarith.runtime.engine import train
+from modarith.runtime.plan import plan_text
+from modarith.study import analysis, protocol
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "compute"

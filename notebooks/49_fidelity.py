@@ -27,16 +27,13 @@
 # seed's, cell by cell, and counts the collapses of the training accuracy in every run.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
-    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
-        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
-        if pip.returncode == 0:
-            break
-    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    print(f"installing modarith from {url} …", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
+    if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
         raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown]
@@ -58,10 +55,12 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
-from modarith import analysis, claims, notebook, plots, protocol, seed_report
-from modarith.metrics import count_collapses
-from modarith.progress_measures import load_snapshots
-from modarith.store import Store
+from modarith.core.metrics import count_collapses
+from modarith.plotting import plots
+from modarith.reporting import notebook
+from modarith.runtime.store import Store
+from modarith.study import analysis, claims, protocol, seed_report
+from modarith.study.progress_measures import load_snapshots
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, needs_runs=True)
 figures = settings.figures / "fidelity"
@@ -122,7 +121,7 @@ def at_spec(name, records):
 # %% [markdown]
 # ## How our answers are computed
 #
-# Each claim is measured by one function of `modarith.claims` (tested on synthetic histories
+# Each claim is measured by one function of `modarith.study.claims` (tested on synthetic histories
 # whose right verdict is known, `tests/test_claims.py`). Each returns the observable as the
 # seed names it, our numbers per seed, the effect, the noise it is compared with and where
 # that noise comes from, the number of seeds, the horizon, and one of four verdicts:

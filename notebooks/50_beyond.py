@@ -38,19 +38,16 @@
 # must grok and a negative control (λ = 0) that must not, shown before any question is
 # answered. **Grokked** = validation accuracy at or above the bar for W consecutive
 # evaluations (W is printed below); the time to grok is the first step of that window; a run
-# that never holds it is *censored* at its last step T (Kaplan–Meier, `modarith.survival`).
+# that never holds it is *censored* at its last step T (Kaplan–Meier, `modarith.study.survival`).
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch or tag: MODARITH_REF, else the default branch).
+# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url, ref = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith"), os.environ.get("MODARITH_REF")
-    for at in [f"@{ref}"] * bool(ref) + [""]:  # the ref asked for, then the default branch
-        print(f"installing modarith from {url}{at or ' (default branch)'} …", flush=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}{at}"], capture_output=True, text=True)
-        if pip.returncode == 0:
-            break
-    else:  # one message with pip's reason, not pip's output followed by an ImportError below
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    print(f"installing modarith from {url} …", flush=True)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
+    if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
         raise SystemExit(f"modarith could not be installed from {url} ({next((ln.strip() for ln in pip.stderr.splitlines() if ln.strip().lower().startswith(('error:', 'fatal:'))), f'pip exit code {pip.returncode}')}): set MODARITH_REPO_URL / MODARITH_REF and run this cell again.")
 
 # %% [markdown]
@@ -73,12 +70,14 @@ force: bool = False  # True retrains runs that are already stored
 import math
 
 import pandas as pd
-from modarith import compare, notebook, plots, progress_measures, progress_plots, protocol
-from modarith.engine import train
-from modarith.grok import fit_time_law
-from modarith.plan import plan_text
-from modarith.store import Store
-from modarith.survival import fmt_p, fmt_steps
+from modarith.plotting import plots, progress_plots
+from modarith.reporting import notebook
+from modarith.runtime.engine import train
+from modarith.runtime.plan import plan_text
+from modarith.runtime.store import Store
+from modarith.study import compare, progress_measures, protocol
+from modarith.study.grok import fit_time_law
+from modarith.study.survival import fmt_p, fmt_steps
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "beyond"
@@ -87,7 +86,7 @@ print(settings)
 # %% [markdown]
 # ## The knobs and the grid
 #
-# All knobs are data in `modarith.protocol` (`protocol.beyond_knobs(profile)`): the base run,
+# All knobs are data in `modarith.study.protocol` (`protocol.beyond_knobs(profile)`): the base run,
 # the paired seeds, the centre $(\eta, \lambda)$, the factors that make the other arms, the bar
 # and the window. `knobs.arms()` expands them into the arms below; the build's plan counts the
 # same runs. Every arm shares one architecture and schedule, so they train as vectorised groups.

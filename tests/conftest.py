@@ -13,8 +13,8 @@ import pytest
 def smoke_results(tmp_path_factory) -> Path:
     """A results store holding the smoke runs of every experiment (trained once per session,
     on the CPU). Notebooks and commands run against it with ``profile="smoke"`` train nothing."""
-    from modarith import protocol
-    from modarith.engine import train
+    from modarith.runtime.engine import train
+    from modarith.study import protocol
 
     root = tmp_path_factory.mktemp("smoke") / "results"
     runs = dict.fromkeys(c for name in protocol.EXPERIMENTS for c in protocol.configs(name, "smoke"))
@@ -64,7 +64,7 @@ def one_thread(monkeypatch):
     previous thread count (whatever ``OMP_NUM_THREADS`` the suite was started with)."""
     import torch
 
-    from modarith import workers
+    from modarith.runtime import workers
 
     monkeypatch.setattr(workers, "cpu_cores", lambda: 1)  # threads per worker: max(1, 1 // n) = 1
     n = torch.get_num_threads()

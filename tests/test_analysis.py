@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from modarith import analysis as A
-from modarith.config import RunConfig
-from modarith.store import Record
+from modarith.models.config import RunConfig
+from modarith.runtime.store import Record
+from modarith.study import analysis as A
 
 
 def history(T=1000, every=100, t_mem=100, t_gen=600, val_max=1.0, train_max=1.0,
@@ -116,7 +116,7 @@ def test_best_frame_params_and_compute_columns():
     b = A.best_frame(rs, by=("d_model",), params=True)
     P = b.drop_duplicates("d_model").set_index("d_model")["P"]
     # P = P_decoder + classifier (d·V + V), V = 36
-    from modarith.params import p_decoder
+    from modarith.core.params import p_decoder
     for d in (32, 64):
         assert P[d] == p_decoder(d, 1) + d * 36 + 36
     c = A.best_frame(rs, by=("d_model",), params=True, compute=True, t_max=500)

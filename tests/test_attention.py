@@ -1,4 +1,4 @@
-"""Tests of modarith.attention: equation parsing, attention maps of a tiny GPT, explorer."""
+"""Tests of modarith.plotting.attention: equation parsing, attention maps of a tiny GPT, explorer."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from modarith.attention import (  # noqa: E402
+from modarith.core.data import Tokenizer  # noqa: E402
+from modarith.models import GPT  # noqa: E402
+from modarith.plotting.attention import (  # noqa: E402
     attention_explorer,
     attention_figure,
     attention_maps,
     parse_equation,
 )
-from modarith.data import Tokenizer  # noqa: E402
-from modarith.models import GPT  # noqa: E402
 
 TOK = Tokenizer(31, "+")
 
@@ -136,7 +136,7 @@ def test_attention_maps_padded_binary():
 
 
 def test_attention_focus_on_known_attention():
-    from modarith.attention import attention_focus
+    from modarith.plotting.attention import attention_focus
 
     result = attention_maps(_known_gpt("3"), TOK, "0 + 3 =")
     f = attention_focus(result.weights, result.tokens)  # '=' (index 4) looks at 5 tokens, 1/5 each
@@ -188,7 +188,7 @@ def test_explorer_widget_redraws_on_input(capsys):
 
 
 def test_attention_focus_counts_heads_and_mean_weights():
-    from modarith.attention import attention_focus
+    from modarith.plotting.attention import attention_focus
 
     tokens = ["BOS", "0", "+", "3", "=", "3"]
     w = np.zeros((2, 2, 6, 6))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modarith import engine
-from modarith.config import RunConfig
-from modarith.group import GroupTrainer
+from modarith.models.config import RunConfig
+from modarith.runtime import engine
+from modarith.runtime.group import GroupTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=2, eval_dense=1, eval_every=1)
@@ -40,13 +40,13 @@ def _train(**kw):
 
 
 def _store(path):
-    from modarith.store import Store
+    from modarith.runtime.store import Store
 
     Store(path)
 
 
 def _cli(argv, capsys):
-    from modarith.cli import main
+    from modarith.reporting.cli import main
 
     try:
         code = main(argv)
@@ -56,7 +56,7 @@ def _cli(argv, capsys):
 
 
 def _build_report(argv, capsys):
-    from modarith import report
+    from modarith.reporting import report
 
     try:
         code = report.main(argv, notebooks_dir=ROOT / "notebooks")
@@ -66,20 +66,20 @@ def _build_report(argv, capsys):
 
 
 def _notebook(**kw):
-    from modarith import notebook
+    from modarith.reporting import notebook
 
     notebook.settings(**kw)
 
 
 def _equation(text):
-    from modarith.attention import parse_equation
-    from modarith.data import Tokenizer
+    from modarith.core.data import Tokenizer
+    from modarith.plotting.attention import parse_equation
 
     parse_equation(text, Tokenizer(31, "+"))
 
 
 def _experiment(**kw):
-    from modarith import experiments
+    from modarith.reporting import experiments
 
     experiments.configs(**kw)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
 
 # bit-exact comparisons: one thread here and in every worker process (conftest.one_thread)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_bench_tiny_writes_expected_json(tmp_path, capfd, monkeypatch):
     from benchmarks.bench import train_flops
-    from modarith.cli import main
+    from modarith.reporting.cli import main
 
     out = tmp_path / "bench.json"
     monkeypatch.chdir(ROOT)  # bench is a script of the repository, run from its root

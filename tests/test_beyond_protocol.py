@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from modarith import compare, protocol, report
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
+from modarith.reporting import report
+from modarith.study import compare, protocol
 
 
 @pytest.mark.parametrize("profile", protocol.PROFILES)
@@ -31,7 +32,7 @@ def test_beyond_knobs_build_the_design(profile):
     cfgs = d.configs()
     assert len({c.__class__ for c in cfgs}) == 1 and all(isinstance(c, RunConfig) for c in cfgs)
     assert all(c.record_collapse for c in cfgs)
-    from modarith.group import group_key
+    from modarith.runtime.group import group_key
 
     assert len({group_key(c) for c in cfgs}) == 1  # one vectorised group key: arms train together
 

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from modarith import claims
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
+from modarith.study import claims
 
 T = 10_001
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modarith.cli import main
+from modarith.reporting.cli import main
 
 
 def test_cli_train_list_runs(tmp_path, capsys):
@@ -78,8 +78,8 @@ def test_slurm_without_submitit_exits_2(tmp_path, capsys, monkeypatch):
 def test_submitit_local_executor_submits_one_job_per_group_and_a_rerun_collects(tmp_path, monkeypatch, capsys):
     """The cluster code path with submitit's local executor: jobs train into the shared store
     (--no-wait returns at once), a rerun submits nothing and collects the records."""
-    from modarith.cluster import submit
-    from modarith.config import RunConfig
+    from modarith.models.config import RunConfig
+    from modarith.runtime.cluster import submit
 
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]) + os.pathsep
                        + os.environ.get("PYTHONPATH", ""))

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import modarith
-from modarith import protocol
-from modarith.cli import COMPACT_RESULTS, MAX_COLUMNS, compact_runs, main
-from modarith.config import RunConfig
-from modarith.store import Store
+from modarith.models.config import RunConfig
+from modarith.reporting.cli import COMPACT_RESULTS, MAX_COLUMNS, compact_runs, main
+from modarith.runtime.store import Store
+from modarith.study import protocol
 
 TINY = ["train", "--model", "lstm", "--p", "5", "--d-model", "8", "--num-layers", "1",
         "--steps", "3", "--eval-dense", "1", "--eval-every", "3", "--seeds", "0",

@@ -6,9 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from modarith.cli import COMPACT_RESULTS, main
-from modarith.config import RunConfig
-from modarith.engine import train
+from modarith.models.config import RunConfig
+from modarith.reporting.cli import COMPACT_RESULTS, main
+from modarith.runtime.engine import train
 
 TINY = dict(model="lstm", p=5, d_model=8, num_layers=1, steps=5, eval_dense=1, eval_every=5)
 
@@ -44,9 +44,9 @@ def test_all_csv_json_give_every_column(results, capsys):
 def test_in_progress_groups_are_listed(tmp_path, capsys):
     cfg = RunConfig(seed=0, **{**TINY, "steps": 40})
     train([cfg], results=tmp_path, progress=False, checkpoint_every=3)  # finished: no checkpoint
-    from modarith import checkpoint as ckpt
-    from modarith.group import GroupTrainer
-    from modarith.store import Store
+    from modarith.runtime import checkpoint as ckpt
+    from modarith.runtime.group import GroupTrainer
+    from modarith.runtime.store import Store
 
     store = Store(tmp_path)
     for c in (RunConfig(seed=5, **TINY), cfg):  # unfinished, and an orphan (of a stored run)
@@ -82,7 +82,7 @@ def test_unknown_record_field_suggests():
 def test_unknown_experiment_and_only_key_get_suggestions(capsys):
     assert main(["run", "data_sise", "--profile", "smoke"]) == 2
     assert "did you mean 'data_size'?" in capsys.readouterr().err
-    from modarith.report import select_notebooks
+    from modarith.reporting.report import select_notebooks
 
     with pytest.raises(ValueError, match=r"--only.*did you mean '4\.3'\?"):
         select_notebooks("4.33")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from modarith.metrics import count_collapses
+from modarith.core.metrics import count_collapses
 
 
 def _history(values, every=100):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_engine import TINY
 
-from modarith.compare import Arm, Comparison, choose_lr, results_table, run_comparisons, scale_text
+from modarith.study.compare import Arm, Comparison, choose_lr, results_table, run_comparisons, scale_text
 
 ARMS = (Arm("AdamW"), Arm("Grokfast", {"grokfast_alpha": 0.9, "grokfast_lamb": 2.0}))
 
@@ -74,7 +74,7 @@ def test_tiny_comparison_end_to_end():
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from modarith.progress_plots import plot_km
+    from modarith.plotting.progress_plots import plot_km
 
     fig, caption = plot_km([res])
     n_ok = int(res.arm_frame("AdamW").observed.sum())
@@ -86,9 +86,9 @@ def test_tiny_comparison_end_to_end():
 def test_design_frames_arms_on_paired_seeds_and_tests_pairs():
     """A Design: every arm × seed, no tuning; its frame uses the windowed definition and the paired
     test reports the Wilcoxon signed-rank p of the log-ratios (small when one arm is always 2× faster)."""
-    from modarith.compare import Design, arm_table, paired
-    from modarith.config import run_id
-    from modarith.store import Record
+    from modarith.models.config import run_id
+    from modarith.runtime.store import Record
+    from modarith.study.compare import Design, arm_table, paired
 
     d = Design("t", {"model": "lstm", "steps": 1000, "eval_dense": 0, "eval_every": 100},
                [Arm("slow", {"lr": 1e-3}), Arm("fast", {"lr": 2e-3})], seeds=range(8), window=2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from modarith.config import RunConfig, run_id
+from modarith.models.config import RunConfig, run_id
 
 BAD = [
     ({"model": "rnn"}, "model", "gpt"),

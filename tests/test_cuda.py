@@ -4,7 +4,7 @@ Covered: the engine against a plain ``torch.optim.AdamW`` loop on the GPU, the f
 against the reference modules, bf16 autocast against fp32, resume from a checkpoint with
 dropout (the CUDA random stream saved and restored), ``device="auto"`` and one worker per
 GPU. GPU kernels are not bit-reproducible across code paths, so comparisons use tolerances.
-Only the public API is used: :func:`modarith.engine.train`, :class:`GroupTrainer`
+Only the public API is used: :func:`modarith.runtime.engine.train`, :class:`GroupTrainer`
 (``gradients``, ``update``, ``step``) and the store.
 """
 
@@ -14,13 +14,13 @@ import math
 import pytest
 import torch
 
-from modarith.config import RunConfig
-from modarith.data import make_dataset, split_indices
-from modarith.engine import train
-from modarith.group import GroupTrainer
-from modarith.metrics import get_loss_and_accuracy
+from modarith.core.data import make_dataset, split_indices
+from modarith.core.metrics import get_loss_and_accuracy
 from modarith.models import init_model
-from modarith.store import Store
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.group import GroupTrainer
+from modarith.runtime.store import Store
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

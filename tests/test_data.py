@@ -1,4 +1,4 @@
-"""Tests for modarith.data (SPEC "Data")."""
+"""Tests for modarith.core.data (SPEC "Data")."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from modarith.data import (
+from modarith.core.data import (
     OPERATORS,
     Tokenizer,
     compute_result,

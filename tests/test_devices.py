@@ -6,10 +6,10 @@ import io
 import pytest
 import torch
 
-from modarith import checkpoint as ckpt
-from modarith import devices
-from modarith.config import RunConfig
-from modarith.group import GroupTrainer
+from modarith.models.config import RunConfig
+from modarith.runtime import checkpoint as ckpt
+from modarith.runtime import devices
+from modarith.runtime.group import GroupTrainer
 
 TINY = dict(p=7, d_model=16, num_layers=1, num_heads=2, steps=12, eval_dense=3, eval_every=5)
 
@@ -93,7 +93,7 @@ def test_bad_device_names(bad):
 def test_plan_times_an_out_of_memory_group_as_its_halves(monkeypatch):
     """An out-of-memory error while timing a group (as on a small GPU) is not fatal: the plan
     times the halves the runner would train; any other error is raised."""
-    from modarith import plan
+    from modarith.runtime import plan
 
     cfgs = [RunConfig(seed=s, **TINY) for s in range(4)]
     sizes = []
@@ -117,7 +117,7 @@ def test_plan_times_an_out_of_memory_group_as_its_halves(monkeypatch):
 def test_failed_compilation_warns_once_and_trains_eagerly(monkeypatch):
     """``train(compile=...)``: a compiler that fails at the first call falls back with one
     warning naming the mode, and the numbers are the eager ones."""
-    from modarith.engine import train
+    from modarith.runtime.engine import train
 
     cfg = RunConfig(**TINY)
     eager = train([cfg], results=None, progress=False, device="cpu")[0]

@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from modarith.config import RunConfig, run_id
-from modarith.data import make_dataset, split_indices
-from modarith.devices import resolve_device
-from modarith.engine import group_configs, train
-from modarith.group import GroupTrainer, group_key
-from modarith.group import shuffle_perm as _shuffle_perm
-from modarith.metrics import get_loss_and_accuracy
+from modarith.core.data import make_dataset, split_indices
+from modarith.core.metrics import get_loss_and_accuracy
 from modarith.models import init_model
+from modarith.models.config import RunConfig, run_id
+from modarith.runtime.devices import resolve_device
+from modarith.runtime.engine import group_configs, train
+from modarith.runtime.group import GroupTrainer, group_key
+from modarith.runtime.group import shuffle_perm as _shuffle_perm
 
 # bit-exact comparisons: one thread here and in every worker process (conftest.one_thread)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -176,9 +176,9 @@ def test_bf16_tracks_fp32_and_keeps_fp32_losses(model):
 def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
     """Default cadence (checkpoint_every=None) with a tiny interval (and no cost back-off):
     a save at every eval_every multiple, each run's file loadable into a fresh group."""
-    from modarith import checkpoint as ckpt
-    from modarith import loop, runner
-    from modarith.store import Store
+    from modarith.runtime import checkpoint as ckpt
+    from modarith.runtime import loop, runner
+    from modarith.runtime.store import Store
 
     monkeypatch.setattr(runner, "CHECKPOINT_COST_FACTOR", 0.0)
     cfg = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=40, eval_dense=0, eval_every=5)
@@ -200,7 +200,7 @@ def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------------- workers
 def test_split_groups_gives_every_worker_work():
-    from modarith.engine import split_groups
+    from modarith.runtime.engine import split_groups
 
     cfgs = [RunConfig(seed=s, **TINY) for s in range(5)] + [RunConfig(model="lstm", seed=0, **TINY)]
     groups = group_configs(cfgs)
@@ -214,7 +214,7 @@ def test_split_groups_gives_every_worker_work():
 
 
 def test_default_workers(monkeypatch):
-    from modarith import engine
+    from modarith.runtime import engine
 
     monkeypatch.delenv("MODARITH_WORKERS", raising=False)
     small = [[RunConfig(**TINY)], [RunConfig(model="gpt", p=11, d_model=32, num_layers=1, steps=800)]]

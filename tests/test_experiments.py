@@ -1,4 +1,4 @@
-"""The protocol as data (modarith.protocol): ``full`` is SPEC's grids exactly (expected configs
+"""The protocol as data (modarith.study.protocol): ``full`` is SPEC's grids exactly (expected configs
 and counts derived here from SPEC's table); quick and smoke expand to valid, smaller grids; the
 settings table states what really runs; the plan counts groups; bad names raise."""
 
@@ -9,9 +9,11 @@ import math
 
 import pytest
 
-from modarith import experiments, plan, protocol
-from modarith.config import RunConfig
-from modarith.engine import group_configs, train
+from modarith.models.config import RunConfig
+from modarith.reporting import experiments
+from modarith.runtime import plan
+from modarith.runtime.engine import group_configs, train
+from modarith.study import protocol
 
 MODELS = ("lstm", "gpt")
 SEEDS = (0, 42)
@@ -99,7 +101,7 @@ def test_reduced_profiles_expand_validly(profile, name):
 
 
 def test_quick_keeps_two_sanity_seeds_and_fits_budget():
-    from modarith.engine import spec_equivalent_run_steps
+    from modarith.runtime.engine import spec_equivalent_run_steps
 
     # work, not nominal run-steps: the quick profile keeps SPEC's T and reduces grids (issue 21)
     work = {p: spec_equivalent_run_steps([list(dict.fromkeys(

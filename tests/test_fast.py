@@ -1,4 +1,4 @@
-"""The engine's fast path (modarith.fast) against the hand-written reference modules.
+"""The engine's fast path (modarith.core.fast) against the hand-written reference modules.
 
 Logits and gradients of ``gpt_logits`` / ``lstm_logits`` (shared prefixes, fused kernels,
 RHS-only) must equal the reference modules' ``positions=`` forward, for training batches and
@@ -8,11 +8,11 @@ for evaluation over all N rows, binary and mixed orders, dropout 0 and > 0.
 import pytest
 import torch
 
-from modarith import fast
-from modarith.config import RunConfig
-from modarith.data import make_dataset
-from modarith.group import GroupTrainer
+from modarith.core import fast
+from modarith.core.data import make_dataset
 from modarith.models import init_model, registry
+from modarith.models.config import RunConfig
+from modarith.runtime.group import GroupTrainer
 
 TOL = dict(rtol=1e-5, atol=2e-6)  # fp32, a few ulps of accumulated rounding
 

@@ -6,9 +6,9 @@ import math
 import tarfile
 
 from benchmarks import gpu_full
-from modarith import protocol
-from modarith.config import run_id
-from modarith.store import Store, parse_record
+from modarith.models.config import run_id
+from modarith.runtime.store import Store, parse_record
+from modarith.study import protocol
 
 
 def test_choose_takes_the_most_whole_experiments_that_fit():

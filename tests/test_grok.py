@@ -5,9 +5,9 @@ import math
 import pytest
 from test_engine import TINY
 
-from modarith.config import RunConfig, run_id
-from modarith.grok import grok_frame, grok_step, grok_summary, time_to_grok
-from modarith.store import Record
+from modarith.models.config import RunConfig, run_id
+from modarith.runtime.store import Record
+from modarith.study.grok import grok_frame, grok_step, grok_summary, time_to_grok
 
 
 def _record(seed: int, grok_at: float, lamb: float = 0.0, group_wall: float = 50.0, size: int = 4,
@@ -98,7 +98,7 @@ def test_fit_time_law_recovers_known_exponents():
     import numpy as np
     import pandas as pd
 
-    from modarith.grok import fit_time_law
+    from modarith.study.grok import fit_time_law
 
     rng = np.random.default_rng(3)
     arms = [(6e-3, 1), (3e-3, 2), (1.5e-3, 4), (3e-3, 1), (6e-3, 2), (1e-2, 0)]

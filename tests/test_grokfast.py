@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_engine import TINY, _hist, _reference_loop
 
-from modarith.config import OPTIONAL_DEFAULTS, PROTOCOL, RunConfig, identity_dict, run_id
-from modarith.engine import group_configs, train
-from modarith.group import GroupTrainer
+from modarith.models.config import OPTIONAL_DEFAULTS, PROTOCOL, RunConfig, identity_dict, run_id
+from modarith.runtime.engine import group_configs, train
+from modarith.runtime.group import GroupTrainer
 
 # the fields RunConfig had before the optional features: their hash is the old identity
 LEGACY_FIELDS = {"model", "p", "operator", "orders", "r_train", "seed", "num_layers", "d_model",
@@ -159,7 +159,7 @@ def test_filter_state_resumes_exactly_in_any_group(tmp_path, monkeypatch, extra)
 
 
 def test_no_filter_state_when_off():
-    from modarith import checkpoint
+    from modarith.runtime import checkpoint
 
     g = GroupTrainer([RunConfig(model="lstm", **TINY)])
     assert g.grad_ema is None and g.ma_window is None
@@ -176,8 +176,8 @@ def _switch_loop(cfg: RunConfig, n_steps: int):
 
     from test_engine import _shuffle_perm
 
-    from modarith.data import make_dataset, split_indices
-    from modarith.metrics import get_loss_and_accuracy
+    from modarith.core.data import make_dataset, split_indices
+    from modarith.core.metrics import get_loss_and_accuracy
     from modarith.models import init_model
 
     ds = make_dataset(cfg.p, cfg.operator, cfg.orders)
@@ -268,8 +268,8 @@ def test_collapse_fraction_is_recorded_from_the_runs_logits(model):
     """At initialisation no training sample has collapsed; once the run fits its training
     samples and its weights are scaled up, the logits spread and the recorded fraction
     equals softmax_collapsed on the model's own logits, over the run's training samples."""
-    from modarith.metrics import softmax_collapsed
-    from modarith.progress_measures import model_at
+    from modarith.core.metrics import softmax_collapsed
+    from modarith.study.progress_measures import model_at
 
     cfg = RunConfig(model=model, lr={"gpt": 1e-3, "lstm": 1e-2}[model], record_collapse=True, **TINY)
     g = GroupTrainer([cfg], "cpu")
@@ -294,7 +294,7 @@ def test_switches_read_nothing_from_the_device_and_checkpoint():
     the filter state written and restored."""
     import io
 
-    from modarith import checkpoint
+    from modarith.runtime import checkpoint
 
     cfgs = [RunConfig(model="gpt", seed=s, batch_size=8, record_collapse=True,
                       **{**TINY, **{k: v for k, v in x.items() if k != "beta2"}}) for s, x in enumerate(SWITCHES)]

@@ -10,9 +10,9 @@ steps with A_val >= 0.99 are in the module's constants below.
 
 import pytest
 
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.progress_measures import load_snapshots, progress_frame
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.study.progress_measures import load_snapshots, progress_frame
 
 BUDGET = 2_000  # T: the step budget within which validation accuracy must reach 0.99
 # Measured (one CPU thread, p = 23, GPT L 1, d 64, 4 heads, wd 1, full batch; first step with

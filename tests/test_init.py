@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from modarith.config import RunConfig
 from modarith.models import GPT, LSTMLM, init_model
+from modarith.models.config import RunConfig
 
 
 def _reference_lstm(seed, V, d, L, pad, bias=True, bias_classifier=True) -> list[torch.Tensor]:

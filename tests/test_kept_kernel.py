@@ -28,7 +28,7 @@ def _probe(path):
 
 
 def test_kept_kernel_resets_rcparams_pandas_options_and_seeds(tmp_path):
-    from modarith.experiments import Kernel, execute
+    from modarith.reporting.experiments import Kernel, execute
 
     _write(tmp_path / "first.ipynb", PROBE, MESS)
     _write(tmp_path / "second.ipynb", PROBE)

@@ -1,4 +1,4 @@
-"""Tests for modarith.metrics (SPEC "Loss and accuracy", "Summary statistics")."""
+"""Tests for modarith.core.metrics (SPEC "Loss and accuracy", "Summary statistics")."""
 
 import json
 import math
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modarith.data import make_dataset
-from modarith.metrics import best_and_tf, get_loss_and_accuracy, mean_std, summarize
+from modarith.core.data import make_dataset
+from modarith.core.metrics import best_and_tf, get_loss_and_accuracy, mean_std, summarize
 
 P = 5  # vocabulary: 0..4, "+", "=", BOS, EOS, PAD
 OP, EQ, BOS, EOS, PAD = 5, 6, 7, 8, 9

@@ -331,7 +331,7 @@ def test_vmap_with_dropout_needs_randomness(name):
 
 # ----------------------------------------------------------------------- positions= (RHS only)
 def _dataset_and_rhs(p, orders):
-    from modarith.data import make_dataset
+    from modarith.core.data import make_dataset
 
     ds = make_dataset(p, "+", orders)
     S = ds.source.shape[1]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from modarith import notebook, protocol
+from modarith.reporting import notebook
+from modarith.study import protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = sorted({e.notebook for e in protocol.EXPERIMENTS.values() if e.models}
@@ -87,7 +88,7 @@ def test_executed_smoke_notebook_has_png_figures(tmp_path):
     captioned HTML; no cell prints a path."""
     import nbformat
 
-    from modarith.experiments import run_notebook
+    from modarith.reporting.experiments import run_notebook
 
     out = run_notebook("sanity", profile="smoke", results=tmp_path / "results", device="cpu",
                        figures=tmp_path / "figures", progress=False)

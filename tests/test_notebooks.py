@@ -17,8 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from modarith import notebook, protocol
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
+from modarith.reporting import notebook
+from modarith.study import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
@@ -160,7 +161,7 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
     assert install.source == _nb(STEMS[0]).cells[1].source  # it cannot import modarith: one copy per notebook, all equal
     assert f'"MODARITH_REPO_URL", "{protocol.REPO_URL}"' in install.source
     assert not re.findall(r"\bv\d+\.\d+", install.source)  # the version lives in modarith.__version__ only
-    assert len(install.source.splitlines()) <= 11
+    assert len(install.source.splitlines()) <= 8
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(c.source for c in nb.cells)))
     assert urls <= {protocol.REPO_URL}, urls  # one repository URL everywhere
     # outside Colab the cell installs nothing
@@ -180,25 +181,22 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
     assert calls[-1][-1] == "modarith[notebook] @ git+https://example.org/fork@v9.9.9"
 
 
-def test_colab_install_says_what_it_installs_and_falls_back_to_the_default_branch(monkeypatch, capsys):
+def test_colab_install_says_what_it_installs_and_installs_only_the_ref_asked_for(monkeypatch, capsys):
+    """A ref that cannot be installed stops the cell with one message naming it: no silent
+    install of the default branch in its place."""
     install = _nb(STEMS[0]).cells[1]
     _fake_colab(monkeypatch)
     monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
     monkeypatch.setenv("MODARITH_REF", "no-such-tag")
-    calls, real = [], subprocess.run
-
-    def run(cmd, **kw):  # the ref fails, the default branch installs
-        if list(cmd[1:3]) != ["-m", "pip"]:
-            return real(cmd, **kw)
-        calls.append(cmd[-1])
-        return subprocess.CompletedProcess(cmd, 1 if cmd[-1].endswith("@no-such-tag") else 0, "", "error: no tag")
-
-    monkeypatch.setattr(subprocess, "run", run)
-    _run_cell(install.source)
-    assert calls == [f"modarith[notebook] @ git+{protocol.REPO_URL}@no-such-tag",
-                     f"modarith[notebook] @ git+{protocol.REPO_URL}"]
-    out = capsys.readouterr().out
-    assert out.count("installing modarith from") == 2 and "(default branch)" in out
+    calls = _fake_pip(monkeypatch, returncode=1, stderr="  error: pathspec 'no-such-tag' did not match\n")
+    with pytest.raises(SystemExit) as stop:
+        _run_cell(install.source)
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q",
+                      f"modarith[notebook] @ git+{protocol.REPO_URL}@no-such-tag"]]
+    assert f"installing modarith from {protocol.REPO_URL}@no-such-tag" in capsys.readouterr().out
+    message = str(stop.value)
+    assert f"{protocol.REPO_URL}@no-such-tag" in message and "MODARITH_REF" in message
+    assert "error: pathspec 'no-such-tag' did not match" in message and "\n" not in message
 
 
 def test_colab_install_failure_stops_with_one_message(monkeypatch):
@@ -378,7 +376,7 @@ def test_printed_best_values_equal_the_stored_records(smoke_notebooks, smoke_res
     formatted here by hand (4 decimals, whole steps) rather than by the notebook's helper."""
     import re
 
-    from modarith.store import Store
+    from modarith.runtime.store import Store
 
     _, text = _outputs(smoke_notebooks["41_sanity_check"])
     line = re.compile(r"(LSTM|GPT): best train accuracy (\S+) first reached at t_f = (\d+), "

@@ -6,7 +6,7 @@ from collections import deque
 import pytest
 import torch
 
-from modarith.optim import (
+from modarith.core.optim import (
     adamw_,
     clip_,
     coupled_l2_,
@@ -211,8 +211,8 @@ def test_group_of_k_equals_k_single_runs():
 def test_update_from_configs_equals_torch_adam_l2_warmup_and_gradfilter_ema():
     """The paper's loop on given gradients: gradfilter_ema, then torch.optim.Adam with coupled
     L2 and the LambdaLR warm-up, no clipping; beside it an AdamW + ⊥Grad run in the same group."""
-    from modarith.config import RunConfig
-    from modarith.optim import hyper_columns, optimizer_state, update_
+    from modarith.core.optim import hyper_columns, optimizer_state, update_
+    from modarith.models.config import RunConfig
 
     paper = RunConfig(optimizer="adam", weight_decay=0.005, beta2=0.98, warmup_steps=3, clip_norm=0.0,
                       lr=1e-2, grokfast_alpha=0.9, grokfast_lamb=2.0, beta1=0.9)

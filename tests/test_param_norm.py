@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from modarith.config import RunConfig
-from modarith.engine import train
 from modarith.models import init_model
-from modarith.store import Store
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.store import Store
 
 TINY = dict(p=7, d_model=16, num_layers=1, num_heads=2, steps=30, eval_dense=2, eval_every=10,
             lr=1e-2, weight_decay=1.0)

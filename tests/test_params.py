@@ -7,8 +7,7 @@ import itertools
 import pytest
 from torch import nn
 
-from modarith.models import GPT, LSTM, LSTMLM, Block, Decoder, MultiHeadedAttention
-from modarith.params import (
+from modarith.core.params import (
     embedding_params,
     non_embedding_params,
     p_block,
@@ -16,6 +15,7 @@ from modarith.params import (
     p_lstm,
     p_mha,
 )
+from modarith.models import GPT, LSTM, LSTMLM, Block, Decoder, MultiHeadedAttention
 
 
 def count(module: nn.Module) -> int:

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from modarith import engine, plan, report
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
+from modarith.reporting import report
+from modarith.runtime import engine, plan
 
 SPEC = dict(p=31, d_model=128, num_layers=2, batch_size=512, steps=10_001)
 
@@ -107,7 +108,7 @@ def test_workers_log_their_timeline(tmp_path):
 def test_build_prints_planned_and_logged_timelines(tmp_path):
     """After the training the build shows both timelines: the plan's schedule and the slots
     the workers logged in results/timeline.jsonl (the last train call's only)."""
-    from modarith.workers import group_label, log_slot
+    from modarith.runtime.workers import group_label, log_slot
 
     groups = [[RunConfig(model="gpt", seed=s, **SPEC) for s in range(2)], [RunConfig(model="lstm", **SPEC)]]
     bp = report.BuildPlan([], 3, [c for g in groups for c in g], groups, [600.0, 300.0], 2)

@@ -1,4 +1,4 @@
-"""Tests of modarith.plots on synthetic curves / best frames."""
+"""Tests of modarith.plotting.plots on synthetic curves / best frames."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from modarith import plots  # noqa: E402
+from modarith.plotting import plots  # noqa: E402
 
 STEPS = np.array([0, 1, 2, 5, 10, 50, 100, 200, 300, 400])
 BASE_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "param_norm")

@@ -9,12 +9,13 @@ import torch
 from test_engine import TINY
 from test_grokfast import crash_after_checkpoint
 
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.group import GroupTrainer
-from modarith.loop import fit
 from modarith.models import init_model
-from modarith.progress_measures import (
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.group import GroupTrainer
+from modarith.runtime.loop import fit
+from modarith.runtime.store import Store, snapshots_path
+from modarith.study.progress_measures import (
     binary_grid,
     fourier_spectrum,
     gini,
@@ -30,7 +31,6 @@ from modarith.progress_measures import (
     spectrum_frame,
     top_k_fraction,
 )
-from modarith.store import Store, snapshots_path
 
 P = 31
 
@@ -257,7 +257,7 @@ def test_figures_captions_are_computed():
     import pandas as pd
     from matplotlib import pyplot as plt
 
-    from modarith.progress_plots import plot_fourier_heatmaps, plot_progress
+    from modarith.plotting.progress_plots import plot_fourier_heatmaps, plot_progress
 
     E = _two_frequency_embedding(torch.Generator().manual_seed(1))
     fig, caption = plot_fourier_heatmaps({"toy": E.numpy()})
@@ -282,7 +282,7 @@ def test_snapshot_schedule():
 
 
 def test_structure_needs_sparse_keys_and_both_factors():
-    from modarith.progress_measures import structure_found
+    from modarith.study.progress_measures import structure_found
     # a sparse Fourier solution (3 keys of 15 at p 31): found
     assert structure_found(31, 3, 0.1, 3.5, 2.3, 0.02)[0]
     # a memorising model needs 10 of 15 frequencies for 90 % of the energy: no complement for a

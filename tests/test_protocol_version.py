@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from modarith.config import PROTOCOL, RunConfig, run_id
-from modarith.engine import train
-from modarith.store import Store
+from modarith.models.config import PROTOCOL, RunConfig, run_id
+from modarith.runtime.engine import train
+from modarith.runtime.store import Store
 
 CFG = RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=6, eval_dense=2, eval_every=3)
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from modarith import analysis
-from modarith.config import MODELS, RunConfig
-from modarith.engine import train
 from modarith.models import registry
+from modarith.models.config import MODELS, RunConfig
+from modarith.runtime.engine import train
+from modarith.study import analysis
 
 
 class EmbeddingSum(nn.Module):
@@ -63,7 +63,7 @@ def test_builtin_entries():
 
 
 def test_run_id_is_hashed_once_per_config(monkeypatch):
-    from modarith import config as config_mod
+    from modarith.models import config as config_mod
 
     cfg = RunConfig(model="lstm", p=7, d_model=8, seed=3)
     first = config_mod.run_id(cfg)

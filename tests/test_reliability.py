@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from modarith import devices, runner
-from modarith.config import RunConfig, run_id
-from modarith.engine import train
-from modarith.group import GroupTrainer
+from modarith.models.config import RunConfig, run_id
+from modarith.runtime import devices, runner
+from modarith.runtime.engine import train
+from modarith.runtime.group import GroupTrainer
 
 # bit-exact comparisons: one thread here and in every worker process (conftest.one_thread)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,11 +41,11 @@ import os, sys, time
 import torch
 torch.set_num_threads(1)
 from pathlib import Path
-import modarith.store as store_mod
-from modarith import runner
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.group import GroupTrainer
+import modarith.runtime.store as store_mod
+from modarith.runtime import runner
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.group import GroupTrainer
 
 results = sys.argv[1]
 at = int(os.environ.get("SIGNAL_AT_STEP", "-1"))
@@ -305,7 +305,7 @@ def _interrupted(monkeypatch, configs, results, step: int, **kw) -> None:
 
 
 def _weights(results, config):
-    from modarith.store import Store
+    from modarith.runtime.store import Store
 
     return Store(results).load_weights(config)
 
@@ -370,9 +370,9 @@ def test_changed_worker_count_resumes_every_run(tmp_path, monkeypatch, one_threa
 
 def test_group_checkpoint_of_the_previous_format_is_split_per_run(tmp_path, one_thread):
     """A format-2 checkpoint (one file per group) is converted into per-run files and resumed."""
-    from modarith import checkpoint as ckpt
-    from modarith.engine import group_id
-    from modarith.store import Store, atomic_torch_save
+    from modarith.runtime import checkpoint as ckpt
+    from modarith.runtime.engine import group_id
+    from modarith.runtime.store import Store, atomic_torch_save
 
     lstm = [RunConfig(model="lstm", seed=s, **{**PAIR, "dropout": 0.0}) for s in (0, 1)]
     expected = train(lstm, results=None, progress=False, device="cpu")
@@ -405,10 +405,10 @@ WORKERS_CHILD = r'''
 import os, sys, time
 from pathlib import Path
 import torch
-from modarith import workers
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.group import GroupTrainer
+from modarith.runtime import workers
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.group import GroupTrainer
 
 workers.cpu_cores = lambda: 2  # one thread per worker on any host (threads = cores // workers)
 results, op, at, ready = Path(sys.argv[1]), os.environ.get("KILL_OP"), int(os.environ.get("KILL_STEP", "-1")), os.environ.get("READY")

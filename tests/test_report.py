@@ -30,8 +30,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from modarith import events, export, protocol, report
-from modarith.config import RunConfig, run_id
+from modarith.models.config import RunConfig, run_id
+from modarith.reporting import export, report
+from modarith.runtime import events
+from modarith.study import protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,7 +203,7 @@ def test_table_of_contents_has_unique_anchors():
 # ----------------------------------------------------------------------------- progress and plan
 
 def test_engine_writes_progress_events(tmp_path, monkeypatch):
-    from modarith.engine import train
+    from modarith.runtime.engine import train
 
     log = tmp_path / "events.jsonl"
     monkeypatch.setenv(events.ENV, str(log))
@@ -250,7 +252,7 @@ def test_format_seconds():
 def test_kept_kernel_runs_each_notebook_in_a_fresh_namespace(tmp_path):
     """Two notebooks in one kept kernel: the second sees none of the first's names and
     numbers its cells from 1, but the modules the first imported are still imported."""
-    from modarith.experiments import Kernel, execute
+    from modarith.reporting.experiments import Kernel, execute
 
     first, second = nbformat.v4.new_notebook(), nbformat.v4.new_notebook()
     first.cells = [nbformat.v4.new_code_cell("import colorsys\nleft_over = 1")]
@@ -370,7 +372,7 @@ def test_plan_counts_stored_runs(smoke_build, report_results, tmp_path):
     """After the smoke build every run is stored: the plan trains nothing; an empty store
     trains the union, in the engine's groups, each shared run counted once, in the first
     notebook that lists it."""
-    from modarith.engine import group_configs
+    from modarith.runtime.engine import group_configs
 
     chosen = report.select_notebooks("4.1,4.8")  # 4.8 loads the sanity check's GPT
     sanity, picks = (protocol.configs(name, "smoke") for name in chosen)

@@ -8,7 +8,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from modarith import export, plots, protocol
+from modarith.plotting import plots
+from modarith.reporting import export
+from modarith.study import protocol
 
 matplotlib.use("Agg")
 

@@ -1,4 +1,4 @@
-"""Tests for modarith.seed_report: the seed's numbers and claims, and the comparison helpers."""
+"""Tests for modarith.study.seed_report: the seed's numbers and claims, and the comparison helpers."""
 
 import os
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modarith import seed_report as sr
+from modarith.study import seed_report as sr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_fidelity_notebook_answers_every_claim_in_smoke(smoke_results, tmp_path)
     Table 1 and the collapse table built, every table naming its profile."""
     import nbformat
 
-    from modarith import experiments
+    from modarith.reporting import experiments
 
     out = experiments.execute(ROOT / "notebooks" / "49_fidelity.ipynb", tmp_path / "49.ipynb",
                               {"profile": "smoke", "device": "cpu", "results_dir": str(smoke_results),
@@ -148,7 +148,7 @@ def test_claim_horizon_is_validated():
 
 
 def test_dynamics_spec_prefix_and_reduced():
-    from modarith.config import RunConfig
+    from modarith.models.config import RunConfig
 
     spec = RunConfig(model="lstm", steps=10_001)
     logging_only = RunConfig(model="lstm", steps=10_001, snapshot_every=500, seed=42)
@@ -165,7 +165,7 @@ def test_dynamics_spec_prefix_and_reduced():
 
 
 def test_reference_config_is_specs_run_at_the_same_grid_point():
-    from modarith import protocol
+    from modarith.study import protocol
 
     full = protocol.knobs("data_size", "full")
     for c in protocol.configs("data_size", "smoke"):
@@ -177,7 +177,7 @@ def test_quick_answers_every_claim_at_specs_dynamics_but_where_the_horizon_is_cu
     """The quick profile's design (issue 21): every claim at SPEC's dynamics (or a prefix of
     SPEC's runs, for claims answered by first steps), except the weight-decay timing, whose
     t_f(L_val) needs SPEC's 4·10⁴ steps."""
-    from modarith import protocol
+    from modarith.study import protocol
 
     reduced = set()
     for c in sr.CLAIMS:
@@ -191,8 +191,8 @@ def test_quick_answers_every_claim_at_specs_dynamics_but_where_the_horizon_is_cu
 def test_a_shorter_run_is_a_prefix_of_a_longer_one(tmp_path):
     """What the quick profile's shorter horizons rely on: training does not depend on T, so
     the history of a run of T steps is the first part of the same run with more steps."""
-    from modarith.config import RunConfig
-    from modarith.engine import train
+    from modarith.models.config import RunConfig
+    from modarith.runtime.engine import train
 
     base = dict(model="lstm", p=7, d_model=16, num_layers=1, lr=1e-2, eval_dense=5, eval_every=5)
     short, long_ = RunConfig(steps=20, **base), RunConfig(steps=40, **base)
@@ -205,7 +205,7 @@ def test_a_shorter_run_is_a_prefix_of_a_longer_one(tmp_path):
 
 
 def test_table1_values_feed_the_table_frame():
-    from modarith import analysis
+    from modarith.study import analysis
 
     frame = analysis.table_frame(sr.table1_values())
     assert frame.loc["A_val", ("lstm", "mean")] == pytest.approx(0.9979)
@@ -215,7 +215,7 @@ def test_table1_values_feed_the_table_frame():
 
 
 def test_training_key_ignores_snapshots_only():
-    from modarith.config import RunConfig
+    from modarith.models.config import RunConfig
 
     a = RunConfig(model="lstm", snapshot_every=500)
     assert sr.training_key(a) == RunConfig(model="lstm")

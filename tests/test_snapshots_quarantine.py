@@ -6,10 +6,10 @@ import re
 import pytest
 import torch
 
-from modarith.config import RunConfig
-from modarith.engine import train
-from modarith.progress_measures import load_snapshots
-from modarith.store import CorruptRecord, Store, snapshots_path
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.store import CorruptRecord, Store, snapshots_path
+from modarith.study.progress_measures import load_snapshots
 
 CFG = RunConfig(model="gpt", p=5, d_model=8, num_layers=1, num_heads=2, steps=12, eval_dense=2,
                 eval_every=6, snapshots_log=3)

@@ -5,8 +5,8 @@ Other tests build their expectations from ``RunConfig()`` itself, so a drifted d
 pass them; here every value is written out as SPEC states it.
 """
 
-from modarith import protocol
-from modarith.config import RunConfig
+from modarith.models.config import RunConfig
+from modarith.study import protocol
 
 SPEC_TRAINING = {  # SPEC, "Training defaults" (and "Data": p = 31, '+', binary; r_train 0.5)
     "p": 31, "operator": "+", "orders": (2,), "r_train": 0.5,

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modarith.metrics import get_loss_and_accuracy, softmax_collapsed, stablemax_log_probs
+from modarith.core.metrics import get_loss_and_accuracy, softmax_collapsed, stablemax_log_probs
 
 
 def _s(x: float) -> float:

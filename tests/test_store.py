@@ -10,11 +10,11 @@ import warnings
 import pytest
 import torch
 
-from modarith import checkpoint as ckpt
-from modarith.config import RunConfig, run_id
-from modarith.engine import train
-from modarith.group import GroupTrainer
-from modarith.store import SCHEMA, CorruptRecord, Store, atomic_torch_save, load_model
+from modarith.models.config import RunConfig, run_id
+from modarith.runtime import checkpoint as ckpt
+from modarith.runtime.engine import train
+from modarith.runtime.group import GroupTrainer
+from modarith.runtime.store import SCHEMA, CorruptRecord, Store, atomic_torch_save, load_model
 
 TINY = dict(model="lstm", p=5, d_model=8, num_layers=1, steps=6, eval_dense=2, eval_every=3)
 CFG = RunConfig(seed=0, **TINY)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modarith.survival import (
+from modarith.study.survival import (
     NEVER,
     describe_median,
     fmt_steps,

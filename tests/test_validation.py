@@ -9,11 +9,11 @@ for both models, for mixed orders, and for the per-order columns.
 import pytest
 import torch
 
-from modarith.config import RunConfig
-from modarith.data import make_dataset, split_indices
-from modarith.engine import train
-from modarith.metrics import get_loss_and_accuracy
-from modarith.store import load_model
+from modarith.core.data import make_dataset, split_indices
+from modarith.core.metrics import get_loss_and_accuracy
+from modarith.models.config import RunConfig
+from modarith.runtime.engine import train
+from modarith.runtime.store import load_model
 
 TINY = dict(p=5, d_model=16, num_layers=1, num_heads=2, steps=40, eval_dense=0, eval_every=20,
             lr=1e-2, r_train=0.5)

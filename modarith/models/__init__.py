@@ -1,5 +1,6 @@
-"""Hand-written sequence models: an LSTM language model and a small post-norm GPT, and the
-registry (:mod:`modarith.models.registry`) through which the library builds them."""
+"""Hand-written sequence models: an LSTM language model and a small post-norm GPT, the
+registry (:mod:`modarith.models.registry`) through which the library builds them, and the
+validated run config (:mod:`modarith.models.config`), which checks a run's model against it."""
 
 from modarith.models.gpt import (
     GPT,

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from modarith.activations import NON_LINEARITIES
+from modarith.core.activations import NON_LINEARITIES
 
 
 class LayerNorm(nn.Module):
@@ -147,24 +147,16 @@ class Block(nn.Module):
 
 
 class Decoder(nn.Module):
-    """A stack of ``num_blocks`` :class:`Block`; keeps every hidden state and attention map."""
+    """A stack of ``num_blocks`` :class:`Block`; keeps every hidden state and attention map.
 
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int,
-        num_blocks: int,
-        multiplier: float,
-        dropout: float,
-        non_linearity: str = "gelu",
-        bias: bool = True,
-    ):
+    ``Decoder(d_model, num_heads, num_blocks, multiplier, dropout, non_linearity="gelu",
+    bias=True)``: the arguments after ``num_blocks`` are :class:`Block`'s, passed to each block.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, num_blocks: int, *block_args, **block_kwargs):
         super().__init__()
         self.blocks = nn.ModuleList(
-            [
-                Block(d_model, num_heads, multiplier, dropout, non_linearity, bias=bias)
-                for _ in range(num_blocks)
-            ]
+            [Block(d_model, num_heads, *block_args, **block_kwargs) for _ in range(num_blocks)]
         )
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:

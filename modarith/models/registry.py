@@ -1,14 +1,14 @@
 """The model registry: the one place that knows which architectures exist.
 
 A model is its module file plus one :class:`ModelEntry` here: how to build it from a
-:class:`~modarith.config.RunConfig`, its fast forward (:mod:`modarith.fast`, optional), its
+:class:`~modarith.models.config.RunConfig`, its fast forward (:mod:`modarith.core.fast`, optional), its
 display name, the config checks it adds, and the name of its token embedding. The config,
 the trainer, the store and the analysis ask the registry; nothing else dispatches on a
 model's name. A new model: write its ``nn.Module`` (``forward(x, positions=None)`` returning
 ``(logits, anything)``), then :func:`register` an entry.
 
 The builders take the config as it is (``config.vocab_size``, ``config.d_model``, ...); this
-module does not import :mod:`modarith.config`, which imports it to check ``RunConfig.model``.
+module does not import :mod:`modarith.models.config`, which imports it to check ``RunConfig.model``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from modarith import fast
-from modarith.activations import NON_LINEARITIES
+from modarith.core import fast
+from modarith.core.activations import NON_LINEARITIES
 from modarith.models.gpt import GPT
 from modarith.models.lstm import LSTMLM
 

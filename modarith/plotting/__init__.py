@@ -1,0 +1,1 @@
+"""Figures, each returned with its caption: curves, sweeps, progress measures, attention maps."""

@@ -1,0 +1,204 @@
+"""Figures of the progress measures (:mod:`modarith.study.progress_measures`) and of time to grok
+(Kaplan–Meier curves of :mod:`modarith.study.compare` results). Like :mod:`modarith.plotting.plots`, every ``plot_*`` function returns
+``(fig, caption)`` with a caption computed from the data it was given."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from modarith.plotting.plots import TRAIN_COLOR, VAL_COLOR
+from modarith.study.progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
+from modarith.study.survival import fmt_steps, km_curve, km_median
+
+MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
+    "loss": ("train loss (result token)", TRAIN_COLOR, "-"),
+    "restricted_loss": ("restricted loss", "tab:green", "-"),
+    "excluded_loss": ("excluded loss", "tab:purple", "--"),
+    "top_k_fraction": ("energy in key frequencies", "tab:orange", "-"),
+    "gini": ("Gini of the spectrum", "tab:brown", "--"),
+    "restricted_loss_null": ("restricted loss, random non-key frequencies (null)", "tab:green", ":"),
+    "excluded_loss_null": ("excluded loss, random non-key frequencies (null)", "tab:purple", ":"),
+    "restricted_loss_all": ("restricted loss, every frequency (ceiling)", "tab:gray", "-."),
+    "logit_key_fraction": ("logit energy in key frequencies", "tab:red", "-"),
+}
+
+
+def _first_at_least(steps, values, bar: float) -> float:
+    for s, v in zip(steps, values):
+        if v >= bar:
+            return float(s)
+    return math.nan
+
+
+def plot_progress(history: dict, progress: pd.DataFrame, keys: list[int], name: str,
+                  bar: float = 0.99) -> tuple[plt.Figure, str]:
+    """Accuracy curves (top), restricted/excluded loss beside their random-key null (middle)
+    and spectrum concentration (bottom) of one run against the step (linear x from 0); a
+    dotted line where A_val first ≥ ``bar``."""
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
+    steps = history["step"]
+    ax = axes[0]
+    ax.plot(steps, history["train_acc"], color=TRAIN_COLOR, label="train")
+    ax.plot(steps, history["val_acc"], color=VAL_COLOR, label="validation")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="lower right")
+    t_grok = _first_at_least(steps, history["val_acc"], bar)
+    for row, measures in ((1, ("loss", "restricted_loss", "excluded_loss", "restricted_loss_null",
+                               "excluded_loss_null", "restricted_loss_all")),
+                          (2, ("logit_key_fraction", "top_k_fraction", "gini"))):
+        ax = axes[row]
+        for m in measures:
+            sub = progress[progress.measure == m].sort_values("step")
+            if len(sub):
+                label, color, ls = MEASURE_STYLE[m]
+                ax.plot(sub.step, sub.value, color=color, ls=ls, marker=".", label=label)
+        ax.legend(loc="best", fontsize="small")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("loss")
+    axes[2].set_ylabel("fraction / Gini")
+    axes[2].set_xlabel("step t")
+    axes[2].set_xlim(0, max(steps))
+    for ax in axes:
+        if math.isfinite(t_grok):
+            ax.axvline(t_grok, color="k", ls=":", lw=1)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+
+    caption = (f"{name}: accuracy and progress measures over training ({len(keys)} key frequencies, "
+               f"chosen from the last snapshot's logits: {keys}; dotted: the median over sets of "
+               f"as many random frequencies drawn from the other frequencies; dash-dotted: the restricted "
+               f"loss with every frequency of a ∘ b, the ceiling). The result logits are projected, not neurons.")
+    frac = progress[progress.measure == "top_k_fraction"].sort_values("step")
+    lk = progress[progress.measure == "logit_key_fraction"].sort_values("step")
+    if len(lk):
+        caption += (f" The logits' a ∘ b energy in the keys goes from {lk.value.iloc[0]:.2f} to "
+                    f"{lk.value.iloc[-1]:.2f}.")
+    if len(frac):
+        caption += (f" The energy of the number embeddings in the {len(keys)} key frequencies goes from "
+                    f"{frac.value.iloc[0]:.2f} at t = {int(frac.step.iloc[0])} to "
+                    f"{frac.value.iloc[-1]:.2f} at t = {int(frac.step.iloc[-1])}.")
+    caption += (f" A_val first reaches {bar} at t = {int(t_grok)} (dotted line)." if math.isfinite(t_grok)
+                else f" A_val never reaches {bar} in this run.")
+    exc = progress[progress.measure == "excluded_loss"].sort_values("step")
+    if len(exc):
+        rest = progress[progress.measure == "restricted_loss"].sort_values("step")
+        caption += (f" Restricted loss {rest.value.iloc[0]:.3g} → {rest.value.iloc[-1]:.3g}, excluded loss "
+                    f"{exc.value.iloc[0]:.3g} → {exc.value.iloc[-1]:.3g} (first → last snapshot).")
+        rn = progress[progress.measure == "restricted_loss_null"].sort_values("step")
+        en = progress[progress.measure == "excluded_loss_null"].sort_values("step")
+        if len(rn) and len(en):
+            caption += (f" With random keys instead: restricted {rn.value.iloc[-1]:.3g}, excluded "
+                        f"{en.value.iloc[-1]:.3g} at the last snapshot.")
+    return fig, caption
+
+
+def plot_fourier_heatmaps(embeddings: dict[str, np.ndarray]) -> tuple[plt.Figure, str]:
+    """One heatmap per trained model: norm of the number embeddings' Fourier coefficient
+    (cos and sin together) per frequency k (rows) and embedding dimension (columns, sorted by
+    their dominant frequency). ``embeddings``: name -> E (p, d)."""
+    n = len(embeddings)
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4.2), squeeze=False)
+    parts = []
+    for ax, (name, E) in zip(axes[0], embeddings.items()):
+        C = fourier_coefficients(E).pow(2).sum(1).sqrt().numpy()  # (F, d)
+        order = np.lexsort((-C.max(0), C[1:].argmax(0)))  # dims grouped by dominant k >= 1
+        im = ax.imshow(C[:, order], aspect="auto", cmap="viridis", interpolation="nearest")
+        ax.set_xlabel("embedding dimension (sorted by dominant frequency)")
+        ax.set_ylabel("frequency k")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(name)
+        fig.colorbar(im, ax=ax, label="|coefficient|")
+        spec = np.sqrt((C**2).sum(1))
+        keys = key_frequencies(spec)
+        parts.append(f"{name}: key frequencies k = {', '.join(map(str, keys))} hold "
+                     f"{top_k_fraction(spec, max(len(keys), 1)):.0%} of the non-constant energy")
+    fig.tight_layout()
+    return fig, ("Fourier coefficients of the trained number embeddings over Z/pZ, per frequency and "
+                 "dimension. " + "; ".join(parts) + ".")
+
+
+def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
+    """One panel per comparison (:class:`modarith.study.compare.ComparisonResult`): the
+    Kaplan–Meier fraction of measured seeds grokked by step t for each arm, with its band;
+    runs that never grok are censored at T (ticks), so a curve below 1 at T means censored
+    runs, not an infinite time."""
+    n = len(results)
+    cols = min(n, 3)
+    rows_n = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), squeeze=False, sharey=True)
+    colors = plt.get_cmap("tab10")
+    parts = []
+    for ax, res in zip(axes.flat, results):
+        T = float(res.measured["T"].max())
+        med = res.medians(level).set_index("arm")
+        for i, (arm, c) in enumerate(res.curves(level).items()):
+            x = np.append(c.step.to_numpy(), T)
+            ax.step(x, np.append(c.grokked.to_numpy(), c.grokked.iloc[-1]), where="post", color=colors(i),
+                    label=f"{arm} (lr {res.best_lr[arm]:g})")
+            ax.fill_between(x, np.append(c.low.to_numpy(), c.low.iloc[-1]),
+                            np.append(c.high.to_numpy(), c.high.iloc[-1]), step="post", color=colors(i),
+                            alpha=0.15, lw=0)
+            m = med.loc[arm]
+            parts.append(f"{res.comparison.name}, {arm}: {m['n_grokked']}/{m['n']} grokked, median "
+                         f"{fmt_steps(m['median'])}")
+        ax.set_title(f"{res.comparison.name} (A_val ≥ {res.comparison.threshold:g})", fontsize="medium")
+        ax.set_xlim(0, T)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("step t")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize="x-small")
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction grokked (KM)")
+    fig.tight_layout()
+    bars = ", ".join(dict.fromkeys(f"{r.comparison.name}: {r.comparison.threshold:g}" for r in results))
+    return fig, (f"Time to grok (A_val at or above the bar and staying there; bars {bars}), Kaplan–Meier "
+                 "estimate of the fraction "
+                 f"of measured seeds grokked by step t with its {level:.0%} band; runs that never grok "
+                 "are censored at T. " + "; ".join(parts) + ".")
+
+
+def plot_km_arms(frame: pd.DataFrame, panels: dict[str, list[str]], threshold: float, window: int | None,
+                 level: float = 0.95) -> tuple[plt.Figure, str]:
+    """One panel per entry of ``panels`` (title -> arm names of ``frame``, one row per run with
+    ``arm, time, observed, T``, e.g. :meth:`modarith.study.compare.Design.frame`): the Kaplan–Meier
+    fraction of seeds grokked by step t for each arm, with its band; runs that never grok are
+    censored at T, so a curve below 1 at T means censored runs, not an infinite time."""
+
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 3.6), squeeze=False, sharey=True)
+    colors = plt.get_cmap("tab10")
+    parts = []
+    T = float(frame["T"].max())
+    for ax, (title, arms) in zip(axes[0], panels.items()):
+        for i, arm in enumerate(arms):
+            f = frame[frame.arm == arm]
+            if f.empty:
+                raise ValueError(f"arm {arm!r} has no runs in the frame (arms: {sorted(set(frame.arm))})")
+            c = km_curve(f["time"], f["observed"], level)
+            x = np.append(c.step.to_numpy(), T)
+            ax.step(x, np.append(c.grokked.to_numpy(), c.grokked.iloc[-1]), where="post", color=colors(i),
+                    label=arm)
+            ax.fill_between(x, np.append(c.low.to_numpy(), c.low.iloc[-1]),
+                            np.append(c.high.to_numpy(), c.high.iloc[-1]), step="post", color=colors(i),
+                            alpha=0.12, lw=0)
+            m = km_median(f["time"], f["observed"], level)
+            parts.append(f"{arm}: {m['n_grokked']}/{m['n']} grokked, median {fmt_steps(m['median'])}")
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlim(0, T)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("step t")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize="x-small")
+    axes[0, 0].set_ylabel("fraction grokked (KM)")
+    fig.tight_layout()
+    held = f"held for {window} consecutive evaluations" if window else "staying there to the end"
+    return fig, (f"Time to grok (A_val ≥ {threshold:g} {held}; the time is the first step of that window), "
+                 f"Kaplan–Meier estimate of the fraction of seeds grokked by step t with its {level:.0%} band; "
+                 f"runs that never grok are censored at T = {fmt_steps(T)}. " + "; ".join(parts) + ".")

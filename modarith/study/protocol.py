@@ -1,0 +1,511 @@
+"""The protocol as plain data: SPEC's grids, the reduced profiles, and the report's notebooks.
+
+Each experiment notebook builds its runs in plain sight from :func:`knobs`::
+
+    knobs = protocol.knobs("data_size", settings.profile)
+    configs = [RunConfig(model=m, r_train=r, seed=s, **knobs.base[m])
+               for m in knobs.models for r in knobs.grid["r_train"] for s in knobs.seeds]
+
+Profiles: ``full`` is SPEC's protocol exactly (about 1.5 M run-steps, a GPU job); ``quick``
+shows the same phenomena on a 2-core CPU with labelled reductions (:func:`changes` prints
+them); ``smoke`` takes seconds per experiment (CI). ``auto`` resolves to ``full`` on CUDA and
+``quick`` elsewhere (:func:`resolve_profile`). Nothing here branches on an experiment's name:
+the experiments are rows of :data:`EXPERIMENTS`, the profiles rows of :data:`PROFILE_KNOBS`.
+Every notebook of the report is a row of :data:`EXPERIMENTS` (title, ``--only`` keys); a row
+with no models trains nothing (the parameter counts, the fidelity summary). A notebook's
+settings (folders, Google Drive) are :mod:`modarith.reporting.notebook`'s.
+
+(Over 400 lines: the protocol is data — every profile's knobs and every notebook's row — and
+reads best as one table of tables.)
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, fields
+
+import pandas as pd
+
+from modarith.models.config import MODELS, RunConfig, did_you_mean
+from modarith.runtime.devices import resolve_device
+
+#: The repository the Colab badges open and the install cells pip-install from
+#: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
+REPO_URL = "https://github.com/modarith/modarith"
+#: The branch the Colab badges open; the install cells install its default branch unless
+#: ``MODARITH_REF`` names a branch or tag (the release ``v`` + ``modarith.__version__``, the
+#: version's one place).
+REPO_REF = "main"
+
+PROFILES = ("smoke", "quick", "full")
+PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
+SEEDS = (0, 42)
+
+# --------------------------------------------------------------------------- profile knobs
+# What each profile sets. "base" applies to every run, "model_base" per model; "steps…" keys
+# are a number or a {model: number} dict; an experiment names the keys it reads (EXPERIMENTS).
+_FULL = {
+    "base": {},  # RunConfig defaults = SPEC's training defaults
+    "model_base": {"lstm": {}, "gpt": {}},
+    "seeds": SEEDS,
+    "steps": 10_001,
+    "steps_compute": 20_001,
+    "steps_regularization": 40_001,
+    "r_grid": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "orders_p": 11,
+    "L_grid": (1, 2, 3),
+    "d_grid": (64, 128, 256),
+    "B_grid": (32, 64, 128, 256, 512),
+    "wd_grid": (0.25, 0.5, 0.75, 1.0),
+    "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "size_pick": {"num_layers": 3, "d_model": 256},  # the biggest model-size GPT (4.8)
+    "lr_sanity": 1e-3,  # SPEC's lr
+}
+
+# Quick profile (2-core CPU): every claim of the seed answered at SPEC's *dynamics* — lr 1e-3,
+# weight decay 1 (unless swept), batch 512, T = 10⁴+1 — on reduced grids and one seed; only
+# the sanity check keeps both seeds. Issue 21 (benchmarks/CALIBRATION.md): at lr 3e-3 and
+# T 1.5–4k, 7 of the seed's 11 claims came out differently, and a changed lr or horizon says
+# nothing about the seed. Two horizons differ from SPEC's, each stated by 49_fidelity:
+#   orders T = 5,001: training does not depend on T (no schedule), so a shorter run is a prefix
+#     of SPEC's; its first steps at A_val ≥ 0.9 (the claim's measure) are SPEC's when they lie
+#     before T (measured at SPEC's dynamics: ≤ 3,500 for both models, seeds 0 and 42);
+#   regularization T = 10,001 (SPEC 4·10⁴+1, 80k LSTM run-steps, over the budget): t_f(L_val)
+#     needs SPEC's horizon, so 49_fidelity reports claim 10 as not tested at SPEC's dynamics.
+# Runs shared between experiments (one training, `Store` returns it to each): sanity seed 0 =
+# data_size r 0.5 = model_size (L 2, d 128) = compute B 512 = regularization wd 1 (LSTM).
+# The LSTM snapshots its weights every 500 steps (~23 MB a run) so that ‖θ‖₂ can be read
+# without the token embedding (claim 11; issue 21.3).
+_QUICK = {
+    "base": {},  # p = 31, d = 128, L = 2, lr 1e-3, weight decay 1, batch 512 (SPEC)
+    "model_base": {"lstm": {"snapshot_every": 500}, "gpt": {}},
+    "seeds": (0,),
+    "seeds_sanity": SEEDS,
+    "lr_sanity": 1e-3,  # SPEC's lr
+    "steps_sanity": 10_001,  # SPEC's T
+    "steps": 10_001,  # SPEC's T
+    "steps_orders": 5_001,  # a prefix of SPEC's 10⁴+1 (see above)
+    "steps_compute": 10_001,  # SPEC 2·10⁴+1; 4.6 makes no claim 49_fidelity tests
+    "steps_regularization": 10_001,  # SPEC 4·10⁴+1 (see above)
+    "r_grid": (0.3, 0.4, 0.5),  # the seed's thresholds: LSTM overfits at 0.4, GPT at 0.3
+    "orders_p": 11,
+    "L_grid": (1, 2),
+    "d_grid": (64, 128),
+    "B_grid": (64, 512),
+    "wd_grid": (0.5, 1.0),
+    "alphas": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    # the biggest model-size GPT other than the sanity run (L 2, d 128 is the sanity GPT here)
+    "size_pick": {"num_layers": 1, "d_model": 128},
+}
+
+_SMOKE = {
+    "base": {"p": 7, "lr": 1e-2, "num_layers": 1, "eval_dense": 5, "eval_every": 5},
+    "model_base": {"lstm": {"d_model": 16}, "gpt": {"d_model": 16}},
+    "seeds": (0,),
+    "steps": 20,
+    "steps_compute": 24,
+    "steps_regularization": 24,
+    "r_grid": (0.3, 0.7),
+    "orders_p": 5,
+    "L_grid": (1, 2),
+    "d_grid": (8, 16),
+    "B_grid": (8, 16),
+    "wd_grid": (0.5, 1.0),
+    "alphas": (0.5, 1.0),
+    "size_pick": {"num_layers": 2, "d_model": 16},
+    "lr_sanity": 1e-2,  # the smoke lr
+}
+
+PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
+
+@dataclass(frozen=True)
+class Experiment:
+    """One notebook of the report as data: its title, ``--only`` keys, and which knobs of a
+    profile its runs read (``models=()``: it trains nothing)."""
+
+    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
+    title: str  # the notebook's title (its first heading)
+    notebook: str  # notebook file stem under notebooks/
+    models: tuple[str, ...] = MODELS  # architectures trained (() = none)
+    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
+    grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
+    fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
+    steps: str = "steps"  # profile knob of T
+    seeds: str = "seeds"  # profile knob of the seeds (falls back to "seeds")
+    alphas: bool = False  # best values also sliced at T_max = α·T
+    picks: tuple = ()  # (label, source experiment, model, {field: value or knob}) chosen runs
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
+                                   "00_parameter_counts", models=(), keys=("1", "2.6", "2.10", "params")),
+    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
+                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
+                         keys=("4.1", "4.2")),
+    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
+                            grid={"r_train": "r_grid"}, keys=("4.3",)),
+    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
+                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", keys=("4.4",)),
+    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
+                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, keys=("4.5",)),
+    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
+                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, keys=("4.6",)),
+    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
+                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
+                                 steps="steps_regularization", keys=("4.7",)),
+    "interpretability": Experiment(
+        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
+        models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
+                                ("orders GPT (binary + ternary)", "orders", "gpt", {}),
+                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
+    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity", models=()),
+    # Its runs are fixed arms on paired seeds (modarith.study.compare.Design): configs("beyond", profile)
+    # gives them from beyond_knobs (COMPARISON_EXPERIMENTS, below), so the build plans and trains them.
+    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond", models=(),
+                         keys=("5", "grokking")),
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The plain values one experiment uses in one profile."""
+
+    experiment: str  # a key of EXPERIMENTS
+    profile: str  # smoke | quick | full
+    models: tuple[str, ...]  # architectures trained
+    seeds: tuple[int, ...]  # seeds of every configuration
+    base: dict  # model -> RunConfig keyword arguments shared by all its runs (not the grid's)
+    grid: dict  # swept RunConfig field -> values in sweep order ({} when nothing is swept)
+    alphas: tuple[float, ...] = ()  # T_max = α·T slices of the best values (() = none)
+    picks: tuple = ()  # (label, RunConfig) of runs chosen from other experiments
+
+    def configs(self) -> list[RunConfig]:
+        """Every run: models × grid points × seeds (or the picked runs), in that order."""
+        if self.picks:
+            return [c for _, c in self.picks]
+        names = list(self.grid)
+        return [RunConfig(model=m, seed=s, **self.base[m], **dict(zip(names, point)))
+                for m in self.models for point in itertools.product(*self.grid.values())
+                for s in self.seeds]
+
+
+def check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} = {value!r} is invalid: expected one of {tuple(choices)}"
+                         f"{did_you_mean(value, choices)}")
+    return value
+
+
+def knobs(experiment: str, profile: str) -> Knobs:
+    """The knobs of ``experiment`` (a key of :data:`EXPERIMENTS`) in ``profile``."""
+    e = EXPERIMENTS[check_choice("experiment", experiment, EXPERIMENTS)]
+    k = PROFILE_KNOBS[check_choice("profile", profile, PROFILES)]
+
+    def value(v):
+        return k[v] if isinstance(v, str) else v
+
+    base = {}
+    for m in e.models:
+        steps = k.get(e.steps, k["steps"])
+        kw = {**k["base"], **k["model_base"][m], **{f: value(v) for f, v in e.fixed.items()},
+              "steps": steps[m] if isinstance(steps, dict) else steps}
+        base[m] = {f: v for f, v in kw.items() if f not in e.grid}
+    picks = []
+    for label, source, model, where in e.picks:
+        where = value(where)
+        found = [c for c in knobs(source, profile).configs()
+                 if c.model == model and all(getattr(c, f) == v for f, v in where.items())]
+        picks.append((label, found[0]))
+    return Knobs(experiment, profile, e.models, tuple(k.get(e.seeds, k["seeds"])), base,
+                 {f: tuple(k[v]) for f, v in e.grid.items()},
+                 tuple(k["alphas"]) if e.alphas else (), tuple(picks))
+
+
+def configs(experiment: str, profile: str) -> list[RunConfig]:
+    """Run configs of ``experiment`` in ``profile`` (what its notebook trains; [] for a row
+    without models). A key of :data:`COMPARISON_EXPERIMENTS` (a notebook whose runs are built
+    from its own knobs, e.g. ``beyond_knobs``) gives that notebook's runs."""
+    if experiment in COMPARISON_EXPERIMENTS:
+        return COMPARISON_EXPERIMENTS[experiment](check_choice("profile", profile, PROFILES)).configs()
+    return knobs(experiment, profile).configs()
+
+
+def trained() -> list[str]:
+    """Names of the rows of :data:`EXPERIMENTS` that train runs (those with models)."""
+    return [name for name, e in EXPERIMENTS.items() if e.models]
+
+
+def select(only: str | None) -> list[str]:
+    """Rows of :data:`EXPERIMENTS` chosen by ``--only`` (comma-separated names or keys, e.g.
+    ``"4.3,4.5"``), in report order; all if None or empty. Raises ``ValueError`` naming
+    ``--only`` and the accepted keys for an unknown one."""
+    if only is None or not only.strip():
+        return list(EXPERIMENTS)
+    known = {key: name for name, e in EXPERIMENTS.items() for key in (*e.keys, name)}
+    wanted = [key.strip() for key in only.split(",") if key.strip()]
+    unknown = [key for key in wanted if key not in known]
+    if unknown:
+        hints = "".join(did_you_mean(key, known) for key in unknown)
+        raise ValueError(f"--only: unknown key(s) {', '.join(map(repr, unknown))}{hints}; "
+                         f"accepted: {', '.join(known)}")
+    chosen = {known[key] for key in wanted}
+    return [name for name in EXPERIMENTS if name in chosen]
+
+
+def resolve_profile(profile: str, device: str = "auto") -> str:
+    """``"auto"`` -> ``"full"`` on CUDA, ``"quick"`` elsewhere; other values are checked."""
+    check_choice("profile", profile, ("auto", *PROFILES))
+    if profile != "auto":
+        return profile
+    if device == "auto":
+        device = resolve_device(device)
+    return "full" if str(device).startswith("cuda") else "quick"
+
+
+# --------------------------------------------------------------------------- tables
+def list_experiments(names: list[str] | None = None) -> pd.DataFrame:
+    """One row per experiment of ``names`` (default: those that train, :func:`trained`; the
+    CLI's ``list`` gives every row of :data:`EXPERIMENTS`): name, problem, notebook, runs and
+    run-steps (Σ T) per profile, then a row of the distinct runs of all of them (shared runs
+    count once). Time on this device: :func:`modarith.runtime.plan.plan`."""
+    rows, distinct = [], {p: {} for p in PROFILES}
+    for name in trained() if names is None else names:
+        e = EXPERIMENTS[name]
+        row = {"name": name, "problem": e.problem, "notebook": e.notebook}
+        for p in PROFILES:
+            cs = configs(check_choice("experiment", name, EXPERIMENTS), p)
+            row[f"runs_{p}"] = len(cs)
+            row[f"run_steps_{p}"] = sum(c.total_steps for c in cs)
+            distinct[p].update(dict.fromkeys(cs))
+        rows.append(row)
+    total = {"name": "all (distinct runs)", "problem": "", "notebook": ""}
+    for p in PROFILES:
+        total[f"runs_{p}"] = len(distinct[p])
+        total[f"run_steps_{p}"] = sum(c.total_steps for c in distinct[p])
+    return pd.DataFrame([*rows, total])
+
+
+def values_text(values) -> str:
+    """A set of values as text: ``0.5`` or ``{0.1, 0.2}``."""
+    vals = sorted(set(values), key=lambda v: (str(type(v)), v))
+    text = [f"{v:g}" if isinstance(v, float) else str(v) for v in vals]
+    return text[0] if len(text) == 1 else "{" + ", ".join(text) + "}"
+
+
+def changes(experiment: str, profile: str) -> pd.DataFrame:
+    """What ``profile`` changes from SPEC's protocol (``full``) in ``experiment``.
+
+    Columns ``model, field, full, <profile>``: one row per RunConfig field whose set of values
+    differs, per model (``both`` when the models changed alike), an ``alpha`` row when the
+    T_max slices differ, and a last ``runs`` row (runs, Σ T). Computed from the configs the two
+    profiles expand to, so it cannot drift from what runs.
+    """
+    full, mine = knobs(experiment, "full"), knobs(experiment, profile)
+    fc, mc = full.configs(), mine.configs()
+    rows: dict[tuple, dict] = {}
+    for f in (f.name for f in fields(RunConfig) if f.name != "model"):
+        for m in full.models:
+            a = values_text(getattr(c, f) for c in fc if c.model == m)
+            b = values_text(getattr(c, f) for c in mc if c.model == m)
+            if a != b:
+                key = (f, a, b)
+                if key in rows:
+                    rows[key]["model"] = "both"
+                else:
+                    rows[key] = {"model": m, "field": f, "full": a, profile: b}
+    out = list(rows.values())
+    if full.alphas != mine.alphas:
+        out.append({"model": "both", "field": "alpha", "full": values_text(full.alphas),
+                    profile: values_text(mine.alphas)})
+    out.append({"model": "both", "field": "runs",
+                "full": f"{len(fc)} runs, {sum(c.total_steps for c in fc):,} steps",
+                profile: f"{len(mc)} runs, {sum(c.total_steps for c in mc):,} steps"})
+    return pd.DataFrame(out, columns=["model", "field", "full", profile])
+
+
+def reductions(profile: str = "quick") -> pd.DataFrame:
+    """:func:`changes` of every experiment in one frame (column ``experiment`` first)."""
+    return pd.concat([changes(n, profile).assign(experiment=n) for n in trained()],
+                     ignore_index=True)[["experiment", "model", "field", "full", profile]]
+
+
+# =========================================================================== fair comparisons
+# A comparison as data (what it trains); modarith.study.compare tunes, trains and tests it.
+GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
+MIN_SEEDS = 8  # measured seeds per arm, at least
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One recipe: a name and the RunConfig fields it changes from the comparison's base."""
+
+    name: str
+    changes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Arms on one base configuration; the first arm is the reference the others are
+    compared with."""
+
+    name: str  # a label (e.g. "GPT, SPEC's optimizer")
+    base: dict  # RunConfig keyword arguments shared by every arm (model, p, steps, ...)
+    arms: tuple[Arm, ...]
+    lr_grid: tuple[float, ...]  # learning rates tried for each arm on the tuning seeds
+    tuning_seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # measured seeds, disjoint from the tuning seeds
+    threshold: float = GROK_THRESHOLD
+    stay: int | None = None  # None: A_val must stay >= threshold to the end
+    min_seeds: int = MIN_SEEDS
+    planned_lr: dict = field(default_factory=dict)  # arm -> the rate a plan assumes (default: lr_grid[0])
+
+    def __post_init__(self):
+        object.__setattr__(self, "arms", tuple(self.arms))
+        for name in ("lr_grid", "tuning_seeds", "seeds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not self.arms or len({a.name for a in self.arms}) != len(self.arms):
+            raise ValueError(f"Comparison.arms = {[a.name for a in self.arms]!r} is invalid: "
+                             "expected at least one arm, with distinct names")
+        for a in self.arms:
+            bad = {"seed", "lr"} & set(a.changes)
+            if bad:
+                raise ValueError(f"Arm {a.name!r} changes {sorted(bad)}: seeds and learning rates are "
+                                 "set by the comparison (seeds, tuning_seeds, lr_grid)")
+        if not self.lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_grid):
+            raise ValueError(f"Comparison.lr_grid = {self.lr_grid!r} is invalid: expected numbers > 0")
+        if len(self.seeds) < self.min_seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"Comparison.seeds = {self.seeds!r} is invalid: expected at least "
+                             f"{self.min_seeds} distinct measured seeds")
+        if not self.tuning_seeds or set(self.tuning_seeds) & set(self.seeds):
+            raise ValueError(f"Comparison.tuning_seeds = {self.tuning_seeds!r} is invalid: expected "
+                             "at least one seed, none of them a measured seed")
+        for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
+            self.config(a, self.lr_grid[0], self.seeds[0])
+        bad = {a: v for a, v in self.planned_lr.items() if a not in {x.name for x in self.arms}
+               or v not in self.lr_grid}
+        if bad:
+            raise ValueError(f"Comparison.planned_lr = {self.planned_lr!r} is invalid: expected arm names "
+                             f"mapped to rates of lr_grid {self.lr_grid}")
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ValueError(f"arm = {name!r} is invalid: expected one of {[a.name for a in self.arms]}")
+
+    def config(self, arm: Arm, lr: float, seed: int) -> RunConfig:
+        return RunConfig(**{**self.base, **arm.changes, "lr": lr, "seed": seed})
+
+    def tuning_configs(self) -> list[RunConfig]:
+        """Every arm × learning rate × tuning seed."""
+        return [self.config(a, lr, s) for a in self.arms for lr in self.lr_grid for s in self.tuning_seeds]
+
+    def measured_configs(self, best_lr: dict[str, float]) -> list[RunConfig]:
+        """Every arm × measured seed at that arm's chosen learning rate."""
+        return [self.config(a, best_lr[a.name], s) for a in self.arms for s in self.seeds]
+
+    def plan_configs(self) -> list[RunConfig]:
+        """What the comparison trains, for a plan made before tuning: the tuning runs, and the
+        measured runs at each arm's ``planned_lr`` (the rate tuning chose when the protocol
+        was calibrated; default the grid's first). Tuning is deterministic, so on the same
+        code the plan's measured runs are the ones the comparison trains; if tuning chooses
+        another rate, those runs train in addition (the rate does not change a run's cost)."""
+        return self.tuning_configs() + self.measured_configs(
+            {a.name: self.planned_lr.get(a.name, self.lr_grid[0]) for a in self.arms})
+
+
+
+# =========================================================================== beyond (50_beyond)
+# Notebook 50_beyond as data (issue 27): fixed arms on paired seeds, no learning rate tuned on
+# any seed (modarith.study.compare.Design), grokked = A_val >= threshold held for `window`
+# consecutive evaluations (modarith.study.grok.grok_step).
+#   positive control: the centre arm (eta, lambda) = `centre`, which must grok on most seeds by T;
+#   negative control: the same eta at lambda = 0 (AdamW without weight decay);
+#   question 1 (does eta*lambda alone set the time to grok?): arms of equal eta*lambda and
+#       different eta (`equal_product`: factors f, arm (f*eta, lambda/f)), and arms at other
+#       products at the centre eta (`product_factors`: (eta, f*lambda));
+#   question 2 (can ⊥Grad or StableMax replace weight decay?): at lambda = 0 and the centre eta,
+#       the changes of `no_decay_arms` (AdamW itself is the negative control);
+#   Grokfast at its authors' setting (`grokfast`, full profile only: a GPU job).
+# The quick scale was chosen by a pilot on this 2-core machine (the notebook's knobs section
+# says what was tried); every arm of a profile shares one group key, so they train vectorised.
+NO_DECAY_ARMS = {"AdamW, λ = 0": {}, "⊥Grad, λ = 0": {"orthograd": True},
+                 "StableMax, λ = 0": {"loss": "stablemax"},
+                 "⊥Grad + StableMax, λ = 0": {"orthograd": True, "loss": "stablemax"}}
+# Grokfast's own setting (Lee et al. 2024, ironjr/grokfast main.py; SPEC "Reference settings"):
+# 2-layer decoder d 128, 4 heads, x·y mod 97, 50 % train, batch 512, torch.optim.Adam lr 1e-3,
+# β (0.9, 0.98), 10-step warm-up, no clipping; EMA α 0.98, λ 2 at (coupled) wd 0.005 against
+# Adam at wd 0. Their generator leaves y = 0 out; our "*" keeps it (97 of 9,409 equations).
+GROKFAST_SETTING = {"model": "gpt", "p": 97, "operator": "*", "r_train": 0.5, "num_layers": 2,
+                    "d_model": 128, "num_heads": 4, "batch_size": 512, "optimizer": "adam", "lr": 1e-3,
+                    "beta2": 0.98, "warmup_steps": 10, "clip_norm": 0.0, "steps": 50_000,
+                    "eval_dense": 0, "eval_every": 10}
+GROKFAST_ARMS = {"Adam, wd 0": {"weight_decay": 0.0},
+                 "Adam + Grokfast-EMA (α 0.98, λ 2), wd 0.005": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0,
+                                                                  "weight_decay": 0.005}}
+GROKFAST_REPORTED = {"Adam, wd 0": 39_890, "Adam + Grokfast-EMA (α 0.98, λ 2), wd 0.005": 910}  # steps to 95 %
+
+_BEYOND = {
+    "smoke": {"base": {"model": "lstm", "p": 7, "num_layers": 1, "d_model": 8, "steps": 40, "eval_dense": 0,
+                       "eval_every": 5, "record_collapse": True, "snapshot_every": 20},
+              "seeds": (0, 1, 2), "centre": (1e-2, 1.0), "equal_product": (1.0, 0.5), "product_factors": (2.0,),
+              "threshold": 0.99, "window": 2, "grokfast": None},
+    "quick": {"base": {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64,
+                       "steps": 3_000, "eval_dense": 0, "eval_every": 50, "record_collapse": True,
+                       "snapshot_every": 500},
+              "seeds": (6, 7, 8, 9, 10, 11), "centre": (1.2e-2, 0.5), "equal_product": (1.0, 0.5, 2.0),
+              "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4, "grokfast": None},
+    "full": {"base": {"model": "lstm", "eval_dense": 0, "eval_every": 50, "record_collapse": True,
+                      "snapshot_every": 1_000},
+             "seeds": tuple(range(8)), "centre": (1.2e-2, 0.5), "equal_product": (1.0, 0.5, 2.0),
+             "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4,
+             "grokfast": {"base": GROKFAST_SETTING, "arms": GROKFAST_ARMS, "seeds": (0, 1, 2, 3),
+                          "threshold": 0.95, "window": 1}},
+}
+
+
+@dataclass(frozen=True)
+class BeyondKnobs:
+    """Notebook 50_beyond's knobs in one profile (plain data; :meth:`arms` expands them)."""
+
+    profile: str
+    base: dict  # RunConfig keyword arguments shared by every arm
+    seeds: tuple[int, ...]  # paired seeds: every arm trains each of them
+    centre: tuple[float, float]  # (η, λ) of the positive control
+    equal_product: tuple[float, ...]  # factors f: arms (f·η, λ/f), the centre's η·λ
+    product_factors: tuple[float, ...]  # factors f: arms (η, f·λ)
+    threshold: float  # A_val bar of "grokked"
+    window: int  # consecutive evaluations the bar must hold
+    grokfast: dict | None  # Grokfast at its authors' setting (base, arms, seeds, threshold, window)
+
+    def arms(self) -> dict[str, dict]:
+        """Arm name -> RunConfig changes: the centre first, the equal-product arms, the other
+        products, then the λ = 0 arms (:data:`NO_DECAY_ARMS`, AdamW first)."""
+        eta, lam = self.centre
+        pairs = [(f * eta, lam / f) for f in self.equal_product] + [(eta, f * lam) for f in self.product_factors]
+        out = {f"η {e:g}, λ {w:g}": {"lr": e, "weight_decay": w} for e, w in dict.fromkeys(pairs)}
+        out.update({n: {"lr": eta, "weight_decay": 0.0, **ch} for n, ch in NO_DECAY_ARMS.items()})
+        return out
+
+    def grokfast_arms(self) -> dict[str, dict]:
+        """Grokfast's arms at its authors' setting (empty in a profile without it)."""
+        return {} if self.grokfast is None else dict(self.grokfast["arms"])
+
+    def configs(self) -> list[RunConfig]:
+        """Every run the notebook trains: each arm × seed, arm by arm, then Grokfast's
+        (:func:`modarith.study.compare.design` frames the same runs as a comparison)."""
+        out = [RunConfig(**{**self.base, **ch, "seed": s}) for ch in self.arms().values() for s in self.seeds]
+        g = self.grokfast
+        if g is not None:
+            out += [RunConfig(**{**g["base"], **ch, "seed": s}) for ch in g["arms"].values() for s in g["seeds"]]
+        return out
+
+
+def beyond_knobs(profile: str) -> BeyondKnobs:
+    """The knobs of notebook 50_beyond in ``profile``."""
+    k = _BEYOND[check_choice("profile", profile, PROFILES)]
+    return BeyondKnobs(profile, dict(k["base"]), tuple(k["seeds"]), tuple(k["centre"]), tuple(k["equal_product"]),
+                       tuple(k["product_factors"]), k["threshold"], k["window"], k["grokfast"])
+
+
+COMPARISON_EXPERIMENTS = {"beyond": beyond_knobs}

@@ -1,0 +1,407 @@
+"""The seed report's published numbers and claims as plain data, and helpers that compare ours
+with them.
+
+The seed is the course report that SPEC reproduces (IFT6135 winter 2025, homework 2, practical
+part; ``seed/000_a133b5cd909dde9d.txt`` beside SPEC.md). Everything here is quoted from it, with
+the section it comes from:
+
+* :data:`TABLE1` — Table 1 of Problem 4.2 (best values, mean ± std over two seeds, and t_f),
+  every number kept as the seed prints it (:class:`Quoted`), so its precision is known.
+* :data:`CLAIMS` — one :class:`Claim` per question the fidelity section answers: the seed's
+  words verbatim and its answer as data (a number, a word or a direction per model).
+* :func:`verdict` — is our mean within the seed's mean ± std? :func:`agreement` — does our
+  answer to a claim equal the seed's?
+* :func:`dynamics`, :func:`reference_config`, :func:`training_key` — at which dynamics runs
+  answer a claim (SPEC's lr, weight decay, batch and T, or reduced ones).
+
+Nothing here knows how our runs are made; :mod:`modarith.study.claims` measures our answers and
+decides the verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from modarith.models.config import OPTIONAL_DEFAULTS, RunConfig
+from modarith.models.registry import MODELS, display_name
+
+SOURCE = "seed/000_a133b5cd909dde9d.txt"  # beside SPEC.md; Felix Wilhelmy, April 5, 2025
+
+WITHIN = "within the seed's spread"
+OUTSIDE = "outside"
+AGREE = "agree"
+DISAGREE = "disagree"
+NOT_ENOUGH = "not enough runs"
+#: How a claim's measure depends on the horizon T: "first" — fixed by events (first steps at a
+#: level) once they happen, so a run that stops before SPEC's T, at SPEC's lr, weight decay and
+#: batch, gives SPEC's answer when every event lies before its T (training does not depend on
+#: T: a shorter run is a prefix of SPEC's); "whole" — best values over the run: SPEC's T only.
+HORIZONS = ("first", "whole")
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """A number as the seed prints it; ``text`` keeps its digits, hence its precision."""
+
+    text: str  # as printed, in Python notation: "0.9979", "1.54e-4", "9200"
+    unit: str | None = None  # rounding unit of the printing when the text hides it ("1e-4")
+
+    def __post_init__(self):
+        for name in ("text", "unit"):
+            v = getattr(self, name)
+            if v is None and name == "unit":
+                continue
+            try:
+                d = Decimal(v)
+            except (InvalidOperation, TypeError):
+                raise ValueError(f"Quoted.{name} = {v!r} is invalid: expected a number as "
+                                 "printed, e.g. '0.9979' or '1.54e-4'") from None
+            if not d.is_finite() or (name == "unit" and d <= 0):
+                raise ValueError(f"Quoted.{name} = {v!r} is invalid: expected a finite number"
+                                 + (" > 0" if name == "unit" else ""))
+
+    @property
+    def value(self) -> float:
+        return float(self.text)
+
+    @property
+    def half_unit(self) -> float:
+        """Half a rounding unit: how far the true value may lie from the printed one. The unit
+        is ``unit`` when given, else that of the last printed digit (``0.9979`` → 5e-5,
+        ``1.54e-4`` → 5e-7, ``9200`` → 0.5)."""
+        if self.unit is not None:
+            return 0.5 * float(self.unit)
+        return 0.5 * 10.0 ** Decimal(self.text).as_tuple().exponent
+
+
+def _q(text: str | None, unit: str | None = None) -> Quoted | None:
+    return None if text is None else Quoted(text, unit)
+
+
+# The seed prints accuracies rounded to 4 decimals (A_val = 0.9979 ± 0.0021), so its "1.0 ±
+# 0.0" means 1.0000 ± 0.0000.
+_ACC = "1e-4"
+
+
+# --------------------------------------------------------------------------- Table 1
+#: Problem 4.2, Table 1: "Performance metrics for LSTM and GPT models. Metrics are reported as
+#: mean ± std with the best step indicated to the right of the metrics as t_f." Per model and
+#: quantity: ``mean``, ``std`` (None where the seed gives none) and ``t_f``.
+TABLE1: dict[str, dict[str, dict[str, Quoted | None]]] = {
+    "lstm": {
+        "A_train": {"mean": _q("1.0", _ACC), "std": _q("0.0", _ACC), "t_f": _q("100")},
+        "L_train": {"mean": _q("1.54e-4"), "std": _q("2.82e-7"), "t_f": _q("9600")},
+        "A_val": {"mean": _q("0.9979"), "std": _q("0.0021"), "t_f": _q("9200")},
+        "L_val": {"mean": _q("5.01e-3"), "std": _q("4.26e-3"), "t_f": _q("10000")},
+        "dt_A": {"mean": _q("9100"), "std": None, "t_f": None},
+        "dt_L": {"mean": _q("400"), "std": None, "t_f": None},
+    },
+    "gpt": {
+        "A_train": {"mean": _q("1.0", _ACC), "std": _q("0.0", _ACC), "t_f": _q("300")},
+        "L_train": {"mean": _q("9.66e-5"), "std": _q("1.42e-5"), "t_f": _q("10001")},
+        "A_val": {"mean": _q("1.0", _ACC), "std": _q("0.0", _ACC), "t_f": _q("8900")},
+        "L_val": {"mean": _q("8.88e-4"), "std": _q("2.36e-4"), "t_f": _q("10001")},
+        "dt_A": {"mean": _q("8600"), "std": None, "t_f": None},
+        "dt_L": {"mean": _q("0"), "std": None, "t_f": None},
+    },
+}
+TABLE1_SECTION = "Problem 4.2, Table 1"
+
+
+def table1_values() -> dict[str, dict[str, tuple[float, float, float]]]:
+    """:data:`TABLE1` as plain floats, model -> quantity -> (mean, std, t_f), NaN where the
+    seed prints nothing: the input of :func:`modarith.study.analysis.table_frame`."""
+    def number(q: Quoted | None) -> float:
+        return math.nan if q is None else q.value
+
+    return {m: {q: (number(c["mean"]), number(c["std"]), number(c["t_f"])) for q, c in rows.items()}
+            for m, rows in TABLE1.items()}
+
+
+# --------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class Claim:
+    """One answer of the seed, quoted, with the same answer as plain data."""
+
+    key: str  # short identifier, e.g. "smallest_r_generalising"
+    experiment: str  # the experiment whose runs answer it (sanity, data_size, …)
+    section: str  # where the seed says it, e.g. "Problem 4.3.d"
+    question: str  # the question, in our words
+    quote: tuple[str, ...]  # the seed's words, verbatim (whitespace collapsed, LaTeX kept)
+    answer: object  # the seed's answer: per model {"lstm": …, "gpt": …} or one word/number
+    measure: str  # how our answer is computed from the runs, in words
+    horizon: str = "whole"  # one of HORIZONS: what a run shorter than SPEC's T can answer
+
+    def __post_init__(self):
+        if self.horizon not in HORIZONS:
+            raise ValueError(f"Claim.horizon = {self.horizon!r} is invalid: expected one of "
+                             f"{HORIZONS}")
+
+    @property
+    def quote_text(self) -> str:
+        """The quoted fragments joined by " … "."""
+        return " … ".join(self.quote)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("memorise_then_generalise", "sanity", "Problem 4.2, Table 1 (LSTM, then GPT column)",
+          "Does each model memorise the training set first and generalise later?",
+          (r"$\Delta t(\mathcal{A}) = 9200 - 100 = 9100$",
+           r"$\Delta t(\mathcal{A}) = 8900 - 300 = 8600$"),
+          {"lstm": True, "gpt": True},
+          "yes when A_val reaches 0.9 and its first step at 0.9 comes after the training "
+          "accuracy's (mean over seeds)", horizon="first"),
+    Claim("lower_val_loss", "sanity", "Problem 4.2, Table 1 (LSTM, then GPT column; bold = "
+          "better)", "Which model reaches the lower best validation loss L_val?",
+          (r"$\mathcal{L}_{val} = 5.01e^{-3} \pm 4.26e^{-3}$",
+           r"$\mathcal{L}_{val} = \mathbf{8.88e^{-4}} \pm \mathbf{2.36e^{-4}}$"),
+          "gpt",
+          "the model with the lower mean (over seeds) of the best L_val"),
+    Claim("smallest_r_generalising", "data_size", "Problem 4.3.d",
+          "The smallest r_train at which each model generalises?",
+          (r"The smallest training data fraction required for generalization is $r = 0.5$ for "
+           r"both models.",),
+          {"lstm": 0.5, "gpt": 0.5},
+          "the smallest r_train of the grid whose best A_val (mean over seeds) is ≥ 0.9"),
+    Claim("largest_r_overfitting", "data_size", "Problem 4.3.d",
+          "The largest r_train at which each model only overfits (A_train > 0.9, A_val < 0.5)?",
+          (r"The largest $r$ at which the model just overfits (i.e., $\mathcal{A}_{train} > 90\%$ "
+           r"and $\mathcal{A}_{val} < 50\%$ ) is **0.4** for the LSTM and **0.3** for the GPT.",),
+          {"lstm": 0.4, "gpt": 0.3},
+          "the largest r_train of the grid with best A_train > 0.9 and best A_val < 0.5 (means "
+          "over seeds)"),
+    Claim("ternary_faster", "orders", "Problem 4.4.c",
+          "Which order, binary or ternary, is learned faster?",
+          ("This intuition was disproved by the experimental results showing that ternary "
+           "operations actually converge more rapidly.",),
+          {"lstm": "ternary", "gpt": "ternary"},
+          "the order whose validation accuracy first reaches 0.9 earlier (mean over seeds)",
+          horizon="first"),
+    Claim("gpt_width", "model_size", "Problem 4.5.c (fixed L)",
+          "How does the GPT's best L_val move as d grows, at fixed L?",
+          (r"as the hidden size $d$ increases, the GPT model shows a clear improvement in "
+           r"validation performance: its best validation loss $\mathcal{L}_{val}$ decreases and "
+           r"its validation accuracy $\mathcal{A}_{val}$ improves.",),
+          {"gpt": "decreases"},
+          "direction of the best L_val (mean over seeds) along d, at every L of the grid"),
+    Claim("lstm_width", "model_size", "Problem 4.5.c (fixed L)",
+          "How does the LSTM's best L_val move as d grows, at fixed L?",
+          (r"the LSTM model tends to exhibit an increase in its best $\mathcal{L}_{val}$ as $d$ "
+           r"grows, although its $\mathcal{A}_{val}$ remains high",),
+          {"lstm": "increases"},
+          "direction of the best L_val (mean over seeds) along d, at every L of the grid"),
+    Claim("lstm_depth", "model_size", "Problem 4.5.c (fixed d)",
+          "How does the LSTM's best L_val move as L grows, at fixed d?",
+          (r"The LSTM becomes increasingly unstable and shows a higher $\mathcal{L}_{val}$ with "
+           r"additional layers; nevertheless, it manages to maintain a stable high "
+           r"$\mathcal{A}_{val}$ across configurations.",),
+          {"lstm": "increases"},
+          "direction of the best L_val (mean over seeds) along L, at every d of the grid"),
+    Claim("gpt_depth", "model_size", "Problem 4.5.c (fixed d)",
+          "How does the GPT's best L_val move as L grows, at fixed d?",
+          (r"the GPT model benefits from additional depth, as evidenced by a lower "
+           r"$\mathcal{L}_{val}$ and improved $\mathcal{A}_{val}$",),
+          {"gpt": "decreases"},
+          "direction of the best L_val (mean over seeds) along L, at every d of the grid"),
+    Claim("weight_decay_time", "regularization", "Problem 4.7.c",
+          "Does a larger weight decay make the LSTM generalise sooner?",
+          (r"both $t_f(\mathcal{L}_{\text{val}})$ and $t_f(\mathcal{A}_{\text{val}})$ —the "
+           r"training steps at which the best $\mathcal{L}_{\text{val}}$ and "
+           r"$\mathcal{A}_{\text{val}}$ are first achieved—are lower with higher weight decay.",),
+          {"lstm": "decreases"},
+          "direction of t_f(A_val) and of t_f(L_val) (means over seeds) along the weight decay; "
+          "'decreases' only when both decrease"),
+    Claim("norm_rise_fall", "regularization", "Problem 4.7.d",
+          "Does ‖θ‖₂ rise before the LSTM generalises and fall once it does?",
+          (r"Before the model starts to generalize, it tends to fit the training data by "
+           r"increasing the magnitudes of its weights—so the $\ell_2$ norm of the parameters is "
+           r"relatively high. Then, once the model begins to generalize well, the $\ell_2$ norm "
+           r"starts decreasing and stabilizes at a low value.",),
+          {"lstm": True},
+          "yes when, in every run that generalises, ‖θ‖₂ of the weights the model grows (all "
+          "parameters but the token embedding, from weight snapshots; the logged ‖θ‖₂ of all "
+          "parameters when a run has none) peaks above its initial value before t_gen, the "
+          "first step with A_val ≥ 0.9, and falls below its value at t_gen after it, each by "
+          "more than 1 %",
+          horizon="first"),
+)
+
+
+def claim(key: str) -> Claim:
+    """The claim called ``key``; ValueError naming the accepted keys otherwise."""
+    for c in CLAIMS:
+        if c.key == key:
+            return c
+    raise ValueError(f"claim = {key!r} is invalid: expected one of {tuple(c.key for c in CLAIMS)}")
+
+
+# --------------------------------------------------------------------------- comparisons
+def _finite(values: Iterable) -> list[float]:
+    out = []
+    for v in values:
+        if v is None:
+            continue
+        f = float(v)
+        if not math.isnan(f):
+            out.append(f)
+    return out
+
+
+def within_spread(ours_values: Iterable, seed_mean: float, seed_std: float,
+                  tol: float = 0.0) -> bool | None:
+    """Whether the mean of ``ours_values`` (one value per seed) lies in seed_mean ± seed_std,
+    widened by ``tol`` (e.g. :attr:`Quoted.half_unit`, the seed's rounding). With the seed's
+    two seeds and a population std, mean ± std spans exactly its two runs' values.
+    None when ``ours_values`` holds no number (None/NaN entries are dropped)."""
+    for name, v in (("seed_mean", seed_mean), ("seed_std", seed_std), ("tol", tol)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise ValueError(f"{name} = {v!r} is invalid: expected a finite number")
+    if seed_std < 0 or tol < 0:
+        raise ValueError(f"seed_std = {seed_std!r} and tol = {tol!r} must be >= 0")
+    vals = _finite(ours_values)
+    if not vals:
+        return None
+    mean = sum(vals) / len(vals)
+    bound = (seed_std + tol) * (1 + 1e-9)  # a value on the boundary is inside despite rounding
+    return abs(mean - seed_mean) <= bound
+
+
+def verdict(ours_values: Iterable, seed_mean: float | Quoted, seed_std: float | Quoted,
+            tol: float | None = None) -> str:
+    """:data:`WITHIN` ("within the seed's spread"), :data:`OUTSIDE` or :data:`NOT_ENOUGH`.
+
+    ``seed_mean`` and ``seed_std`` are numbers or :class:`Quoted`; with :class:`Quoted` and
+    ``tol=None`` the spread is widened by the larger half-unit of their printed digits (0.9979
+    ± 0.0021 accepts 0.99995 … but not 1.0). See :func:`within_spread`."""
+    if tol is None:
+        tol = max((q.half_unit for q in (seed_mean, seed_std) if isinstance(q, Quoted)),
+                  default=0.0)
+    mean = seed_mean.value if isinstance(seed_mean, Quoted) else seed_mean
+    std = seed_std.value if isinstance(seed_std, Quoted) else seed_std
+    inside = within_spread(ours_values, mean, std, tol)
+    if inside is None:
+        return NOT_ENOUGH
+    return WITHIN if inside else OUTSIDE
+
+
+def agreement(seed_answer, our_answer, rel_tol: float = 1e-9) -> str:
+    """:data:`AGREE` or :data:`DISAGREE`, or :data:`NOT_ENOUGH` when ``our_answer`` is None.
+
+    Numbers are compared with ``math.isclose(rel_tol)``; words, booleans and None-free
+    mappings (per model answers) compare equal item by item."""
+    if our_answer is None:
+        return NOT_ENOUGH
+    if isinstance(seed_answer, Mapping) != isinstance(our_answer, Mapping):
+        raise ValueError(f"our_answer = {our_answer!r} and seed_answer = {seed_answer!r} must "
+                         "both be mappings (per model) or both single answers")
+    if isinstance(seed_answer, Mapping):
+        missing = [k for k in seed_answer if our_answer.get(k) is None]
+        if missing:
+            return NOT_ENOUGH
+        same = all(agreement(seed_answer[k], our_answer[k], rel_tol) == AGREE for k in seed_answer)
+        return AGREE if same else DISAGREE
+    if isinstance(seed_answer, bool) or isinstance(our_answer, bool):
+        return AGREE if type(seed_answer) is type(our_answer) and seed_answer == our_answer \
+            else DISAGREE
+    numbers = (int, float)
+    if isinstance(seed_answer, numbers) and isinstance(our_answer, numbers):
+        return AGREE if math.isclose(seed_answer, our_answer, rel_tol=rel_tol) else DISAGREE
+    return AGREE if seed_answer == our_answer else DISAGREE
+
+
+_NAMES = {**{m: display_name(m) for m in MODELS}, "both": "both models"}  # display names of answers
+
+
+def answer_text(answer) -> str:
+    """An answer as text: per model "LSTM: 0.4, GPT: 0.3" (LSTM first, as the seed's tables);
+    booleans as yes/no."""
+    names = _NAMES
+
+    def one(v) -> str:
+        if v is None:
+            return "–"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return names.get(v, str(v)) if isinstance(v, str) else str(v)
+
+    if isinstance(answer, Mapping):
+        order = sorted(answer, key=lambda k: (list(names).index(k) if k in names else len(names)))
+        return ", ".join(f"{names.get(k, k)}: {one(answer[k])}" for k in order)
+    return one(answer)
+
+
+# --------------------------------------------------------------------------- dynamics
+#: RunConfig fields that do not change a run's training: compared with SPEC's by nobody.
+NOT_DYNAMICS = ("seed", "snapshot_every", "snapshots_log")
+
+
+def training_key(config):
+    """``config`` with the fields of :data:`NOT_DYNAMICS` but the seed at their defaults:
+    two runs with the same key train identically (one may have weight snapshots, the other
+    none), so either answers for the other."""
+    from dataclasses import replace
+
+    return replace(config, **{f: OPTIONAL_DEFAULTS[f] for f in NOT_DYNAMICS if f != "seed"})
+
+
+def reference_config(config, knobs):
+    """SPEC's run at the grid point of ``config``: the config that ``knobs`` (an experiment's
+    :class:`modarith.study.protocol.Knobs` in the full profile) builds for the same model, seed and
+    swept values."""
+    grid = {f: getattr(config, f) for f in knobs.grid}
+    return RunConfig(model=config.model, seed=config.seed, **knobs.base[config.model], **grid)
+
+
+def _text(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def dynamics(pairs: Iterable, horizon: str) -> tuple[str, str]:
+    """At which dynamics runs answer a claim: ``(status, text)``.
+
+    ``pairs``: ``(config, reference)`` per run, reference = SPEC's run at the same grid point
+    (:func:`reference_config`). Every field but :data:`NOT_DYNAMICS` is compared. ``status``:
+    ``"spec"`` (nothing differs), ``"prefix"`` (only T, shorter than SPEC's, and the claim's
+    ``horizon`` is ``"first"``) or ``"reduced"``; ``text`` names SPEC's lr, weight decay,
+    batch and T, or what differs (ours, then SPEC's).
+    """
+    if horizon not in HORIZONS:
+        raise ValueError(f"horizon = {horizon!r} is invalid: expected one of {HORIZONS}")
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pairs is empty: expected (config, reference) per run")
+    diff: dict[str, tuple[set, set]] = {}
+    for ours, ref in pairs:
+        for f in ours.__dataclass_fields__:
+            if f in NOT_DYNAMICS:
+                continue
+            a, b = getattr(ours, f), getattr(ref, f)
+            if a != b:
+                d = diff.setdefault(f, (set(), set()))
+                d[0].add(a)
+                d[1].add(b)
+
+    def values(vs) -> str:
+        return "/".join(_text(v) for v in sorted(vs, key=str))
+
+    refs = [r for _, r in pairs]
+    spec = (f"lr {values({r.lr for r in refs})}, weight decay "
+            f"{values({r.weight_decay for r in refs})}, B {values({r.batch_size for r in refs})}")
+    if not diff:
+        return "spec", f"SPEC's ({spec}, T {values({r.steps for r in refs})})"
+    if set(diff) == {"steps"} and all(o.steps < r.steps for o, r in pairs):
+        ours_t, spec_t = values(diff["steps"][0]), values(diff["steps"][1])
+        if horizon == "first":
+            return "prefix", (f"SPEC's ({spec}), to T {ours_t} of SPEC's {spec_t}: a prefix of "
+                              "SPEC's runs")
+        return "reduced", (f"SPEC's {spec}, but T {ours_t} of SPEC's {spec_t}: this claim's "
+                           "measure needs SPEC's horizon")
+    changed = "; ".join(f"{f} {values(a)} (SPEC {values(b)})" for f, (a, b) in diff.items())
+    return "reduced", f"reduced: {changed}"
