@@ -119,3 +119,36 @@ def test_fit_time_law_recovers_known_exponents():
     tied["lr"] = tied["weight_decay"] * 1e-3  # η·λ and η move together: c is not identified
     with pytest.raises(ValueError, match="cannot identify"):
         fit_time_law(tied)
+
+
+def test_censored_time_law_keeps_slow_runs_and_matches_lifelines():
+    """Runs censored at T stay in the fit as right-censored: the censored fit recovers b and c
+    where the grokked-only fit is pulled down by losing the slow seeds, and its estimates are
+    lifelines' log-normal AFT maximum likelihood."""
+    import numpy as np
+    import pandas as pd
+    from lifelines import LogNormalAFTFitter
+
+    from modarith.study.grok import fit_time_law
+
+    rng = np.random.default_rng(5)
+    arms = [(1.2e-2, 0.5), (6e-3, 1), (2.4e-2, 0.25), (1.2e-2, 0.25), (1.2e-2, 1)]
+    T, rows = 2_500.0, []
+    for s in range(12):
+        for eta, lam in arms:
+            t = math.exp(2.1 + rng.normal(0, 0.35)) * (eta * lam) ** -1.0 * eta ** 0.0
+            rows.append({"seed": s, "lr": eta, "weight_decay": lam, "time": min(t, T), "observed": t < T})
+    frame = pd.DataFrame(rows)
+    assert 5 <= (~frame.observed).sum() <= 20  # the half-product arm is censored on most seeds
+    cens = fit_time_law(frame, n_boot=200, censored=True)
+    seen = fit_time_law(frame, n_boot=200)
+    assert cens["n_censored"] == (~frame.observed).sum() and seen["n_censored"] == 0
+    assert cens["b"] == pytest.approx(1.0, abs=0.1) and cens["c"] == pytest.approx(0.0, abs=0.1)
+    assert cens["b_low"] < 1.0 < cens["b_high"]
+    assert seen["b"] < cens["b"] - 0.1  # losing the slow seeds biases b low
+    aft = LogNormalAFTFitter().fit(pd.DataFrame({"x1": -np.log(frame.lr * frame.weight_decay),
+                                                 "x2": np.log(frame.lr), "T": frame.time, "E": frame.observed}),
+                                   "T", "E")
+    assert cens["b"] == pytest.approx(aft.params_["mu_"]["x1"], abs=2e-3)
+    assert cens["c"] == pytest.approx(aft.params_["mu_"]["x2"], abs=2e-3)
+    assert cens["a"] == pytest.approx(aft.params_["mu_"]["Intercept"], abs=5e-3)

@@ -123,7 +123,7 @@ def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None
     return frame, grok_summary(frame, level=level)
 
 
-def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0, censored: bool = False) -> dict:
     """Fit ``log t = a − b·log(η·λ) + c·log η`` over the grokked runs of ``frame`` (one row per
     run: ``seed, lr, weight_decay, time, observed``; rows with λ = 0 or not grokked are left
     out) by least squares, with percentile intervals of ``level`` from a bootstrap over seeds:
@@ -133,8 +133,15 @@ def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) 
 
     The 1/(η·λ) law (time set by the product alone) is b = 1, c = 0. Returns ``a, b, c``,
     ``b_low, b_high, c_low, c_high``, ``n_runs`` (grokked runs fitted), ``n_seeds``,
-    ``n_boot`` (resamples used), ``n_skipped``. Only grokked runs enter the fit: where slow
-    arms are censored at T, their fastest seeds are the ones fitted, which pulls b down.
+    ``n_boot`` (resamples used), ``n_skipped``, ``n_censored`` (censored runs in the fit).
+
+    ``censored=False``: only grokked runs enter the fit, by least squares; where slow arms are
+    censored at T, their fastest seeds are the ones fitted, which pulls b down.
+    ``censored=True``: the runs that never grokked stay in as right-censored at their T, and
+    (a, b, c) are the maximum-likelihood estimates of ``log t = a − b·log(η·λ) + c·log η + σ·ε``
+    with ε standard normal (a log-normal accelerated-failure-time model, what
+    ``lifelines.LogNormalAFTFitter`` fits; written with scipy so the bootstrap's thousands of
+    fits take seconds). Identification needs the *grokked* runs to span the design.
     """
     import numpy as np
 
@@ -145,21 +152,24 @@ def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) 
         raise ValueError(f"n_boot = {n_boot!r} is invalid: expected an integer >= 0")
     if not 0 < level < 1:
         raise ValueError(f"level = {level!r} is invalid: expected a number in (0, 1)")
-    f = frame[frame["observed"].astype(bool) & (frame["weight_decay"] > 0)]
+    f = frame[(frame["observed"].astype(bool) | censored) & (frame["weight_decay"] > 0)]
     eta, lam, t = (f[k].to_numpy(np.float64) for k in ("lr", "weight_decay", "time"))
     if (t <= 0).any():
         raise ValueError("time must be > 0 for the log fit (a run grokked at step 0?)")
     X = np.column_stack([np.ones(len(f)), -np.log(eta * lam), np.log(eta)])  # (n, 3)
     y = np.log(t)
+    obs = f["observed"].to_numpy(bool)
 
     def solve(rows):
-        if len(rows) < 3 or np.linalg.matrix_rank(X[rows]) < 3:
+        seen = rows[obs[rows]]
+        if len(seen) < 3 or np.linalg.matrix_rank(X[seen]) < 3:
             return None
-        return np.linalg.lstsq(X[rows], y[rows], rcond=None)[0]
+        coef = np.linalg.lstsq(X[seen], y[seen], rcond=None)[0]
+        return _censored_normal_fit(X[rows], y[rows], obs[rows], coef) if censored else coef
 
     coef = solve(np.arange(len(f)))
     if coef is None:
-        raise ValueError(f"the grokked runs ({len(f)}) cannot identify a, b and c: the fit needs "
+        raise ValueError(f"the grokked runs ({int(obs.sum())}) cannot identify a, b and c: the fit needs "
                          "at least two values of η·λ and two of η that are not tied to each other")
     seeds = f["seed"].to_numpy()
     uniq = np.unique(seeds)
@@ -178,4 +188,23 @@ def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) 
     lo, hi = (np.percentile(boot, q, axis=0) if len(boot) else np.full((2, 3), np.nan))
     return {"a": float(coef[0]), "b": float(coef[1]), "c": float(coef[2]),
             "b_low": float(lo[1]), "b_high": float(hi[1]), "c_low": float(lo[2]), "c_high": float(hi[2]),
-            "n_runs": len(f), "n_seeds": len(uniq), "n_boot": len(boot), "n_skipped": skipped}
+            "n_runs": len(f), "n_seeds": len(uniq), "n_boot": len(boot), "n_skipped": skipped,
+            "n_censored": int((~obs).sum())}
+
+
+def _censored_normal_fit(X, y, observed, start):
+    """Maximum-likelihood β of ``y = Xβ + σ·ε`` (ε standard normal) where the rows not
+    ``observed`` are right-censored at ``y`` (only ``y_true ≥ y`` is known); ``start``: the
+    least-squares β of the observed rows."""
+    import numpy as np
+    from scipy import optimize, stats
+
+    resid = y[observed] - X[observed] @ start
+    theta0 = np.append(start, np.log(max(resid.std(), 1e-3)))
+
+    def nll(theta):
+        z = (y - X @ theta[:-1]) / np.exp(theta[-1])
+        return -(stats.norm.logpdf(z[observed]).sum() - observed.sum() * theta[-1]
+                 + stats.norm.logsf(z[~observed]).sum())
+
+    return optimize.minimize(nll, theta0, method="BFGS").x[:-1]
