@@ -252,3 +252,18 @@ def test_workers_over_shared_store_equal_in_process(tmp_path, capsys):
     again = train(cfgs, results=tmp_path, progress=False, device="cpu", workers=2)
     assert [r.history for r in again] == [r.history for r in got]
     assert [r.meta["created"] for r in again] == [r.meta["created"] for r in got]  # loaded
+
+
+def test_cpu_groups_are_capped_evenly_by_default():
+    """On the CPU a shape's runs train in the fewest groups of at most CPU_MAX_GROUP, as even as
+    possible; elsewhere, and with an explicit cap, as asked; every run in exactly one group."""
+    from modarith.runtime.engine import CPU_MAX_GROUP, engine_groups
+
+    cfgs = [RunConfig(model="lstm", p=7, d_model=8, num_layers=1, steps=2, seed=s) for s in range(20)]
+    assert CPU_MAX_GROUP == 9
+    groups, n = engine_groups(cfgs, "cpu", workers=1)
+    assert [len(g) for g in groups] == [7, 7, 6] and n == 1
+    assert sorted(run_id(c) for g in groups for c in g) == sorted(run_id(c) for c in cfgs)
+    assert [len(g) for g in engine_groups(cfgs, "cuda", workers=1)[0]] == [20]
+    assert [len(g) for g in engine_groups(cfgs, "cpu", workers=1, max_group_size=20)[0]] == [20]
+    assert [len(g) for g in group_configs(cfgs, 6)] == [5, 5, 5, 5]

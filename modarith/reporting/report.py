@@ -27,11 +27,10 @@ from modarith.reporting import export
 from modarith.reporting.experiments import PACKAGE_ROOT, execute_many, showing_progress
 from modarith.reporting.export import NotebookRun
 from modarith.runtime.devices import DEVICES, cpu_cores, resolve_device
-from modarith.runtime.engine import train
+from modarith.runtime.engine import engine_groups, train
 from modarith.runtime.events import format_seconds
 from modarith.runtime.plan import (
     NOTEBOOK_SECONDS,
-    engine_groups,
     makespan_s,
     read_timeline,
     schedule,

@@ -38,16 +38,44 @@ MIN_PARALLEL_WORK = 200.0
 # ---------------------------------------------------------------------------------------------
 # grouping and workers
 # ---------------------------------------------------------------------------------------------
+#: Largest vectorised group on the CPU when ``train`` is not given ``max_group_size``: beyond
+#: about 9 runs a group's activations leave the caches. Measured with
+#: ``python -m benchmarks.group_size`` (LSTM L 2, d 64, p 31, full batch, one thread):
+#: 53.6 / 61.9 / 55.5 run-steps/s at K = 1 / 9 / 27 in one process, and with two processes at once
+#: (the quick build's two workers) 125 run-steps/s in all at K = 9 against 101 at K = 27;
+#: ``benchmarks/NOTES.md`` has the GPT's (K ≈ 8). On a GPU every run of a shape is one group.
+CPU_MAX_GROUP = 9
+
+
 def group_configs(configs: list[RunConfig], max_group_size: int | None = None) -> list[list[RunConfig]]:
-    """Partition configs into vectorised groups (order preserved, chunks of max_group_size)."""
+    """Partition configs into vectorised groups by :func:`group_key`, order preserved; a
+    group larger than ``max_group_size`` becomes the fewest chunks of at most that size, as even
+    as possible (20 runs at most 9 → 7, 7, 6)."""
     groups: dict[tuple, list[RunConfig]] = {}
     for c in configs:
         groups.setdefault(group_key(c), []).append(c)
     out = []
     for g in groups.values():
-        n = max_group_size or len(g)
-        out.extend(g[i:i + n] for i in range(0, len(g), n))
+        chunks = -(-len(g) // (max_group_size or len(g)))
+        size, extra = divmod(len(g), chunks)
+        starts = [i * size + min(i, extra) for i in range(chunks + 1)]
+        out.extend(g[a:b] for a, b in zip(starts, starts[1:]))
     return out
+
+
+def engine_groups(todo: list[RunConfig], device: str, workers: int | None = None,
+                  max_group_size: int | None = None) -> tuple[list[list[RunConfig]], int]:
+    """The groups :func:`train` trains ``todo`` in and how many workers train them: run-id
+    order (group membership does not depend on input order), chunks of at most
+    ``max_group_size`` (default :data:`CPU_MAX_GROUP` on the CPU, no limit elsewhere), split
+    over the workers (:func:`split_groups`) when there are several."""
+    cap = max_group_size if max_group_size is not None else (CPU_MAX_GROUP if str(device) == "cpu" else None)
+    groups = group_configs(sorted(todo, key=run_id), cap)
+    n = workers if workers is not None else (default_workers(device, groups) if groups else 1)
+    if n > 1 and groups:
+        groups = split_groups(groups, n)
+        n = min(n, len(groups))
+    return groups, n
 
 
 def spec_equivalent_run_steps(groups: list[list[RunConfig]]) -> float:
@@ -223,14 +251,9 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
                 ckpt.discard(store, rid)
         else:
             todo[rid] = c
-    # sorted by run id: group membership does not depend on input order
-    groups = group_configs([todo[r] for r in sorted(todo)], max_group_size)
-    n = workers if workers is not None else default_workers(device, groups)
+    groups, n = engine_groups(list(todo.values()), device, workers, max_group_size)
     opts = dict(device=device, progress=progress, checkpoint_every=checkpoint_every,
                 checkpoint_interval_s=checkpoint_interval_s, deterministic=deterministic, compile=compile)
-    if n > 1 and groups:
-        groups = split_groups(groups, n)
-        n = min(n, len(groups))
     if n <= 1:
         found.update(run_groups(groups, store, force, **opts))
     else:

@@ -24,9 +24,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from modarith.models.config import RunConfig, run_id
+from modarith.models.config import RunConfig
 from modarith.runtime.devices import cpu_cores, free_memory, is_out_of_memory, synchronize
-from modarith.runtime.engine import default_workers, group_configs, split_groups
+from modarith.runtime.engine import engine_groups
 from modarith.runtime.events import format_seconds
 from modarith.runtime.group import GroupTrainer
 from modarith.runtime.store import Store
@@ -163,18 +163,6 @@ def time_group(group: list[RunConfig], device: str, updates: int = 3) -> float:
         half = (len(group) + 1) // 2
         return time_group(group[:half], device, updates) + time_group(group[half:], device, updates)
     return t_build + (t1 - t0) / updates * c0.total_steps + (t2 - t1) * len(c0.eval_steps())
-
-
-def engine_groups(todo: list[RunConfig], device: str, workers: int | None = None) -> tuple[list, int]:
-    """The groups :func:`modarith.runtime.engine.train` trains ``todo`` in (run-id order, split over
-    the workers) and the number of workers it uses."""
-
-    groups = group_configs(sorted(todo, key=run_id))
-    n = workers if workers is not None else (default_workers(device, groups) if groups else 1)
-    if n > 1 and groups:
-        groups = split_groups(groups, n)
-        n = min(n, len(groups))
-    return groups, n
 
 
 def time_groups(groups: list[list[RunConfig]], device: str, workers: int,
