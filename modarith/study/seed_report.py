@@ -24,6 +24,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import tomllib
 
 from modarith.models.config import OPTIONAL_DEFAULTS, RunConfig
 from modarith.models.registry import MODELS, display_name
@@ -146,88 +149,10 @@ class Claim:
         return " … ".join(self.quote)
 
 
-CLAIMS: tuple[Claim, ...] = (
-    Claim("memorise_then_generalise", "sanity", "Problem 4.2, Table 1 (LSTM, then GPT column)",
-          "Does each model memorise the training set first and generalise later?",
-          (r"$\Delta t(\mathcal{A}) = 9200 - 100 = 9100$",
-           r"$\Delta t(\mathcal{A}) = 8900 - 300 = 8600$"),
-          {"lstm": True, "gpt": True},
-          "yes when A_val reaches 0.9 and its first step at 0.9 comes after the training "
-          "accuracy's (mean over seeds)", horizon="first"),
-    Claim("lower_val_loss", "sanity", "Problem 4.2, Table 1 (LSTM, then GPT column; bold = "
-          "better)", "Which model reaches the lower best validation loss L_val?",
-          (r"$\mathcal{L}_{val} = 5.01e^{-3} \pm 4.26e^{-3}$",
-           r"$\mathcal{L}_{val} = \mathbf{8.88e^{-4}} \pm \mathbf{2.36e^{-4}}$"),
-          "gpt",
-          "the model with the lower mean (over seeds) of the best L_val"),
-    Claim("smallest_r_generalising", "data_size", "Problem 4.3.d",
-          "The smallest r_train at which each model generalises?",
-          (r"The smallest training data fraction required for generalization is $r = 0.5$ for "
-           r"both models.",),
-          {"lstm": 0.5, "gpt": 0.5},
-          "the smallest r_train of the grid whose best A_val (mean over seeds) is ≥ 0.9"),
-    Claim("largest_r_overfitting", "data_size", "Problem 4.3.d",
-          "The largest r_train at which each model only overfits (A_train > 0.9, A_val < 0.5)?",
-          (r"The largest $r$ at which the model just overfits (i.e., $\mathcal{A}_{train} > 90\%$ "
-           r"and $\mathcal{A}_{val} < 50\%$ ) is **0.4** for the LSTM and **0.3** for the GPT.",),
-          {"lstm": 0.4, "gpt": 0.3},
-          "the largest r_train of the grid with best A_train > 0.9 and best A_val < 0.5 (means "
-          "over seeds)"),
-    Claim("ternary_faster", "orders", "Problem 4.4.c",
-          "Which order, binary or ternary, is learned faster?",
-          ("This intuition was disproved by the experimental results showing that ternary "
-           "operations actually converge more rapidly.",),
-          {"lstm": "ternary", "gpt": "ternary"},
-          "the order whose validation accuracy first reaches 0.9 earlier (mean over seeds)",
-          horizon="first"),
-    Claim("gpt_width", "model_size", "Problem 4.5.c (fixed L)",
-          "How does the GPT's best L_val move as d grows, at fixed L?",
-          (r"as the hidden size $d$ increases, the GPT model shows a clear improvement in "
-           r"validation performance: its best validation loss $\mathcal{L}_{val}$ decreases and "
-           r"its validation accuracy $\mathcal{A}_{val}$ improves.",),
-          {"gpt": "decreases"},
-          "direction of the best L_val (mean over seeds) along d, at every L of the grid"),
-    Claim("lstm_width", "model_size", "Problem 4.5.c (fixed L)",
-          "How does the LSTM's best L_val move as d grows, at fixed L?",
-          (r"the LSTM model tends to exhibit an increase in its best $\mathcal{L}_{val}$ as $d$ "
-           r"grows, although its $\mathcal{A}_{val}$ remains high",),
-          {"lstm": "increases"},
-          "direction of the best L_val (mean over seeds) along d, at every L of the grid"),
-    Claim("lstm_depth", "model_size", "Problem 4.5.c (fixed d)",
-          "How does the LSTM's best L_val move as L grows, at fixed d?",
-          (r"The LSTM becomes increasingly unstable and shows a higher $\mathcal{L}_{val}$ with "
-           r"additional layers; nevertheless, it manages to maintain a stable high "
-           r"$\mathcal{A}_{val}$ across configurations.",),
-          {"lstm": "increases"},
-          "direction of the best L_val (mean over seeds) along L, at every d of the grid"),
-    Claim("gpt_depth", "model_size", "Problem 4.5.c (fixed d)",
-          "How does the GPT's best L_val move as L grows, at fixed d?",
-          (r"the GPT model benefits from additional depth, as evidenced by a lower "
-           r"$\mathcal{L}_{val}$ and improved $\mathcal{A}_{val}$",),
-          {"gpt": "decreases"},
-          "direction of the best L_val (mean over seeds) along L, at every d of the grid"),
-    Claim("weight_decay_time", "regularization", "Problem 4.7.c",
-          "Does a larger weight decay make the LSTM generalise sooner?",
-          (r"both $t_f(\mathcal{L}_{\text{val}})$ and $t_f(\mathcal{A}_{\text{val}})$ —the "
-           r"training steps at which the best $\mathcal{L}_{\text{val}}$ and "
-           r"$\mathcal{A}_{\text{val}}$ are first achieved—are lower with higher weight decay.",),
-          {"lstm": "decreases"},
-          "direction of t_f(A_val) and of t_f(L_val) (means over seeds) along the weight decay; "
-          "'decreases' only when both decrease"),
-    Claim("norm_rise_fall", "regularization", "Problem 4.7.d",
-          "Does ‖θ‖₂ rise before the LSTM generalises and fall once it does?",
-          (r"Before the model starts to generalize, it tends to fit the training data by "
-           r"increasing the magnitudes of its weights—so the $\ell_2$ norm of the parameters is "
-           r"relatively high. Then, once the model begins to generalize well, the $\ell_2$ norm "
-           r"starts decreasing and stabilizes at a low value.",),
-          {"lstm": True},
-          "yes when, in every run that generalises, ‖θ‖₂ of the weights the model grows (all "
-          "parameters but the token embedding, from weight snapshots; the logged ‖θ‖₂ of all "
-          "parameters when a run has none) peaks above its initial value before t_gen, the "
-          "first step with A_val ≥ 0.9, and falls below its value at t_gen after it, each by "
-          "more than 1 %",
-          horizon="first"),
-)
+#: The claims, read from ``seed_claims.toml`` beside this module (data, not code).
+CLAIMS: tuple[Claim, ...] = tuple(
+    Claim(**{**row, "quote": tuple(row["quote"])})
+    for row in tomllib.loads((Path(__file__).with_name("seed_claims.toml")).read_text(encoding="utf-8"))["claim"])
 
 
 def claim(key: str) -> Claim:
