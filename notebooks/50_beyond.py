@@ -95,7 +95,7 @@ print(settings)
 # batch, $p = 31$, $r_{\text{train}} = 0.5$, clipping at 1, AdamW (0.9, 0.999), T = 3,000; no pilot
 # used the measured seeds 6–11):
 #
-# 1. The issue's own pilot: the seed's LSTM at $L = 2$, $d = 64$, $(\eta, \lambda) = (3\cdot10^{-3}, 1)$
+# 1. A first pilot: the seed's LSTM at $L = 2$, $d = 64$, $(\eta, \lambda) = (3\cdot10^{-3}, 1)$
 #    grokked at step 1,900 on seed 0 but not on seed 1 by 2,500; nothing generalised at λ = 0.
 #    $d = 32$ did not fit its training set on 3 of 6 seeds by 2,850 (training accuracy 0.55–0.75).
 # 2. A first design on seeds 0–5, centred at $(6\cdot10^{-3}, 1)$ with the equal-product arms
