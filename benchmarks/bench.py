@@ -455,6 +455,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU; default: all)")
     ap.add_argument("--sizes", default=None, help="engine group sizes (default 1,2,8,18; +36 on GPU)")
     ap.add_argument("--models", default="gpt,lstm")
+    ap.add_argument("--config", type=json.loads, default={}, metavar="JSON",
+                    help='RunConfig fields over the workload, e.g. \'{"d_model": 64, "steps": 3000}\'')
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (median over them)")
     ap.add_argument("--steps", type=int, default=None, help="updates per timed round")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference loop")
@@ -514,7 +516,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32
     results = {}
     for model in args.models.split(","):
-        cfg = RunConfig(model=model, precision=args.precision, **base)
+        cfg = RunConfig(**{"model": model, "precision": args.precision, **base, **args.config})
         log(f"{model}: building {len(sizes)} engine groups" + ("" if args.no_reference else " + reference"))
         results[model] = bench_model(cfg, sizes, device, rounds, n_steps,
                                      reference=not args.no_reference, log=log,

@@ -39,11 +39,11 @@ MIN_PARALLEL_WORK = 200.0
 # grouping and workers
 # ---------------------------------------------------------------------------------------------
 #: Largest vectorised group on the CPU when ``train`` is not given ``max_group_size``: beyond
-#: about 9 runs a group's activations leave the caches. Measured with
-#: ``python -m benchmarks.group_size`` (LSTM L 2, d 64, p 31, full batch, one thread):
-#: 53.6 / 61.9 / 55.5 run-steps/s at K = 1 / 9 / 27 in one process, and with two processes at once
-#: (the quick build's two workers) 125 run-steps/s in all at K = 9 against 101 at K = 27;
-#: ``benchmarks/NOTES.md`` has the GPT's (K ≈ 8). On a GPU every run of a shape is one group.
+#: about 9 runs a group's activations leave the caches. Measured with ``python -m benchmarks.bench
+#: --threads 1 --models lstm --sizes 9,27 --config '{"d_model": 64, "steps": 3000, "eval_every":
+#: 50, "eval_dense": 0}'`` (the 50_beyond runs): 67.6 against 54.3 run-steps/s at K = 9 and 27 in
+#: one process, 128.9 against 106.0 in all with two such processes at once (the build's two
+#: workers); ``benchmarks/NOTES.md`` has the GPT's (K ≈ 8). On a GPU every run of a shape is one group.
 CPU_MAX_GROUP = 9
 
 

@@ -152,7 +152,7 @@ class Claim:
 #: The claims, read from ``seed_claims.toml`` beside this module (data, not code).
 CLAIMS: tuple[Claim, ...] = tuple(
     Claim(**{**row, "quote": tuple(row["quote"])})
-    for row in tomllib.loads((Path(__file__).with_name("seed_claims.toml")).read_text(encoding="utf-8"))["claim"])
+    for row in tomllib.loads(Path(__file__).with_name("seed_claims.toml").read_text(encoding="utf-8"))["claim"])
 
 
 def claim(key: str) -> Claim:
