@@ -210,6 +210,8 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
       wanting the same runs waits, then loads what the first one stored;
     - corrupt or foreign files are moved to ``results/corrupt/`` with a warning and retrained.
 
+    Runs of one shape train as one vectorised group, in chunks of at most ``max_group_size``
+    (``None``: :data:`CPU_MAX_GROUP` on the CPU, no limit elsewhere; :func:`engine_groups`).
     ``workers``: worker processes the groups are spread over (``None``:
     :func:`default_workers`; 1: this process). Each worker runs whole groups with
     ``cores // workers`` threads (one GPU each on CUDA); groups are split so that every worker
