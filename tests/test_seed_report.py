@@ -1,5 +1,6 @@
 """Tests for modarith.study.seed_report: the seed's numbers and claims, and the comparison helpers."""
 
+import math
 import os
 import re
 from pathlib import Path
@@ -72,36 +73,14 @@ def test_quoted_precision():
         sr.Quoted("1.0", "-1")
 
 
-def test_verdict_inside_outside_and_rounding():
-    acc = sr.TABLE1["lstm"]["A_val"]  # 0.9979 ± 0.0021: the two seeds' values are 0.9958 and 1.0
-    assert sr.verdict([1.0, 1.0], acc["mean"], acc["std"]) == sr.WITHIN
-    assert sr.verdict([0.9958, 0.9958], acc["mean"], acc["std"]) == sr.WITHIN
-    assert sr.verdict([0.99, 0.99], acc["mean"], acc["std"]) == sr.OUTSIDE
-    gpt = sr.TABLE1["gpt"]["A_val"]  # 1.0 ± 0.0, printed to 4 decimals
-    assert sr.verdict([1.0, 0.99995], gpt["mean"], gpt["std"]) == sr.WITHIN
-    assert sr.verdict([1.0, 0.998], gpt["mean"], gpt["std"]) == sr.OUTSIDE
-    loss = sr.TABLE1["lstm"]["L_train"]  # 1.54e-4 ± 2.82e-7: rounding (5e-7) widens the spread
-    assert sr.verdict([1.545e-4], loss["mean"], loss["std"]) == sr.WITHIN
-    assert sr.verdict([1.56e-4], loss["mean"], loss["std"]) == sr.OUTSIDE
-    assert sr.verdict([0.5, 0.7], 0.5, 0.05) == sr.OUTSIDE  # plain numbers: no rounding
-    assert sr.verdict([0.5, 0.6], 0.5, 0.05) == sr.WITHIN
-    assert sr.verdict([None, float("nan")], 0.5, 0.1) == sr.NOT_ENOUGH
-    with pytest.raises(ValueError, match="seed_std"):
-        sr.verdict([0.5], 0.5, -1.0)
-    with pytest.raises(ValueError, match="seed_mean"):
-        sr.verdict([0.5], float("nan"), 0.1)
-
-
-def test_agreement():
-    assert sr.agreement({"lstm": 0.4, "gpt": 0.3}, {"lstm": 0.4, "gpt": 0.3}) == sr.AGREE
-    assert sr.agreement({"lstm": 0.4, "gpt": 0.3}, {"lstm": 0.5, "gpt": 0.3}) == sr.DISAGREE
-    assert sr.agreement({"lstm": 0.4, "gpt": 0.3}, {"lstm": 0.4, "gpt": None}) == sr.NOT_ENOUGH
-    assert sr.agreement("gpt", "lstm") == sr.DISAGREE
-    assert sr.agreement(True, True) == sr.AGREE
-    assert sr.agreement(True, 1) == sr.DISAGREE  # a boolean answer is not a number
-    assert sr.agreement("gpt", None) == sr.NOT_ENOUGH
-    with pytest.raises(ValueError, match="mappings"):
-        sr.agreement({"lstm": 0.4}, 0.4)
+def test_log_noise_is_the_seeds_quoted_spread():
+    n = sr.log_noise("lstm")  # 5.01e-3 ± 4.26e-3: two seeds 0.75e-3 and 9.27e-3
+    assert n.df == 1 and n.sd == pytest.approx(math.log(9.27 / 0.75) / math.sqrt(2))
+    assert sr.log_noise("gpt").sd == pytest.approx(math.log(1.124 / 0.652) / math.sqrt(2))
+    with pytest.raises(ValueError, match="L_train or L_val"):
+        sr.log_noise("lstm", "A_val")
+    with pytest.raises(ValueError, match="model"):
+        sr.log_noise("mlp")
 
 
 def test_answer_text():

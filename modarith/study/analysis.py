@@ -10,25 +10,24 @@ answers from. Nothing here knows which experiment it serves.
   ``alphas`` slices each run at T_max = α·T; ``params`` adds P, ``compute`` adds C ≈ P·B·T.
 * :func:`model_table`, :func:`compare_tables` — best values, t_f and Δt per model, side by side
   with another table (e.g. a published one), the better model bolded per row.
-* :func:`select`, :func:`direction`, :func:`spearman`, :func:`threshold`, :func:`first_step_at`,
-  :func:`norm_around_generalisation` and the formatters — building blocks of computed answers.
+* :func:`select`, :func:`direction`, :func:`threshold`, :func:`first_step_at`,
+  :func:`norm_around_generalisation`, :func:`rise_and_fall`, :func:`instability`,
+  :func:`spikes_at_crashes` and the formatters — building blocks of computed answers (the
+  verdicts on them: :mod:`modarith.study.verdicts`).
 
 Standard deviations are population std (ddof = 0) over seeds, as :func:`metrics.mean_std`.
-
-(Over 400 lines: the frames the figures read and the answer helpers the questions read
-share one set of selection and formatting rules.)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
 
-from modarith.core.metrics import best_and_tf, mean_std, summarize
+from modarith.core.metrics import best_and_tf, count_collapses, mean_std, summarize
 from modarith.core.params import non_embedding_params
 from modarith.models.config import MODELS, RunConfig
 from modarith.models.registry import build_model, display_name
@@ -72,14 +71,15 @@ def _check_records(records, by: tuple[str, ...]) -> list:
     return records
 
 
-def _model_key(model: str) -> int:
+def model_order(model: str) -> int:
+    """A model's place in the report's order (the registry's ``MODELS``; others last)."""
     return MODELS.index(model) if model in MODELS else len(MODELS)
 
 
 def _sort(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         return frame.reset_index(drop=True)
-    frame = frame.assign(_m=frame["model"].map(_model_key))
+    frame = frame.assign(_m=frame["model"].map(model_order))
     frame = frame.sort_values(["_m", *[k for k in keys if k != "model"]], kind="stable")
     return frame.drop(columns="_m").reset_index(drop=True)
 
@@ -344,7 +344,7 @@ def select(best: pd.DataFrame, model: str, quantity: str, **fixed) -> pd.DataFra
 
 def models_in(frame: pd.DataFrame) -> list[str]:
     """The models of a frame, LSTM first."""
-    return sorted(dict.fromkeys(frame["model"]), key=_model_key)
+    return sorted(dict.fromkeys(frame["model"]), key=model_order)
 
 
 def direction(values: Sequence[float], rel_tol: float = 1e-9, nan_is_never: bool = False) -> str:
@@ -369,20 +369,6 @@ def direction(values: Sequence[float], rel_tol: float = 1e-9, nan_is_never: bool
     if all(s <= 0 for s in sig):
         return "decreases"
     return "is non-monotone"
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN if a side is constant."""
-    rx = pd.Series(list(x), dtype=float).rank().to_numpy()
-    ry = pd.Series(list(y), dtype=float).rank().to_numpy()
-    if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def rho_text(rho: float) -> str:
-    """A correlation as text (``+0.50``; ``n/a`` for a constant series)."""
-    return "n/a (a constant series)" if math.isnan(rho) else f"{rho:+.2f}"
 
 
 def listing(rows: pd.DataFrame, field: str, q: str, col: str = "best_mean") -> str:
@@ -440,9 +426,7 @@ def norm_around_generalisation(records: Iterable, by: Sequence[str] = (),
     return _sort(pd.DataFrame(rows), ["model", *by, "seed"])
 
 
-# --------------------------------------------------------------------------- effects and norms
-# Measures behind the fidelity verdicts (49_fidelity): parameter norms by name filter (e.g.
-# without the token embedding) and the size of a trend against the seed-to-seed spread.
+# --------------------------------------------------------------------------- norms and collapses
 def parameter_norms(snapshots: dict, exclude: Sequence[str] = ()) -> pd.DataFrame:
     """‖θ‖₂ at every snapshot over the parameters whose name contains none of ``exclude``.
 
@@ -491,66 +475,32 @@ def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float)
     return out
 
 
-def trend_effect(points: pd.DataFrame, field: str, value: str = "best",
-                 spread: pd.DataFrame | None = None) -> dict:
-    """Size of a trend along ``field`` and whether it exceeds the seed-to-seed spread, both on
-    a log scale (losses spread multiplicatively: the seed's two LSTM seeds differ ×12).
-
-    ``points``: one row per (grid point, seed) with columns ``field``, ``seed`` and ``value``
-    (positive, e.g. a :func:`per_seed_frame` of one model and a loss). The effect is the log
-    ratio of the geometric means over seeds from the first grid point to the last,
-    ``change = ln(last / first)``. The spread is the std over seeds of the per-seed log ratio
-    when ≥ 2 seeds sit at both ends; otherwise the largest std over seeds of ln(value) at any
-    point of ``spread`` (same columns, e.g. every stored seed of the same configs), or of
-    ``points``. Returns ``direction`` (:func:`direction` of the geometric means), ``first``,
-    ``last``, ``change``, ``spread`` (NaN when no point has two seeds), ``spread_from``
-    (words), ``seeds`` (seeds of ``points``) and ``exceeds`` (|change| > spread; None
-    without a spread).
-    """
-    missing = [c for c in (field, "seed", value) if c not in points.columns]
-    if missing or points.empty:
-        raise ValueError(f"points needs rows and the columns {field!r}, 'seed', {value!r}; "
-                         f"missing {missing}")
-    if (points[value] <= 0).any():
-        raise ValueError(f"points[{value!r}] must be > 0 (a log-scale trend), got "
-                         f"{points[value].min()!r}")
-    logs = points.assign(_ln=np.log(points[value].astype(float)))
-    means = logs.groupby(field)["_ln"].mean().sort_index()
-    first, last = float(np.exp(means.iloc[0])), float(np.exp(means.iloc[-1]))
-    change = float(means.iloc[-1] - means.iloc[0])
-    ends = logs[logs[field].isin([means.index[0], means.index[-1]])]
-    paired = ends.pivot_table(index="seed", columns=field, values="_ln").dropna()
-    out = {"direction": direction(list(np.exp(means))), "first": first, "last": last,
-           "change": change, "seeds": int(points["seed"].nunique()), "spread": math.nan,
-           "spread_from": "no point with two seeds", "exceeds": None}
-    if len(paired) >= 2 and len(means) >= 2:
-        per_seed = paired[means.index[-1]] - paired[means.index[0]]
-        out["spread"] = float(per_seed.std(ddof=0))
-        out["spread_from"] = f"std of the log ratio over {len(paired)} seeds"
-    else:
-        src = logs if spread is None else spread.assign(_ln=np.log(spread[value].astype(float)))
-        stats = src.groupby(field)["_ln"].agg(["count", lambda x: x.std(ddof=0)])
-        stats.columns = ["count", "std"]
-        stats = stats[stats["count"] >= 2]
-        if not stats.empty:
-            at = stats["std"].idxmax()
-            out["spread"] = float(stats["std"].max())
-            out["spread_from"] = (f"std of ln over {int(stats.loc[at, 'count'])} seeds at "
-                                  f"{sym(field)} = {fmt_value(at)}")
-    if not math.isnan(out["spread"]):
-        out["exceeds"] = bool(abs(change) > out["spread"])
-    return out
+def instability(records, field_: str) -> dict:
+    """Per value of ``field_``: collapses of A_train (below 0.9 after first reaching 1.0) and
+    crashes of A_val after generalising (below 0.5 after first reaching 0.9), summed over
+    runs (:func:`modarith.core.metrics.count_collapses`)."""
+    out: dict = {}
+    for r in records:
+        c = out.setdefault(getattr(r.config, field_), {"A_train collapses": 0, "A_val crashes": 0})
+        c["A_train collapses"] += count_collapses(r.history)["collapses"]
+        c["A_val crashes"] += count_collapses(r.history, key="val_acc", reached=0.9,
+                                              below=0.5)["collapses"]
+    return dict(sorted(out.items()))
 
 
-def effect_text(effect: dict, quantity: str = "L") -> str:
-    """A :func:`trend_effect` as a sentence: ``falls ×0.55 (ln −0.60; 1.00e+00 → 5.48e-01);
-    seed-to-seed spread ±0.10 in ln (…): exceeds it``."""
-    ch = effect["change"]
-    word = "rises" if ch > 0 else "falls" if ch < 0 else "is unchanged"
-    text = (f"{word} ×{math.exp(ch):.3g} (ln {ch:+.2f}; {fmt(effect['first'], quantity)} → "
-            f"{fmt(effect['last'], quantity)})")
-    if math.isnan(effect["spread"]):
-        return text + f"; seed-to-seed spread not measured ({effect['spread_from']})"
-    verdict = "exceeds it" if effect["exceeds"] else "within it"
-    return (text + f"; seed-to-seed spread ±{effect['spread']:.2f} in ln "
-            f"({effect['spread_from']}): {verdict}")
+def spikes_at_crashes(history: Mapping, window: int = 2, rise: float = 0.01) -> tuple[int, int]:
+    """The seed's third paragraph on ‖θ‖₂ (Problem 4.7.d): spikes of the norm as A_val crashes.
+    Returns ``(crashes, with_spike)``: the crashes of A_val after generalising (below 0.5
+    after first reaching 0.9, :func:`modarith.core.metrics.count_collapses`) and how many of them
+    have a norm spike — a rise of more than ``rise`` (relative) from the norm ``window``
+    evaluations before the crash's first step to the largest value within ``window``
+    evaluations after it."""
+    steps = np.asarray(history["step"], dtype=float)
+    norm = np.asarray(history["param_norm"], dtype=float)
+    episodes = count_collapses(history, key="val_acc", reached=0.9, below=0.5)["episodes"]
+    hit = 0
+    for start, _, _ in episodes:
+        i = int(np.searchsorted(steps, start))
+        lo, hi = max(0, i - window), min(len(norm), i + window + 1)
+        hit += bool(norm[lo:hi].max() > norm[lo] * (1 + rise))
+    return len(episodes), hit

@@ -9,8 +9,8 @@ the section it comes from:
   every number kept as the seed prints it (:class:`Quoted`), so its precision is known.
 * :data:`CLAIMS` — one :class:`Claim` per question the fidelity section answers: the seed's
   words verbatim and its answer as data (a number, a word or a direction per model).
-* :func:`verdict` — is our mean within the seed's mean ± std? :func:`agreement` — does our
-  answer to a claim equal the seed's?
+* :func:`log_noise` — the seed's own seed-to-seed spread of a loss, as the noise of a test
+  (:mod:`modarith.study.verdicts` decides; this module has no verdict words of its own).
 * :func:`dynamics`, :func:`reference_config`, :func:`training_key` — at which dynamics runs
   answer a claim (SPEC's lr, weight decay, batch and T, or reduced ones).
 
@@ -30,14 +30,10 @@ import tomllib
 
 from modarith.models.config import OPTIONAL_DEFAULTS, RunConfig
 from modarith.models.registry import MODELS, display_name
+from modarith.study import verdicts
 
 SOURCE = "seed/000_a133b5cd909dde9d.txt"  # beside SPEC.md; Felix Wilhelmy, April 5, 2025
 
-WITHIN = "within the seed's spread"
-OUTSIDE = "outside"
-AGREE = "agree"
-DISAGREE = "disagree"
-NOT_ENOUGH = "not enough runs"
 #: How a claim's measure depends on the horizon T: "first" — fixed by events (first steps at a
 #: level) once they happen, so a run that stops before SPEC's T, at SPEC's lr, weight decay and
 #: batch, gives SPEC's answer when every event lies before its T (training does not depend on
@@ -163,78 +159,18 @@ def claim(key: str) -> Claim:
     raise ValueError(f"claim = {key!r} is invalid: expected one of {tuple(c.key for c in CLAIMS)}")
 
 
-# --------------------------------------------------------------------------- comparisons
-def _finite(values: Iterable) -> list[float]:
-    out = []
-    for v in values:
-        if v is None:
-            continue
-        f = float(v)
-        if not math.isnan(f):
-            out.append(f)
-    return out
+# --------------------------------------------------------------------------- spreads
+def log_noise(model: str, quantity: str = "L_val") -> verdicts.Noise:
+    """The seed report's own spread of a loss (Table 1, mean ± std of two seeds) as the sd of
+    ln over its two seeds, df 1 (:func:`verdicts.quoted_log_sd`)."""
+    cell = TABLE1.get(model, {}).get(quantity)
+    if cell is None or cell["std"] is None or not quantity.startswith("L_"):
+        raise ValueError(f"model, quantity = {model!r}, {quantity!r} is invalid: expected one of "
+                         f"{sorted(TABLE1)} and L_train or L_val")
+    sd = verdicts.quoted_log_sd(cell["mean"].value, cell["std"].value)
+    return verdicts.Noise(sd, 1, f"the seed's {display_name(model)} {quantity} {cell['mean'].text} ± "
+                           f"{cell['std'].text}: sd {sd:.2f} in ln (df 1)")
 
-
-def within_spread(ours_values: Iterable, seed_mean: float, seed_std: float,
-                  tol: float = 0.0) -> bool | None:
-    """Whether the mean of ``ours_values`` (one value per seed) lies in seed_mean ± seed_std,
-    widened by ``tol`` (e.g. :attr:`Quoted.half_unit`, the seed's rounding). With the seed's
-    two seeds and a population std, mean ± std spans exactly its two runs' values.
-    None when ``ours_values`` holds no number (None/NaN entries are dropped)."""
-    for name, v in (("seed_mean", seed_mean), ("seed_std", seed_std), ("tol", tol)):
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            raise ValueError(f"{name} = {v!r} is invalid: expected a finite number")
-    if seed_std < 0 or tol < 0:
-        raise ValueError(f"seed_std = {seed_std!r} and tol = {tol!r} must be >= 0")
-    vals = _finite(ours_values)
-    if not vals:
-        return None
-    mean = sum(vals) / len(vals)
-    bound = (seed_std + tol) * (1 + 1e-9)  # a value on the boundary is inside despite rounding
-    return abs(mean - seed_mean) <= bound
-
-
-def verdict(ours_values: Iterable, seed_mean: float | Quoted, seed_std: float | Quoted,
-            tol: float | None = None) -> str:
-    """:data:`WITHIN` ("within the seed's spread"), :data:`OUTSIDE` or :data:`NOT_ENOUGH`.
-
-    ``seed_mean`` and ``seed_std`` are numbers or :class:`Quoted`; with :class:`Quoted` and
-    ``tol=None`` the spread is widened by the larger half-unit of their printed digits (0.9979
-    ± 0.0021 accepts 0.99995 … but not 1.0). See :func:`within_spread`."""
-    if tol is None:
-        tol = max((q.half_unit for q in (seed_mean, seed_std) if isinstance(q, Quoted)),
-                  default=0.0)
-    mean = seed_mean.value if isinstance(seed_mean, Quoted) else seed_mean
-    std = seed_std.value if isinstance(seed_std, Quoted) else seed_std
-    inside = within_spread(ours_values, mean, std, tol)
-    if inside is None:
-        return NOT_ENOUGH
-    return WITHIN if inside else OUTSIDE
-
-
-def agreement(seed_answer, our_answer, rel_tol: float = 1e-9) -> str:
-    """:data:`AGREE` or :data:`DISAGREE`, or :data:`NOT_ENOUGH` when ``our_answer`` is None.
-
-    Numbers are compared with ``math.isclose(rel_tol)``; words, booleans and None-free
-    mappings (per model answers) compare equal item by item."""
-    if our_answer is None:
-        return NOT_ENOUGH
-    if isinstance(seed_answer, Mapping) != isinstance(our_answer, Mapping):
-        raise ValueError(f"our_answer = {our_answer!r} and seed_answer = {seed_answer!r} must "
-                         "both be mappings (per model) or both single answers")
-    if isinstance(seed_answer, Mapping):
-        missing = [k for k in seed_answer if our_answer.get(k) is None]
-        if missing:
-            return NOT_ENOUGH
-        same = all(agreement(seed_answer[k], our_answer[k], rel_tol) == AGREE for k in seed_answer)
-        return AGREE if same else DISAGREE
-    if isinstance(seed_answer, bool) or isinstance(our_answer, bool):
-        return AGREE if type(seed_answer) is type(our_answer) and seed_answer == our_answer \
-            else DISAGREE
-    numbers = (int, float)
-    if isinstance(seed_answer, numbers) and isinstance(our_answer, numbers):
-        return AGREE if math.isclose(seed_answer, our_answer, rel_tol=rel_tol) else DISAGREE
-    return AGREE if seed_answer == our_answer else DISAGREE
 
 
 _NAMES = {**{m: display_name(m) for m in MODELS}, "both": "both models"}  # display names of answers
