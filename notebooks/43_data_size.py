@@ -60,7 +60,7 @@ from modarith.plotting import plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
-from modarith.study import analysis, claims, protocol
+from modarith.study import analysis, fidelity, protocol
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "data_size"
@@ -162,10 +162,9 @@ for m in analysis.models_in(best):
               f"A_val = {analysis.fmt(b['A_val'])})" if r is not None
               else "no r_train just overfits (A_train ≥ 0.9 with A_val ≤ 0.5: none in the grid)")
     print(f"{analysis.name(m)} (r_train ∈ {{{grid}}}): {s_gen}; {s_over}.")
-# the seed's two claims (Problem 4.3.d, strict inequalities), as 49_fidelity measures them
-spec = claims.against_spec(configs, protocol.knobs("data_size", "full"))
-for key in ("smallest_r_generalising", "largest_r_overfitting"):
-    print(claims.measure(key, records, **spec).line())
+# the seed's two claims (Problem 4.3.d, strict inequalities), per seed, as 49_fidelity decides them
+for answer in fidelity.answers("data_size", records):
+    print(answer.line())
 
 # %% [markdown]
 # ## Discussion

@@ -59,7 +59,7 @@ from modarith.plotting import plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
-from modarith.study import analysis, claims, protocol
+from modarith.study import analysis, fidelity, protocol
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "model_size"
@@ -129,9 +129,9 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 18.", figures, "gp
 # ## (c) How do $\mathcal{L}_{\text{val}}$ and $\mathcal{A}_{\text{val}}$ change with $d$ at fixed $L$, and with $L$ at fixed $d$? Which model scales better with $P$?
 #
 # Computed: the direction of each best validation metric along each axis of the grid
-# (descriptive), then the seed's four trends measured by `modarith.study.claims`: the log ratio of
-# the best $\mathcal{L}_{\text{val}}$ between the grid's end points against the seed-to-seed
-# spread, with a verdict.
+# (descriptive), then the seed's trends decided by `modarith.study.fidelity`: the log ratio of the
+# best $\mathcal{L}_{\text{val}}$ between the grid's end points, tested against the seed-to-seed
+# noise (pooled over the grid, never below the seed's own), with a verdict.
 
 # %%
 for m in analysis.models_in(best):
@@ -144,11 +144,9 @@ for m in analysis.models_in(best):
                              f"({analysis.listing(rows, vary, q)})")
             print(f"{analysis.name(m)} at {analysis.sym(fixed)} = {analysis.fmt_value(fv)}, as "
                   f"{analysis.sym(vary)} grows: " + "; ".join(parts) + ".")
-# the seed's four trends (claims 6-9), each against the seed-to-seed noise on a log scale
-spec = claims.against_spec(configs, protocol.knobs("model_size", "full"))
-for key in ("gpt_width", "lstm_width", "lstm_depth", "gpt_depth"):
-    if key.split("_")[0] in knobs.models:
-        print(claims.measure(key, records, **spec).line())
+# the seed's trends about the models trained here (claims 6-9), as 49_fidelity decides them
+for answer in fidelity.answers("model_size", records):
+    print(answer.line())
 
 # %% [markdown]
 # ## Discussion

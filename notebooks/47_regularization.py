@@ -60,7 +60,7 @@ from modarith.plotting import plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
-from modarith.study import analysis, claims, protocol
+from modarith.study import analysis, fidelity, protocol
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 figures = settings.figures / "regularization"
@@ -155,13 +155,11 @@ for m in sorted(set(norms["model"])):
                      f"({-100 * drop:+.0f}% from the peak), final {rows['norm_final'].mean():.1f}")
     print(f"{analysis.name(m)}, ‖θ‖₂ of all parameters per weight decay (descriptive; the peak is "
           "the largest value before t_f(A_val), step 0 included): " + "; ".join(parts) + ".")
-# the seed's claims 10 and 11 (LSTM), measured as in 49_fidelity: t_f against one evaluation
-# interval + the seed spread, censored at T; the share of the norm's fall after t_gen, not
-# tested where a horizon shorter than SPEC's could still change it
-if "lstm" in knobs.models:
-    spec = claims.against_spec(configs, protocol.knobs("regularization", "full"))
-    for key in ("weight_decay_time", "norm_rise_fall"):
-        print(claims.measure(key, records, **spec).line())
+# the seed's claims 10 and 11 (LSTM), as 49_fidelity decides them: paired t_f differences with
+# one evaluation interval of resolution; the norm's rise before t_gen and fall after it; both
+# need SPEC's horizon
+for answer in fidelity.answers("regularization", records):
+    print(answer.line())
 
 # %% [markdown]
 # ## Discussion

@@ -50,7 +50,6 @@ figures_dir: str = "auto"  # the collapse figure goes to <figures_dir>/fidelity/
 
 # %% tags=["report-hide"]
 import math
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -59,14 +58,12 @@ from modarith.core.metrics import count_collapses
 from modarith.plotting import plots
 from modarith.reporting import notebook
 from modarith.runtime.store import Store
-from modarith.study import analysis, claims, protocol, seed_report
+from modarith.study import analysis, claims, fidelity, seed_report, verdicts
 from modarith.study.progress_measures import load_snapshots
 
 settings = notebook.settings(profile, device, results_dir, figures_dir, needs_runs=True)
-figures = settings.figures / "fidelity"
 store = Store(settings.results)
-# the profile asked for, then SPEC's protocol (full) when that is another profile
-PROFILES = [settings.profile] + (["full"] if settings.profile != "full" else [])
+PROFILES = [settings.profile] + (["full"] if settings.profile != "full" else [])  # then SPEC's
 print(f"profile {settings.profile}; results: {settings.results}")
 
 # %% [markdown]
@@ -76,140 +73,110 @@ print(f"profile {settings.profile}; results: {settings.results}")
 # exactly as its notebook builds them, and looked up in the store (a run two experiments
 # share is trained once and read by both; a stored run that differs only in its weight
 # snapshots trains identically and answers for it). A claim is answered only when every run
-# of its experiment is stored. Stored runs of the same grid points with other seeds (an
-# experiment notebook run with a larger `seeds`) join them: every verdict works for any
-# number of seeds, and more seeds sharpen the noise it is compared with.
+# of its experiment is stored. Only these runs: whatever else the store holds — other seeds,
+# other experiments — changes no verdict.
 
 # %%
-EXPERIMENTS = list(dict.fromkeys([c.experiment for c in seed_report.CLAIMS]))
-# every stored run by how it trains (a run with weight snapshots answers for one without)
-TRAINED = {}
-for r in store.records():
-    TRAINED.setdefault(seed_report.training_key(r.config), r)
-
-
-def lookup(config):
-    return store.get(config) or TRAINED.get(seed_report.training_key(config))
-
-
-runs = {}  # (experiment, profile) -> the stored records, in config order
-complete = {}  # (experiment, profile) -> every run of the experiment is stored
-rows = []
-for prof in PROFILES:
-    for name in EXPERIMENTS:
-        configs = protocol.configs(name, prof)
-        records = [lookup(c) for c in configs]
-        runs[name, prof] = [r for r in records if r is not None]
-        complete[name, prof] = len(runs[name, prof]) == len(configs)
-        # every other stored seed of the same grid points (an experiment notebook run with
-        # more `seeds`): more seeds, a sharper noise estimate
-        points = {replace(seed_report.training_key(c), seed=0) for c in configs}
-        have = {seed_report.training_key(r.config) for r in runs[name, prof]}
-        extra = [r for key, r in TRAINED.items() if key not in have and replace(key, seed=0) in points]
-        runs[name, prof] += extra
-        rows.append({"experiment": name, "profile": prof, "runs": len(configs),
-                     "stored": len(records) - records.count(None), "more seeds": len(extra)})
-display(pd.DataFrame(rows))
-
-
-def at_spec(name, records):
-    """(config, SPEC's run at the same grid point) for each record of experiment `name`."""
-    full = protocol.knobs(name, "full")
-    return [(r.config, seed_report.reference_config(r.config, full)) for r in records]
-
+EXPERIMENTS = list(dict.fromkeys(c.experiment for c in seed_report.CLAIMS))
+found = {(name, prof): fidelity.profile_records(name, prof, store) for prof in PROFILES for name in EXPERIMENTS}
+runs = {key: rs for key, (rs, missing) in found.items() if not missing}  # every run stored
+display(pd.DataFrame([{"experiment": name, "profile": prof, "stored": len(rs), "missing": missing}
+                      for (name, prof), (rs, missing) in found.items()]))
 
 # %% [markdown]
-# ## How our answers are computed
+# ## How a verdict is decided
 #
-# Each claim is measured by one function of `modarith.study.claims` (tested on synthetic histories
-# whose right verdict is known, `tests/test_claims.py`). Each returns the observable as the
-# seed names it, our numbers per seed, the effect, the noise it is compared with and where
-# that noise comes from, the number of seeds, the horizon, and one of four verdicts:
+# Each claim is measured by one function of `modarith.study.claims` (tested on synthetic
+# histories whose right verdict is known, `tests/test_claims.py`) and decided by the tests of
+# `modarith.study.verdicts` (calibrated on simulated null data, `tests/test_verdicts.py`):
 #
-# * **agree** / **disagree** — the effect lies beyond the noise, on the seed's side or not;
-# * **inconclusive** — the effect lies inside the noise (or the runs disagree among themselves);
-# * **not tested** — the runs are at changed dynamics (another lr, weight decay, batch), or
-#   a longer horizon could change the answer (a best value over a run shorter than SPEC's T;
-#   an event not yet happened by a shortened T; a best at the last step, t_f = T, censored).
+# * losses are compared as log ratios; the noise is the seed-to-seed spread of ln L pooled over
+#   the experiment's grid points (degrees of freedom Σ(nᵢ − 1)), never smaller than the seed
+#   report's own quoted spread; the standard error is that of the compared means, and the
+#   quantiles are Student-t at those degrees of freedom — with one seed per point the seed's
+#   quoted spread (two seeds: df 1) is the only noise there is, and a step time with one seed
+#   cannot be decided;
+# * step times are paired differences over seeds, with one evaluation interval of resolution;
+# * a best value at the last evaluation, or an event not reached by T, is a bound: it decides
+#   only the side it cannot flip;
+# * **agree** — the seed's direction is significant; **disagree** — the opposite is (or, for a
+#   threshold, the seed's value is excluded); **inconclusive** — neither, and the row says the
+#   smallest effect the design could have detected; **not tested** — the runs are at changed
+#   dynamics, or a longer horizon could change the answer.
 #
-# Losses are compared as log ratios against a log-scale spread: the std over our seeds of
-# ln(value), or — with one seed — the seed report's own spread (Table 1's mean ± std of its
-# two seeds, quoted). Step times get a tolerance of one evaluation interval plus the std over
-# our seeds; the seed quotes no spread of step times, so one seed cannot decide a step-time
-# comparison. More seeds (the `seeds` parameter of each experiment notebook) sharpen every
-# verdict.
+# The claims of a profile are one family: α = 0.05 family-wise, by Holm's correction over every
+# test of every claim decided. Each claim's rule is written once, in `seed_claims.toml`, and shown
+# in its row.
 
 # %%
-def answer(c, prof):
-    """Our Answer to claim `c` from the runs of profile `prof` (None when runs are missing)."""
-    if not complete[c.experiment, prof]:
-        return None
-    rs = runs[c.experiment, prof]
-    return claims.measure(c.key, rs, **claims.against_spec(
-        [r.config for r in rs], protocol.knobs(c.experiment, "full")))
-
-
-ANSWERS = {}  # (claim key, profile) -> Answer
-for c in seed_report.CLAIMS:
-    for prof in PROFILES:
-        # the profile built, always; another profile only where its runs exist
-        if prof == settings.profile or complete[c.experiment, prof]:
-            ANSWERS[c.key, prof] = answer(c, prof)
+ANSWERS = {prof: fidelity.decide_all(prof, store) for prof in PROFILES}
+for prof, answers in ANSWERS.items():
+    tests = sum(len(a.tests) for a in answers.values() if isinstance(a, claims.Answer))
+    if prof == settings.profile or tests:
+        print(f"Profile {prof}: α = {verdicts.ALPHA} family-wise over the {tests} tests of the claims "
+              "it decides (Holm's step-down correction); detectable effects at power "
+              f"{verdicts.POWER:.0%}.")
 
 # %% [markdown]
 # ## The claims, one row each
 #
 # One row per claim for the profile that was built (another profile's rows only where its
-# runs are all stored). "We measure" is our answer in the seed's terms; the numbers behind
-# each verdict — effect, noise and where it comes from, seeds, horizon — follow the table.
+# runs are all stored): the seed's answer, ours, the verdict and the rule it was decided by.
+# The numbers behind each verdict — effect, standard error, degrees of freedom, the detectable
+# effect — follow the table.
 
 # %%
+def shown(prof, key):
+    """Whether claim `key` of profile `prof` has a row: the profile built always, another where its runs exist."""
+    return prof == settings.profile or isinstance(ANSWERS[prof][key], claims.Answer)
+
+
+def verdict(a):
+    return a.verdict if isinstance(a, claims.Answer) else verdicts.NOT_TESTED
+
+
 table = []
 for i, c in enumerate(seed_report.CLAIMS, 1):
-    for prof in PROFILES:
-        if (c.key, prof) not in ANSWERS:
-            continue
-        a = ANSWERS[c.key, prof]
-        n = len(protocol.configs(c.experiment, prof))
-        table.append({"#": i if prof == settings.profile else f"{i} ({prof})",
-                      "claim": c.question, "seed says": seed_report.answer_text(c.answer),
-                      "we measure": (a.ours or a.observable) if a else
-                      f"{len(runs[c.experiment, prof])} of {n} runs stored",
-                      "verdict": a.verdict if a else claims.NOT_TESTED})
-claim_table = pd.DataFrame(table)
-display(claim_table.style.hide(axis="index").set_table_attributes('class="claims"'))
+    for prof in (p for p in PROFILES if shown(p, c.key)):
+        a = ANSWERS[prof][c.key]
+        table.append({"#": i if prof == settings.profile else f"{i} ({prof})", "claim": c.question,
+                      "seed says": seed_report.answer_text(c.answer),
+                      "we measure": (a.ours or a.observable) if isinstance(a, claims.Answer)
+                      else f"{a} runs not stored", "verdict": verdict(a), "rule": c.measure})
+display(pd.DataFrame(table).style.hide(axis="index").set_table_attributes('class="claims"'))
 
 
 def detail(i, c, prof, a):
-    head = f"{i}{'' if prof == settings.profile else f' ({prof})'}. **{a.verdict if a else claims.NOT_TESTED}**"
-    if a is None:
-        return f"{head} — not all runs of `{c.experiment}` are stored in this profile."
-    noise = (f"noise {claims.number_text(a.noise)} ({a.noise_from}); " if a.noise_from else "")
-    effect = "" if math.isnan(a.effect) else f"Effect {claims.number_text(a.effect)}; {noise}"
-    return (f"{head} — {a.observable}: {a.why}. {effect}"
-            f"{a.seeds} seed{'s' if a.seeds != 1 else ''}; {a.horizon}.")
+    head = f"{i}{'' if prof == settings.profile else f' ({prof})'}. **{verdict(a)}**"
+    if not isinstance(a, claims.Answer):
+        return f"{head} — {a} runs of `{c.experiment}` are not stored in this profile."
+    tests = f" Tests: {a.tests_text()}." if a.tests else ""
+    return f"{head} — {a.observable}: {a.why}.{tests} {a.seeds} seed{'s' if a.seeds != 1 else ''}; {a.horizon}."
 
 
 display(Markdown("**Why each verdict.**\n\n" + "\n".join(
-    detail(i, c, prof, ANSWERS[c.key, prof]) for i, c in enumerate(seed_report.CLAIMS, 1)
-    for prof in PROFILES if (c.key, prof) in ANSWERS)))
+    detail(i, c, prof, ANSWERS[prof][c.key]) for i, c in enumerate(seed_report.CLAIMS, 1)
+    for prof in PROFILES if shown(prof, c.key))))
 display(Markdown("**The seed's words.**\n\n" + "\n".join(
     f"{i}. *{c.section}*: “{c.quote_text}”" for i, c in enumerate(seed_report.CLAIMS, 1))))
 
 # %% [markdown]
-# The verdicts counted, per profile:
+# The verdicts counted, per profile, and for each inconclusive claim the seeds per configuration
+# that would decide it at the spread measured here (power 80 %), with the run-steps they add and
+# their share of this profile's build:
 
 # %%
-display(pd.DataFrame([{"profile": p, "verdict": a.verdict if a else claims.NOT_TESTED}
-                      for (_, p), a in ANSWERS.items()])
+display(pd.DataFrame([{"profile": p, "verdict": verdict(ANSWERS[p][c.key])} for c in seed_report.CLAIMS
+                      for p in PROFILES if shown(p, c.key)])
         .groupby(["profile", "verdict"]).size().unstack(fill_value=0))
+display(fidelity.seeds_table(ANSWERS[settings.profile], settings.profile).style.hide(axis="index"))
 
 # %% [markdown]
 # ## ‖θ‖₂ around generalisation (weight-decay sweep)
 #
 # Claim 11 is measured on the norm of all parameters, as the seed plots it (its Fig. 23): the
-# peak before t_gen (the first A_val ≥ 0.9), the value at t_gen, the low after it, and the
-# share of the fall from the peak to the low that comes after t_gen. Beyond the seed, for runs
+# peak before t_gen (the first A_val ≥ 0.9) against the initial value (the rise), and the low
+# after t_gen against the value at t_gen (the fall). Beyond the seed, for runs
 # with weight snapshots, the same numbers without the token embedding — the weights the model
 # grows. The token embedding starts at N(0, 1) (a norm of ≈ 68 of the LSTM's 76 at
 # initialisation) and weight decay shrinks it from the first step, so the norm of all
@@ -234,12 +201,12 @@ def norm_table(records):
             rows.append({"wd": r.config.weight_decay, "seed": r.config.seed, "norm": which,
                          "t_gen": t_gen, "init": s["init"], "peak": s["peak"],
                          "at t_gen": s["at_event"], "low after": s["low"], "end": s["end"],
-                         "share after t_gen": s["share_after"]})
+                         "rise before t_gen": s["rise"], "fall after t_gen": s["fall"]})
     return pd.DataFrame(rows)
 
 
 for prof in PROFILES:
-    if complete["regularization", prof]:
+    if ("regularization", prof) in runs:
         print(f"Profile {prof}:")
         display(norm_table([r for r in runs["regularization", prof] if r.config.model == "lstm"])
                 .round(3))
@@ -249,27 +216,27 @@ for prof in PROFILES:
 # %% [markdown]
 # ## Table 1, ours beside the seed's
 #
-# Best value over the run and t_f, the first step that reaches it. Losses: our geometric mean
-# over seeds against the seed's mean, as a log ratio, with a tolerance of the seed's own
-# log-scale spread plus ours. Accuracies: our mean against the seed's mean ± std, widened by
-# our std and the seed's rounding. Step times: one evaluation interval plus our std (the seed
-# quotes none); a t_f at the last step (ours or the seed's, T = 10,001) is censored, not
-# compared.
+# Best value over the run and t_f, the first step that reaches it. Each cell is a test of
+# equivalence with the seed's value within a margin fixed before looking (below): losses as a log
+# ratio of geometric means, the standard error from our seeds and the seed's two (its quoted
+# spread), accuracies likewise, step times from our seeds alone (the seed quotes no spread). A
+# cell reads *equivalent*, *different* or *inconclusive*. The seed's own best L_val of both
+# models is at its last step (t_f = 10,000 and 10,001): a bound, so those cells cannot read
+# equivalent.
 
 # %%
+print(f"Margin: {fidelity.MARGIN_TEXT}.")
 for prof in PROFILES:
-    if not complete["sanity", prof]:
+    if ("sanity", prof) not in runs:
         if prof == settings.profile:
             print(f"Profile {prof}: not enough runs of the sanity check for Table 1.")
         continue
     rs = runs["sanity", prof]
-    cells = claims.table1(rs, **claims.against_spec([r.config for r in rs],
-                                                    protocol.knobs("sanity", "full")))
+    cells = fidelity.table1(rs, **fidelity.against_spec("sanity", [r.config for r in rs]))
     print(f"Table 1 from the sanity-check runs of the {prof} profile ({len(rs)} runs, seeds "
           f"{sorted({r.config.seed for r in rs})}):")
-    display(pd.DataFrame([{"cell": a.claim.removeprefix("T1 "), "why": a.why, "verdict": a.verdict}
-                          for a in cells]).style.hide(axis="index")
-            .set_table_attributes('class="claims"'))
+    display(pd.DataFrame([{"cell": c.cell, "why": c.why, "verdict": c.verdict} for c in cells])
+            .style.hide(axis="index").set_table_attributes('class="claims"'))
 
 # %% [markdown]
 # ## Collapses of the training accuracy
@@ -284,14 +251,14 @@ for prof in PROFILES:
 seen, rows = set(), []
 for prof in PROFILES:
     for name in EXPERIMENTS:
-        for r in runs[name, prof]:
+        for r in found[name, prof][0]:  # every stored run, complete experiment or not
             if r.run_id in seen:
                 continue
             seen.add(r.run_id)
             col = count_collapses(r.history)
             c = r.config
-            status, _ = seed_report.dynamics(at_spec(name, [r]), "first")
-            rows.append({"settings": "reduced" if status == "reduced" else "SPEC",
+            reduced = fidelity.against_spec(name, [c])["reduced"]
+            rows.append({"settings": "reduced" if reduced else "SPEC",
                          "profile": prof, "experiment": name, "model": c.model, "seed": c.seed, "p": c.p,
                          "d": c.d_model, "L": c.num_layers, "lr": c.lr, "wd": c.weight_decay,
                          "r_train": c.r_train, "T": c.total_steps, "first fit": col["first_fit"],
@@ -321,7 +288,7 @@ else:
 # The training accuracy of every run with at least one collapse (shaded: below 0.9).
 
 # %%
-hit = [r for name in EXPERIMENTS for prof in PROFILES for r in runs[name, prof]
+hit = [r for name in EXPERIMENTS for prof in PROFILES for r in found[name, prof][0]
        if count_collapses(r.history)["collapses"] > 0]
 hit = list({r.run_id: r for r in hit}.values())
 if hit:
@@ -335,10 +302,10 @@ if hit:
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$\mathcal{A}_{\mathrm{train}}$")
     ax.legend(fontsize=6, loc="lower right")
-    profiles = ", ".join(sorted({p for (_, p), rs in runs.items() for r in rs if r in hit}))
+    profiles = ", ".join(sorted({p for (_, p), (rs, _) in found.items() for r in rs if r in hit}))
     plots.show(fig, f"Training accuracy of the {len(hit)} runs with a collapse (below 0.9, "
                     f"shaded, after first reaching 1.0); runs of the {profiles} profile(s).",
-               figures, "collapses")
+               settings.figures / "fidelity", "collapses")
 else:
     print("No run has a collapse.")
 

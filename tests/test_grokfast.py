@@ -114,7 +114,7 @@ def test_grokfast_matches_plain_loop_with_hand_ema(model, batch_size):
 
 
 @pytest.mark.parametrize("model", ["gpt", "lstm"])
-def test_grokfast_group_equals_single_runs(model):
+def test_grokfast_group_equals_single_runs(model, one_thread):
     configs = [
         RunConfig(model=model, seed=0, grokfast_alpha=0.98, grokfast_lamb=2.0, **TINY),
         RunConfig(model=model, seed=0, **TINY),  # filter off inside a group that has it on
@@ -249,7 +249,7 @@ def test_switches_match_their_plain_loop(model, extra):
 
 
 @pytest.mark.parametrize("model", ["gpt", "lstm"])
-def test_switches_group_equals_single_runs(model):
+def test_switches_group_equals_single_runs(model, one_thread):
     configs = [RunConfig(model=model, seed=s, batch_size=20, record_collapse=True,
                          **{**TINY, **{k: v for k, v in x.items() if k != "beta2"}})  # β₂: group-wide
                for s, x in enumerate([{}, *SWITCHES])]

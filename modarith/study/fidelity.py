@@ -6,8 +6,9 @@ one family, and the seed's Table 1 cell by cell, as equivalence.
   :class:`modarith.study.claims.Answer` objects, decided together (Holm).
 * :func:`profile_records` — the runs a verdict reads: the profile's configs only (or the
   ``seeds`` asked for), whatever else the store holds.
-* :func:`seeds_to_decide` — for an inconclusive claim, the seeds that would decide it at the
-  measured spread, and their run-steps.
+* :func:`decide_all` — every claim of a profile as one family; :func:`seeds_to_decide`,
+  :func:`seeds_table` — for an inconclusive claim, the seeds that would decide it at the
+  measured spread, and their run-steps (against :func:`build_run_steps`).
 * :func:`table1` — each cell of the seed's Table 1 tested for equivalence with ours within
   :data:`MARGINS` (:func:`modarith.study.verdicts.equivalence`).
 """
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from modarith.core.metrics import summarize
 from modarith.study import analysis, claims, protocol, seed_report
@@ -83,6 +85,45 @@ def profile_records(experiment: str, profile: str, store, seeds: Sequence[int] |
                 found[c] = r
     recs = [r for r in found.values() if r is not None]
     return recs, len(configs) - len(recs)
+
+
+def decide_all(profile: str, store, seeds: Sequence[int] | None = None,
+               level: float = vd.ALPHA) -> dict:
+    """Every claim of the seed from ``profile``'s runs (:func:`profile_records`), decided as one
+    family (Holm over all their tests): claim key -> Answer, or the number of its experiment's
+    runs not stored (an int) when some are missing."""
+    out, measured = {}, {}
+    for c in seed_report.CLAIMS:
+        recs, missing = profile_records(c.experiment, profile, store, seeds)
+        if missing or not recs:
+            out[c.key] = missing
+            continue
+        measured[c.key] = claims.measure(c.key, recs, **against_spec(c.experiment, [r.config for r in recs]))
+    decided = claims.decide_family(list(measured.values()), level)
+    return {k: dict(zip(measured, decided)).get(k, v) for k, v in {**out, **measured}.items()}
+
+
+def build_run_steps(profile: str) -> int:
+    """The run-steps of every run the report trains in ``profile`` (each run once)."""
+    runs = dict.fromkeys(c for name in protocol.EXPERIMENTS for c in protocol.configs(name, profile))
+    return sum(c.total_steps for c in runs)
+
+
+def seeds_table(answers: Mapping, profile: str) -> pd.DataFrame:
+    """Per inconclusive claim: the seeds per configuration that would decide it at the measured
+    spread (:func:`seeds_to_decide`), the run-steps they add and their share of the profile's
+    build (:func:`build_run_steps`)."""
+    total = build_run_steps(profile)
+    rows = []
+    for key, a in answers.items():
+        if isinstance(a, claims.Answer) and a.verdict == vd.INCONCLUSIVE:
+            n, cost = seeds_to_decide(a)
+            rows.append({"claim": key, "seeds now": a.seeds,
+                         "seeds that decide": "more than 64" if n is None else n,
+                         "run-steps added": "–" if cost is None else f"{cost:,}",
+                         "share of the build": "–" if cost is None else f"{100 * cost / total:.0f} %"})
+    return pd.DataFrame(rows, columns=["claim", "seeds now", "seeds that decide", "run-steps added",
+                                       "share of the build"])
 
 
 def seeds_to_decide(a) -> tuple[int | None, int | None]:

@@ -131,7 +131,7 @@ class Claim:
     question: str  # the question, in our words
     quote: tuple[str, ...]  # the seed's words, verbatim (whitespace collapsed, LaTeX kept)
     answer: object  # the seed's answer: per model {"lstm": …, "gpt": …} or one word/number
-    measure: str  # how our answer is computed from the runs, in words
+    measure: str  # the rule the claim is decided by, in words (its one home)
     horizon: str = "whole"  # one of HORIZONS: what a run shorter than SPEC's T can answer
 
     def __post_init__(self):
