@@ -121,3 +121,11 @@ def test_quoted_spread_and_combination_rules():
     assert vd.unanimous([vd.AGREE, vd.DISAGREE]) == vd.INCONCLUSIVE
     assert vd.unanimous([vd.DISAGREE, vd.NOT_TESTED]) == vd.DISAGREE
     assert vd.unanimous([]) == vd.NOT_TESTED
+
+
+def test_a_test_that_cannot_decide_does_not_widen_the_family():
+    crit = stats.t.ppf(0.975, 5)
+    good = vd.Test("x", effect=crit * 1.05, se=1.0, df=5, sign=+1)  # p just under α alone
+    blind = vd.Test("y", effect=3.0, se=math.nan, df=0, sign=+1)  # one seed, no spread
+    assert vd.decide([good, blind]) == [vd.AGREE, vd.INCONCLUSIVE]
+    assert vd.decide([good, good]) == [vd.INCONCLUSIVE, vd.INCONCLUSIVE]  # Holm: 2p > α

@@ -10,10 +10,8 @@ answers from. Nothing here knows which experiment it serves.
   ``alphas`` slices each run at T_max = α·T; ``params`` adds P, ``compute`` adds C ≈ P·B·T.
 * :func:`model_table`, :func:`compare_tables` — best values, t_f and Δt per model, side by side
   with another table (e.g. a published one), the better model bolded per row.
-* :func:`select`, :func:`direction`, :func:`threshold`, :func:`first_step_at`,
-  :func:`norm_around_generalisation`, :func:`rise_and_fall`, :func:`instability`,
-  :func:`spikes_at_crashes` and the formatters — building blocks of computed answers (the
-  verdicts on them: :mod:`modarith.study.verdicts`).
+* :func:`select`, :func:`direction`, :func:`threshold`, :func:`first_step_at`, the norms and
+  collapses (:func:`rise_and_fall`, :func:`instability` …), formatters: building blocks of answers.
 
 Standard deviations are population std (ddof = 0) over seeds, as :func:`metrics.mean_std`.
 """
@@ -456,22 +454,19 @@ def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float)
     ``rise = peak / init − 1`` and ``fall = 1 − low / at_event``. A NaN ``t_event`` (never
     reached) gives NaN for every entry but ``init`` and ``end``.
     """
-    s = np.asarray(steps, dtype=float)
-    v = np.asarray(norm, dtype=float)
+    s, v = np.asarray(steps, dtype=float), np.asarray(norm, dtype=float)
     if len(s) != len(v) or len(s) < 2:
         raise ValueError(f"steps and norm must have the same length >= 2, got {len(s)} and {len(v)}")
-    out = {"init": float(v[0]), "end": float(v[-1]), "peak": math.nan, "step_peak": math.nan,
-           "at_event": math.nan, "step_event": math.nan, "low": math.nan, "step_low": math.nan,
-           "rise": math.nan, "fall": math.nan}
+    out = {"init": float(v[0]), "end": float(v[-1]), **dict.fromkeys(
+        ("peak", "step_peak", "at_event", "step_event", "low", "step_low", "rise", "fall"), math.nan)}
     if math.isnan(t_event) or t_event < s[0]:
         return out
     before = s <= t_event
     i = int(np.argmax(np.where(before, v, -np.inf)))
     e = int(np.flatnonzero(before)[-1])
     j = e + int(np.argmin(v[e:]))
-    out.update(peak=float(v[i]), step_peak=float(s[i]), at_event=float(v[e]),
-               step_event=float(s[e]), low=float(v[j]),
-               step_low=float(s[j]), rise=float(v[i] / v[0] - 1), fall=float(1 - v[j] / v[e]))
+    out.update(peak=float(v[i]), step_peak=float(s[i]), at_event=float(v[e]), step_event=float(s[e]),
+               low=float(v[j]), step_low=float(s[j]), rise=float(v[i] / v[0] - 1), fall=float(1 - v[j] / v[e]))
     return out
 
 
@@ -495,8 +490,7 @@ def spikes_at_crashes(history: Mapping, window: int = 2, rise: float = 0.01) -> 
     have a norm spike — a rise of more than ``rise`` (relative) from the norm ``window``
     evaluations before the crash's first step to the largest value within ``window``
     evaluations after it."""
-    steps = np.asarray(history["step"], dtype=float)
-    norm = np.asarray(history["param_norm"], dtype=float)
+    steps, norm = np.asarray(history["step"], dtype=float), np.asarray(history["param_norm"], dtype=float)
     episodes = count_collapses(history, key="val_acc", reached=0.9, below=0.5)["episodes"]
     hit = 0
     for start, _, _ in episodes:

@@ -87,7 +87,7 @@ def _answer(claim: str, observable: str, records, horizon: str, *, verdict: str 
     """The one way an :class:`Answer` is built: ``verdict`` given, or decided from ``tests``
     (Holm over them) and ``fixed`` by ``rule``."""
     tests, fixed = tuple(tests), tuple(fixed)
-    family = len(tests)
+    family = sum(map(vd.decidable, tests))
     if verdict is None:
         verdict = vd.RULES[rule]([*vd.decide(tests), *fixed])
     points = {_point(r.config) for r in records}
@@ -106,7 +106,8 @@ def decide_family(answers: Sequence[Answer], level: float = ALPHA) -> list[Answe
             out.append(a)
             continue
         parts = [next(decided) for _ in a.tests]
-        out.append(replace(a, verdict=vd.RULES[a.rule]([*parts, *a.fixed]), family=len(tests)))
+        out.append(replace(a, verdict=vd.RULES[a.rule]([*parts, *a.fixed]),
+                           family=sum(map(vd.decidable, tests))))
     return out
 
 

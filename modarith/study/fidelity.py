@@ -118,8 +118,10 @@ def seeds_table(answers: Mapping, profile: str) -> pd.DataFrame:
     for key, a in answers.items():
         if isinstance(a, claims.Answer) and a.verdict == vd.INCONCLUSIVE:
             n, cost = seeds_to_decide(a)
+            unmeasured = any(not math.isfinite(t.noise.sd) for t in a.tests if t.noise) or not a.tests
             rows.append({"claim": key, "seeds now": a.seeds,
-                         "seeds that decide": "more than 64" if n is None else n,
+                         "seeds that decide": n if n is not None else "unknown (no spread measured)"
+                         if unmeasured else f"more than {vd.MAX_SEEDS}",
                          "run-steps added": "–" if cost is None else f"{cost:,}",
                          "share of the build": "–" if cost is None else f"{100 * cost / total:.0f} %"})
     return pd.DataFrame(rows, columns=["claim", "seeds now", "seeds that decide", "run-steps added",

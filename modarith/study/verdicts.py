@@ -288,10 +288,18 @@ def unanimous(verdicts: Sequence[str]) -> str:
 RULES = {"every": every, "unanimous": unanimous}
 
 
+def decidable(test: Test) -> bool:
+    """Whether a test can decide at all: an effect, and a standard error with degrees of freedom
+    (known from the design, before the effect is looked at)."""
+    return test.df >= 1 and math.isfinite(test.se) and math.isfinite(test.effect)
+
+
 def decide(tests: Sequence[Test], level: float = ALPHA) -> list[str]:
-    """Each test's verdict with Holm's correction over ``tests`` (one family)."""
-    adj = holm([t.p for t in tests]) if tests else []
-    return [t.decide(p, level) for t, p in zip(tests, adj)]
+    """Each test's verdict with Holm's correction over the decidable ``tests`` (one family; a
+    test that cannot decide is inconclusive and does not widen the family)."""
+    family = [t for t in tests if decidable(t)]
+    adj = iter(holm([t.p for t in family]))
+    return [t.decide(next(adj), level) if decidable(t) else INCONCLUSIVE for t in tests]
 
 
 def seeds_to_decide(test: Test, level: float = ALPHA, power: float = POWER,
