@@ -1,4 +1,4 @@
-"""Tests for modarith.study.seed_report: the seed's numbers and claims, and the comparison helpers."""
+"""Tests for modarith.study.seed_report: the seed's numbers, claims and quoted spreads."""
 
 import math
 import os
