@@ -265,3 +265,10 @@ def test_rise_and_fall_around_an_event():
 
 def test_model_order_is_the_registrys():
     assert [A.model_order(m) for m in ("lstm", "gpt", "no such model")] == [0, 1, len(A.MODELS)]
+
+
+def test_fmt_value_of_swept_values():
+    import numpy as np
+
+    assert [A.fmt_value(v) for v in (512, 0.25, np.float64(128.0), 1e-3, "gelu")] == \
+        ["512", "0.25", "128", "0.001", "gelu"]
