@@ -142,7 +142,7 @@ for i, c in enumerate(seed_report.CLAIMS, 1):
         table.append({"#": i if prof == settings.profile else f"{i} ({prof})", "claim": c.question,
                       "seed says": seed_report.answer_text(c.answer),
                       "we measure": (a.ours or a.observable) if isinstance(a, claims.Answer)
-                      else f"{a} runs not stored", "verdict": verdict(a), "rule": c.measure})
+                      else f"{a} runs not stored", "rule": c.measure, "verdict": verdict(a)})
 display(pd.DataFrame(table).style.hide(axis="index").set_table_attributes('class="claims"'))
 
 
