@@ -316,8 +316,11 @@ else:
 # The dynamics may differ: a higher learning rate or a shorter horizon changes when and
 # whether a model generalises, so such an answer is *not tested*, with the reason. The seed's
 # own answer may rest on noise: two seeds, and best values that a single collapse or a late
-# spike can move — the seed's two LSTM runs differ ×12 in best L_val — so every effect is set
-# against a seed-to-seed spread on its own scale, and an effect inside it is *inconclusive*.
-# Or the science may differ: a *disagree* at SPEC's dynamics, beyond the noise, is the case to
-# look into. Collapses are part of the seed's protocol too (its GPT at SPEC's settings has
+# spike can move — the seed's two LSTM runs differ ×12 in best L_val — so every effect is
+# tested against a seed-to-seed spread on its own scale, and an effect the design cannot tell
+# from that noise is *inconclusive*, with the effect it could have detected and the seeds that
+# would decide it. At one seed a point, the seed's own two-seed spread is all the noise there is
+# (one degree of freedom), and only very large effects can be decided: more seeds, not longer
+# runs, sharpen those verdicts. Or the science may differ: a *disagree* at SPEC's dynamics, at
+# a stated error rate, is the case to look into. Collapses are part of the seed's protocol too (its GPT at SPEC's settings has
 # them); their rate is compared between SPEC's and reduced dynamics above.
