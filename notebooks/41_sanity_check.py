@@ -55,7 +55,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -96,7 +96,7 @@ best = analysis.best_frame(records)
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["lstm", "gpt"])
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 1.", figures, "train_val")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 1.", figures, "train_val")
 
 # %% [markdown]
 # ## 4.2 Table 1: best values, their steps, and the delays

@@ -56,7 +56,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -98,11 +98,11 @@ best = analysis.best_frame(records, by=["r_train"])
 
 # %%
 fig, caption = plots.plot_sweep(curves, "lstm", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 2.", figures, "lstm_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 2.", figures, "lstm_sweep")
 
 # %%
 fig, caption = plots.plot_sweep(curves, "gpt", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 3.", figures, "gpt_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 3.", figures, "gpt_sweep")
 
 # %% [markdown]
 # ## (b) Best values against $r_{\text{train}}$
@@ -111,11 +111,11 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 3.", figures, "gpt
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 4.", figures, "lstm_best")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 4.", figures, "lstm_best")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 5.", figures, "gpt_best")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 5.", figures, "gpt_best")
 
 # %% [markdown]
 # ## (c) Which model scales better with the amount of data?

@@ -56,7 +56,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -96,18 +96,18 @@ best = analysis.best_frame(records, quantities=analysis.ORDER_QUANTITIES)
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["lstm", "gpt"])
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 6.", figures, "train_val")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 6.", figures, "train_val")
 
 # %% [markdown]
 # ## (b) Per order: binary and ternary equations separately
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["lstm"], orders=(2, 3))
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 7.", figures, "lstm_orders")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 7.", figures, "lstm_orders")
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["gpt"], orders=(2, 3))
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 8.", figures, "gpt_orders")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 8.", figures, "gpt_orders")
 
 # %% [markdown]
 # ## (c) Which order is learned faster?

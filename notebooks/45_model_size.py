@@ -55,7 +55,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -99,31 +99,31 @@ best = analysis.best_frame(records, by=["num_layers", "d_model"], params=True)
 # %%
 for i, L in enumerate(knobs.grid["num_layers"]):
     fig, caption = plots.plot_sweep(curves, "lstm", "d_model", fixed={"num_layers": L})
-    plots.show(fig, f"{caption} {settings.caption()} Seed: Figure {9 + i}.", figures, f"lstm_L{L}")
+    output.show(fig, f"{caption} {settings.caption()} Seed: Figure {9 + i}.", figures, f"lstm_L{L}")
 
 # %%
 for i, L in enumerate(knobs.grid["num_layers"]):
     fig, caption = plots.plot_sweep(curves, "gpt", "d_model", fixed={"num_layers": L})
-    plots.show(fig, f"{caption} {settings.caption()} Seed: Figure {12 + i}.", figures, f"gpt_L{L}")
+    output.show(fig, f"{caption} {settings.caption()} Seed: Figure {12 + i}.", figures, f"gpt_L{L}")
 
 # %% [markdown]
 # ## (b) Best values against $(L, d)$ and against the parameter count $P$
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "d_model", hue="num_layers")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 15.", figures, "lstm_by_size")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 15.", figures, "lstm_by_size")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "d_model", hue="num_layers")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 16.", figures, "gpt_by_size")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 16.", figures, "gpt_by_size")
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "P")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 17.", figures, "lstm_params")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 17.", figures, "lstm_params")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "P")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 18.", figures, "gpt_params")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 18.", figures, "gpt_params")
 
 # %% [markdown]
 # ## (c) How do $\mathcal{L}_{\text{val}}$ and $\mathcal{A}_{\text{val}}$ change with $d$ at fixed $L$, and with $L$ at fixed $d$? Which model scales better with $P$?

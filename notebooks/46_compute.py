@@ -55,7 +55,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -96,11 +96,11 @@ best = analysis.best_frame(records, by=["batch_size"], alphas=knobs.alphas, comp
 
 # %%
 fig, caption = plots.plot_sweep(curves, "lstm", "batch_size")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 19.", figures, "lstm_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 19.", figures, "lstm_sweep")
 
 # %%
 fig, caption = plots.plot_sweep(curves, "gpt", "batch_size")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 20.", figures, "gpt_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 20.", figures, "gpt_sweep")
 
 # %% [markdown]
 # ## (b) Best values over $t \le \alpha T$ against $B$, one curve per $\alpha$
@@ -110,11 +110,11 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 20.", figures, "gp
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "batch_size", hue="alpha")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 21.", figures, "lstm_alpha")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 21.", figures, "lstm_alpha")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "batch_size", hue="alpha")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 22.", figures, "gpt_alpha")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 22.", figures, "gpt_alpha")
 
 # %% [markdown]
 # ## (c) How do $B$ and $\alpha$ (the compute) affect $\mathcal{L}_{\text{val}}$ and $\mathcal{A}_{\text{val}}$?

@@ -56,7 +56,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -97,14 +97,14 @@ best = analysis.best_frame(records, by=["weight_decay"])
 # %%
 fig, caption = plots.plot_sweep(curves, "lstm", "weight_decay",
                                 metrics=("train_loss", "val_loss", "train_acc", "val_acc", "param_norm"))
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 23.", figures, "lstm_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 23.", figures, "lstm_sweep")
 
 # %% [markdown]
 # ## (b) Best values and $t_f$ against the weight decay
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "weight_decay")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 24.", figures, "lstm_best")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 24.", figures, "lstm_best")
 
 # %% [markdown]
 # ## (c) How does the weight decay change $t_f(\mathcal{L}_{\text{val}})$ and $t_f(\mathcal{A}_{\text{val}})$?

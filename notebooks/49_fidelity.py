@@ -56,7 +56,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 from modarith.core.metrics import count_collapses
-from modarith.plotting import plots
+from modarith.plotting import output
 from modarith.reporting import notebook
 from modarith.runtime.store import Store
 from modarith.study import analysis, claims, protocol, seed_report
@@ -336,7 +336,7 @@ if hit:
     ax.set_ylabel(r"$\mathcal{A}_{\mathrm{train}}$")
     ax.legend(fontsize=6, loc="lower right")
     profiles = ", ".join(sorted({p for (_, p), rs in runs.items() for r in rs if r in hit}))
-    plots.show(fig, f"Training accuracy of the {len(hit)} runs with a collapse (below 0.9, "
+    output.show(fig, f"Training accuracy of the {len(hit)} runs with a collapse (below 0.9, "
                     f"shaded, after first reaching 1.0); runs of the {profiles} profile(s).",
                figures, "collapses")
 else:

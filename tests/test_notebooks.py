@@ -286,11 +286,11 @@ def test_seeds_parameter_builds_every_grid_point_per_seed(stem):
 def test_one_cell_per_seed_figure_and_question(stem):
     nb = _nb(stem)
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    figure_cells = [s for s in code if "plots.show(" in s]
-    assert all(s.count("plots.show(") == 1 for s in figure_cells)
+    figure_cells = [s for s in code if "output.show(" in s]
+    assert all(s.count("output.show(") == 1 for s in figure_cells)
     assert all("Seed: Figure" in s for s in figure_cells)
     answers = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "print(" in c.source
-               and i > max(j for j, d in enumerate(nb.cells) if "plots.show(" in d.source)]
+               and i > max(j for j, d in enumerate(nb.cells) if "output.show(" in d.source)]
     assert answers, f"{stem}: no answer cell after the figures"
     assert nb.cells[-1].cell_type == "markdown" or "report-hide" in _tags(nb.cells[-1])
 

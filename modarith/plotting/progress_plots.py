@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from modarith.plotting.plots import TRAIN_COLOR, VAL_COLOR
+from modarith.plotting.style import TRAIN_COLOR, VAL_COLOR
 from modarith.study.progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
 from modarith.study.survival import fmt_steps, km_curve, km_median
 

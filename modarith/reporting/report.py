@@ -45,7 +45,7 @@ from modarith.runtime.workers import group_label
 from modarith.study import protocol
 from modarith.study.protocol import EXPERIMENTS, PROFILE_CHOICES
 
-#: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plotting.plots.figure_formats`).
+#: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plotting.output.figure_formats`).
 FIGURE_FORMATS_ENV = "MODARITH_FIGURE_FORMATS"
 
 
