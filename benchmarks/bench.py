@@ -215,7 +215,7 @@ def bench_model(cfg: RunConfig, sizes: list[int], device: str, rounds: int, n_st
 
 
 # ---------------------------------------------------------------------------------------------
-# end to end: the CLI against the course-style loop (issue 10's measurement)
+# end to end: the CLI against the course-style loop (default: SPEC's models, 2 seeds x 300 steps)
 # ---------------------------------------------------------------------------------------------
 def _wall(cmd: list[str], threads: int | None, timeout: float | None) -> float:
     """Wall seconds of a fresh Python process (``threads``: OMP/MKL threads, None = torch's

@@ -1,4 +1,4 @@
-"""The full protocol on one GPU in one call (issue 29): check, plan, train what fits, archive.
+"""The full protocol on one GPU in one call: check, plan, train what fits, archive.
 
     python benchmarks/gpu_full.py [--device cuda] [--profile full] [--budget-s 450]
                                   [--workers 3] [--compile auto|none|reduce-overhead]

@@ -104,7 +104,7 @@ def test_reduced_profiles_expand_validly(profile, name):
 def test_quick_keeps_two_sanity_seeds_and_fits_budget():
     from modarith.runtime.engine import spec_equivalent_run_steps
 
-    # work, not nominal run-steps: the quick profile keeps SPEC's T and reduces grids (issue 21)
+    # work, not nominal run-steps: the quick profile keeps SPEC's T and reduces grids and seeds
     work = {p: spec_equivalent_run_steps([list(dict.fromkeys(
         c for n in protocol.EXPERIMENTS for c in protocol.configs(n, p)))]) for p in ("quick", "full")}
     assert work["quick"] < work["full"] / 10

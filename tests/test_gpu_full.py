@@ -1,4 +1,4 @@
-"""benchmarks/gpu_full.py (issue 29): its --tiny CPU form writes every output, the archive
+"""benchmarks/gpu_full.py: its --tiny CPU form writes every output, the archive
 loads as records; the choice of experiments and of CUDA graphs from injected numbers."""
 
 import json

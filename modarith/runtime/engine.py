@@ -102,7 +102,7 @@ def default_workers(device: str, groups: list[list[RunConfig]] | None = None) ->
 
 
 #: Rough seconds of one SPEC-equivalent run-step on one CPU core, per model (:func:`group_cost`):
-#: the fresh-clone quick build of issue 29 trained LSTM × 5 at 17.7 and GPT × 4 at 13.0
+#: a fresh-clone quick build on the 2-core CPU (``benchmarks/NOTES.md``) trained LSTM × 5 at 17.7 and GPT × 4 at 13.0
 #: run-steps/s per core (0.056 and 0.077 s); other models count as the mean.
 SECONDS_PER_SPEC_STEP = {"gpt": 0.077, "lstm": 0.056}
 

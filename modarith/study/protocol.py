@@ -67,7 +67,7 @@ _FULL = {
 
 # Quick profile (2-core CPU): every claim of the seed answered at SPEC's *dynamics* — lr 1e-3,
 # weight decay 1 (unless swept), batch 512, T = 10⁴+1 — on reduced grids and one seed; only
-# the sanity check keeps both seeds. Issue 21 (benchmarks/CALIBRATION.md): at lr 3e-3 and
+# the sanity check keeps both seeds. The calibration (benchmarks/CALIBRATION.md): at lr 3e-3 and
 # T 1.5–4k, 7 of the seed's 11 claims came out differently, and a changed lr or horizon says
 # nothing about the seed. Two horizons differ from SPEC's, each stated by 49_fidelity:
 #   orders T = 5,001: training does not depend on T (no schedule), so a shorter run is a prefix
@@ -78,7 +78,7 @@ _FULL = {
 # Runs shared between experiments (one training, `Store` returns it to each): sanity seed 0 =
 # data_size r 0.5 = model_size (L 2, d 128) = compute B 512 = regularization wd 1 (LSTM).
 # The LSTM snapshots its weights every 500 steps (~23 MB a run) so that ‖θ‖₂ can be read
-# without the token embedding (claim 11; issue 21.3).
+# without the token embedding (claim 11: the norm the model grows, not its lookup table).
 _QUICK = {
     "base": {},  # p = 31, d = 128, L = 2, lr 1e-3, weight decay 1, batch 512 (SPEC)
     "model_base": {"lstm": {"snapshot_every": 500}, "gpt": {}},
@@ -296,7 +296,7 @@ GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as gr
 
 
 # =========================================================================== beyond (50_beyond)
-# Notebook 50_beyond as data (issue 27): fixed arms on paired seeds, no learning rate tuned on
+# Notebook 50_beyond as data: fixed arms on paired seeds, no learning rate tuned on
 # any seed (modarith.study.compare.Design), grokked = A_val >= threshold held for `window`
 # consecutive evaluations (modarith.study.grok.grok_step).
 #   positive control: the centre arm (eta, lambda) = `centre`, which must grok on most seeds by T;
