@@ -363,6 +363,22 @@ def _show(fig) -> None:
         display(fig)
 
 
+def _static_figures(runs: dict, equations: Sequence[str]) -> None:
+    """The explorer without widgets: every run's figure for every equation, shown (inside
+    IPython) and closed; a bad equation prints its ``ValueError`` message."""
+    for name, (model, tokenizer, seq_len) in runs.items():
+        for text in equations:
+            try:
+                fig, _, _ = attention_figure(model, tokenizer, text, seq_len,
+                                             title=None)
+            except ValueError as err:
+                print(f"[{name}] {err}")
+                continue
+            fig.suptitle(f"{name}: {fig.get_suptitle()}")
+            _show(fig)
+            _close(fig)
+
+
 def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0 + 3 =",),
                        headless: bool = False):
     """Interactive attention explorer.
@@ -376,7 +392,6 @@ def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0
     every equation of ``equations`` (displayed when inside IPython, then closed) and returns
     ``None``.
     """
-    # (over 60 lines: the widget's controls and its redraw callback belong together)
     if not runs:
         raise ValueError("runs must hold at least one entry name -> (model, tokenizer, seq_len)")
     runs = dict(runs)
@@ -387,19 +402,15 @@ def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0
         except ImportError:
             widgets = None
     if widgets is None:
-        for name, (model, tokenizer, seq_len) in runs.items():
-            for text in equations:
-                try:
-                    fig, _, _ = attention_figure(model, tokenizer, text, seq_len,
-                                                 title=None)
-                except ValueError as err:
-                    print(f"[{name}] {err}")
-                    continue
-                fig.suptitle(f"{name}: {fig.get_suptitle()}")
-                _show(fig)
-                _close(fig)
+        _static_figures(runs, equations)
         return None
 
+    return _explorer_widget(widgets, runs, equations)
+
+
+def _explorer_widget(widgets, runs: dict, equations: Sequence[str]):
+    """The explorer's controls (equation, run, layer, head) and the ``Output`` its redraw
+    callback draws into, as one ``VBox``."""
     from IPython.display import clear_output, display
 
     names = list(runs)
