@@ -41,7 +41,8 @@ def test_registry():
     assert protocol.reproduced() == list(NAMES)
     assert protocol.trained() == [name for name, e in protocol.EXPERIMENTS.items() if e.trains]
     assert protocol.PROFILES == ("smoke", "quick", "full")
-    assert [e.notebook[:2] for e in protocol.EXPERIMENTS.values()] == [
+    prefixes = [e.notebook[:2] for e in protocol.EXPERIMENTS.values()]
+    assert prefixes == sorted(prefixes) and prefixes[:10] == [
         "00", "41", "43", "44", "45", "46", "47", "48", "49", "50"]
     keys = [k for name, e in protocol.EXPERIMENTS.items() for k in (*e.keys, name)]
     assert len(keys) == len(set(keys))
@@ -49,6 +50,16 @@ def test_registry():
         assert protocol.select(",".join(e.keys or (name,))) == [name]
         if not e.trains:
             assert protocol.configs(name, "full") == []
+    assert set(protocol.reductions("quick")["experiment"]) <= set(NAMES)
+
+
+def test_an_experiment_beyond_the_seed_trains_but_is_not_the_seeds(monkeypatch):
+    """A row with models and no seed problem (a new experiment: its notebook, this row, its
+    knobs) trains, and leaves the seed's rows, totals and reductions as they were."""
+    row = protocol.Experiment("", "GPT weight decay", "90_gpt_decay", models=("gpt",), grid={"weight_decay": "wd_grid"})
+    monkeypatch.setitem(protocol.EXPERIMENTS, "gpt_decay", row)
+    assert protocol.trained()[-1] == "gpt_decay" and {c.model for c in protocol.configs("gpt_decay", "smoke")} == {"gpt"}
+    assert protocol.reproduced() == list(NAMES)
     assert set(protocol.reductions("quick")["experiment"]) <= set(NAMES)
 
 

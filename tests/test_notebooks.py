@@ -288,7 +288,8 @@ def test_one_cell_per_seed_figure_and_question(stem):
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     figure_cells = [s for s in code if "output.show(" in s]
     assert all(s.count("output.show(") == 1 for s in figure_cells)
-    assert all("Seed: Figure" in s for s in figure_cells)
+    if EXPERIMENT_OF[stem] in protocol.reproduced():  # an experiment beyond the seed cites no seed figure
+        assert all("Seed: Figure" in s for s in figure_cells)
     answers = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "print(" in c.source
                and i > max(j for j, d in enumerate(nb.cells) if "output.show(" in d.source)]
     assert answers, f"{stem}: no answer cell after the figures"
@@ -320,7 +321,7 @@ def test_smoke_execution_figures_and_answers(stem, smoke_notebooks, smoke_result
     captions = [re.search(r"<figcaption>(.*)</figcaption>", h, re.S).group(1) for h in figures]
     assert captions and all("smoke profile" in c for c in captions)
     numbers = {int(m) for c in captions for m in re.findall(r"Seed: Figure (\d+)\.", c)}
-    expected = set(SEED_FIGURES[name])
+    expected = set(SEED_FIGURES.get(name, ()))  # none beyond the seed
     if name == "model_size":  # one figure per depth of the grid (the smoke grid has fewer)
         depths = len(protocol.knobs(name, "smoke").grid["num_layers"])
         expected = {9 + i for i in range(depths)} | {12 + i for i in range(depths)} | set(range(15, 19))
