@@ -46,10 +46,12 @@ multipliers: list = [2, 4]  # FFN width multipliers m
 vocabulary_size: int = 36  # V for the full-model rows (p + 5 with p 31)
 
 # %% tags=["report-hide"]
-for name, values in (("sizes", sizes), ("layers", layers), ("heads", heads),
-                     ("multipliers", multipliers), ("vocabulary_size", [vocabulary_size])):
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise ValueError(f"{name}={values!r} is not accepted; give positive integers")
+from modarith.reporting import notebook
+
+sizes, layers, heads, multipliers = (notebook.int_list(name, values, minimum=1) for name, values in (
+    ("sizes", sizes), ("layers", layers), ("heads", heads), ("multipliers", multipliers)))  # as typed: 4, [2, 4], "2,4"
+if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 1:
+    raise ValueError(f"vocabulary_size={vocabulary_size!r} is not accepted; give a positive integer")
 if any(d % h for d in sizes for h in heads):
     raise ValueError(f"heads={heads!r}: every value must divide every value of sizes={sizes!r}")
 

@@ -80,7 +80,7 @@ knobs = protocol.knobs("data_size", settings.profile)
 print(protocol.changes("data_size", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, r_train=r, seed=s, **knobs.base[m])
            for m in knobs.models for r in knobs.grid["r_train"] for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))

@@ -79,7 +79,7 @@ knobs = protocol.knobs("model_size", settings.profile)
 print(protocol.changes("model_size", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, num_layers=L, d_model=d, seed=s, **knobs.base[m])
            for m in knobs.models for L in knobs.grid["num_layers"] for d in knobs.grid["d_model"]
            for s in seeds]

@@ -81,7 +81,7 @@ knobs = protocol.knobs("compute", settings.profile)
 print(protocol.changes("compute", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, batch_size=B, seed=s, **knobs.base[m])
            for m in knobs.models for B in knobs.grid["batch_size"] for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))

@@ -5,6 +5,11 @@ Every notebook's first code cell calls :func:`settings` with its papermill param
 
     settings = notebook.settings(profile, device, results_dir, figures_dir, force)
 
+and every list-valued parameter goes through :func:`int_list`, which reads it as a user types
+it (``-p seeds 42``, ``-p seeds '[0, 42]'``, ``-p seeds 0,42``, ``-y 'seeds: [0, 42]'``)::
+
+    seeds = notebook.int_list("seeds", seeds, knobs.seeds)
+
 On Colab, ``results_dir="auto"`` keeps the results on Google Drive, and ``profile="auto"``
 without a GPU says loudly that the reduced profile will run.
 
@@ -14,8 +19,10 @@ installed, so it cannot import it.
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,3 +141,32 @@ def settings(profile: str = "auto", device: str = "auto", results_dir: str = "au
               "notebooks stored there. Run them first against the same store (on Colab: results_dir = "
               "'drive' in every notebook, so they share MyDrive/modarith/results).")
     return out
+
+
+def int_list(name: str, value, default: Sequence[int] | None = None, minimum: int = 0) -> list[int]:
+    """A list-valued notebook parameter read as a user gives it: a list or tuple of integers,
+    one integer (``42``; ``0`` is a value, not "unset"), or the text papermill passes for
+    ``-p name '[0, 42]'`` / ``-p name 0,42`` / ``-p name 42``; ``None`` (or ``""``) means
+    ``default`` (the profile's). Every value must be an integer ≥ ``minimum``; the error names
+    the parameter and what it accepts."""
+    accepted = (f"{name} = {value!r} is invalid: give integers >= {minimum} as a list ([0, 42]), "
+                f"one integer (42), the text '0,42' or '[0, 42]', or None for the default")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            value = None
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(accepted) from None
+    if value is None:
+        if default is None:
+            raise ValueError(accepted.replace(", or None for the default", ""))
+        value = default
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
+        raise ValueError(accepted)
+    return list(value)
