@@ -48,6 +48,7 @@ vocabulary_size: int = 36  # V for the full-model rows (p + 5 with p 31)
 # %% tags=["report-hide"]
 from modarith.reporting import notebook
 
+notebook.readable_tables()  # tables' plain text and stable ids
 sizes, layers, heads, multipliers = (notebook.int_list(name, values, minimum=1) for name, values in (
     ("sizes", sizes), ("layers", layers), ("heads", heads), ("multipliers", multipliers)))  # as typed: 4, [2, 4], "2,4"
 if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 1:

@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("experiment", help="experiment name (see `list`)")
     r.add_argument("--profile", default="auto", choices=("auto", "smoke", "quick", "full"),
                    help="auto|smoke|quick|full (default auto)")
-    r.add_argument("--figures", default="figures", type=_folder, help="figures folder (default figures/)")
+    r.add_argument("--figures", default=None, type=_folder,
+                   help="figures folder (default figures/ for quick, figures/<profile>/ for the others)")
     _common(r)
     sub.add_parser("list", help="list experiments and the runs each profile needs")
     b = sub.add_parser("bench", help="speed: course-style loop vs engine (K, workers), peaks, "

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import modarith
-from modarith.runtime.devices import cpu_cores
+from modarith.reporting.notebook import figures_for
+from modarith.runtime.devices import cpu_cores, resolve_device
 from modarith.runtime.events import ENV, BuildProgress
 from modarith.study import protocol
 from modarith.study.protocol import EXPERIMENTS, check_choice, list_experiments, resolve_profile
@@ -317,18 +318,21 @@ def execute_many(tasks: list[tuple], jobs: int | None = None, done=None) -> list
 
 
 def run_notebook(experiment: str, profile: str = "auto", results: str | Path = "results",
-                 device: str = "auto", figures: str | Path = "figures", force: bool = False,
+                 device: str = "auto", figures: str | Path | None = None, force: bool = False,
                  progress: bool = True, output: str | Path | None = None,
                  parameters: dict | None = None) -> Path:
     """Execute ``experiment``'s notebook (:func:`execute`); return the executed copy's path.
 
     The notebook's parameters are set from the arguments (folders made absolute, extra ones
-    from ``parameters``); the copy goes to ``output`` (default
+    from ``parameters``; ``figures`` None: ``figures/``, or ``figures/<profile>/`` for a profile
+    other than the committed one, :func:`~modarith.reporting.notebook.figures_for`); the copy goes to ``output`` (default
     ``<results>/notebooks/<stem>.ipynb``). Bad values raise ``ValueError`` before any
     compute; a failing cell raises papermill's ``PapermillExecutionError``.
     """
     source = notebook_path(experiment)
     resolve_profile(profile, "cpu")  # validate the name before starting a kernel
+    if figures is None:  # figures/, or figures/<profile>/ for a profile other than the committed one
+        figures = figures_for("figures", resolve_profile(profile, str(resolve_device(device)).split(":")[0]))
     results = Path(results).expanduser().resolve()
     out = Path(output) if output is not None else results / "notebooks" / source.name
     params = {"profile": profile, "device": device, "results_dir": str(results),

@@ -26,6 +26,7 @@ from modarith.models.config import run_id
 from modarith.reporting import export
 from modarith.reporting.experiments import PACKAGE_ROOT, execute_many, showing_progress
 from modarith.reporting.export import NotebookRun
+from modarith.reporting.notebook import figures_for
 from modarith.runtime.devices import DEVICES, cpu_cores, resolve_device
 from modarith.runtime.engine import engine_groups, train
 from modarith.runtime.events import format_seconds
@@ -310,7 +311,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="results store (runs already stored are reused)")
     parser.add_argument("--out", default="build", metavar="DIR",
                         help="output folder: report.html, report.pdf, notebooks/")
-    parser.add_argument("--figures", default="figures", metavar="DIR", help="folder for figure files")
+    parser.add_argument("--figures", default=None, metavar="DIR",
+                        help="folder for figure files (default figures/ for the quick profile, the "
+                             "committed report's, figures/<profile>/ for the others)")
     parser.add_argument("--svg", action="store_true", help="write each figure as SVG too (default: PNG only)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes for the training (default: the engine's choice)")
@@ -330,7 +333,7 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     except ValueError as error:
         parser.error(str(error))
     for option in ("results", "out", "figures"):
-        if not getattr(args, option).strip():
+        if getattr(args, option) is not None and not getattr(args, option).strip():
             parser.error(f"--{option}: give a folder path")
     for option in ("workers", "jobs"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
@@ -352,7 +355,8 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     executed.mkdir(parents=True, exist_ok=True)
     results = Path(args.results).expanduser().resolve()
     parameters = {"profile": profile, "device": device, "results_dir": str(results),
-                  "figures_dir": str(Path(args.figures).expanduser().resolve()), "interactive": False}
+                  "figures_dir": str(Path(args.figures or figures_for("figures", profile)).expanduser().resolve()),
+                  "interactive": False}
 
     start = time.perf_counter()
     plan = build_plan(chosen, profile, device, results, args.workers, out_dir=executed, jobs=args.jobs)
