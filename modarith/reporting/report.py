@@ -394,7 +394,7 @@ def write_report(runs: list, out: Path, profile_line: str, profile: str, device:
         return
     chromium = export.find_chromium()
     if chromium is None:
-        print(f"no PDF: Chromium/Chrome not found ({export.INSTALL_HINT}); the HTML report is complete",
+        print(f"no PDF: Chromium/Chrome not found ({export.install_hint()}); the HTML report is complete",
               flush=True)
         return
     t_pdf = time.perf_counter()
