@@ -20,6 +20,7 @@ import pytest
 from modarith.models.config import RunConfig
 from modarith.reporting import notebook
 from modarith.study import protocol
+from modarith.version import RELEASE_REF
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
@@ -160,7 +161,8 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
     assert install.cell_type == "code" and "report-hide" in _tags(install)
     assert install.source == _nb(STEMS[0]).cells[1].source  # it cannot import modarith: one copy per notebook, all equal
     assert f'"MODARITH_REPO_URL", "{protocol.REPO_URL}"' in install.source
-    assert not re.findall(r"\bv\d+\.\d+", install.source)  # the version lives in modarith.__version__ only
+    # it pins the release of modarith.__version__ (it cannot import it: a test keeps the two equal)
+    assert re.findall(r"\bv\d+\.\d+\.\d+\b", install.source) == [RELEASE_REF]
     assert len(install.source.splitlines()) <= 8
     urls = set(re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", "".join(c.source for c in nb.cells)))
     assert urls <= {protocol.REPO_URL}, urls  # one repository URL everywhere
@@ -168,12 +170,13 @@ def test_title_badge_and_colab_install_cell(stem, monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     calls = _fake_pip(monkeypatch)
     assert "url" not in _run_cell(install.source) and calls == []
-    # on Colab (faked) it runs pip in the kernel's interpreter: the default branch ...
+    # on Colab (faked) it runs pip in the kernel's interpreter: the release ...
     _fake_colab(monkeypatch)
     monkeypatch.delenv("MODARITH_REPO_URL", raising=False)
     monkeypatch.delenv("MODARITH_REF", raising=False)
     _run_cell(install.source)
-    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{protocol.REPO_URL}"]]
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q",
+                      f"modarith[notebook] @ git+{protocol.REPO_URL}@{RELEASE_REF}"]]
     # ... or a fork at a ref
     monkeypatch.setenv("MODARITH_REPO_URL", "https://example.org/fork")
     monkeypatch.setenv("MODARITH_REF", "v9.9.9")
