@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from modarith.models.config import run_id
 from modarith.reporting import export
-from modarith.reporting.experiments import PACKAGE_ROOT, execute_many, showing_progress
+from modarith.reporting.experiments import PACKAGE_ROOT, execute_many, notebook_parameters, showing_progress
 from modarith.reporting.export import NotebookRun
 from modarith.reporting.notebook import figures_for
 from modarith.runtime.devices import DEVICES, cpu_cores, resolve_device
@@ -275,7 +274,7 @@ def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_
     labels = [f"[{i}/{len(chosen)}] {file}" for i, file in enumerate(files, 1)]
     tasks = []
     for file, label in zip(files, labels):
-        wanted = _notebook_parameters(source_dir / file)
+        wanted = notebook_parameters(source_dir / file)
         tasks.append((source_dir / file, out_dir / file, {k: v for k, v in parameters.items() if k in wanted},
                       label))
 
@@ -417,12 +416,3 @@ def _last_duration(executed: Path) -> float:
         return float("inf")
 
 
-def _notebook_parameters(path: Path) -> set[str]:
-    """Names assigned in a notebook's ``parameters`` cell (so we only pass what it declares)."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = cell["source"]
-            source = "".join(source) if isinstance(source, list) else str(source)
-            return set(re.findall(r"^(\w+)\s*(?::[^=]*)?=", source, re.M))
-    return set()
