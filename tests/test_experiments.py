@@ -38,7 +38,8 @@ def spec_configs(name):
 def test_registry():
     """One row per notebook, in report order; the rows with models train; every --only key
     names one row."""
-    assert protocol.trained() == list(NAMES)
+    assert protocol.reproduced() == list(NAMES)
+    assert protocol.trained() == [name for name, e in protocol.EXPERIMENTS.items() if e.trains]
     assert protocol.PROFILES == ("smoke", "quick", "full")
     assert [e.notebook[:2] for e in protocol.EXPERIMENTS.values()] == [
         "00", "41", "43", "44", "45", "46", "47", "48", "49", "50"]
@@ -46,7 +47,7 @@ def test_registry():
     assert len(keys) == len(set(keys))
     for name, e in protocol.EXPERIMENTS.items():
         assert protocol.select(",".join(e.keys or (name,))) == [name]
-        if not e.models and name not in protocol.COMPARISON_EXPERIMENTS:  # beyond: compare's runs
+        if not e.trains:
             assert protocol.configs(name, "full") == []
     assert set(protocol.reductions("quick")["experiment"]) <= set(NAMES)
 
@@ -63,7 +64,7 @@ def test_full_is_spec(name):
 def test_full_alphas_and_total_scale():
     assert protocol.knobs("compute", "full").alphas == tuple(a / 10 for a in range(1, 11))
     assert protocol.knobs("data_size", "full").alphas == ()
-    frame = protocol.list_experiments().set_index("name")
+    frame = protocol.list_experiments(protocol.reproduced()).set_index("name")
     distinct = {c for n in SPEC for c in spec_configs(n)}
     assert frame.loc["all (distinct runs)", "runs_full"] == len(distinct)
     assert frame.loc["all (distinct runs)", "run_steps_full"] == sum(c.total_steps for c in distinct)

@@ -202,10 +202,10 @@ def profile_summary(profile: str) -> str:
         changed.setdefault(field, [])
         if experiment not in changed[field]:
             changed[field].append(experiment)
-    configs = [c for name in protocol.trained() for p in ("full", profile) for c in protocol.configs(name, p)]
+    configs = [c for name in protocol.reproduced() for p in ("full", profile) for c in protocol.configs(name, p)]
     kept = [f.name for f in dc_fields(RunConfig) if f.name not in changed and f.name != "model"
             and any(getattr(c, f.name) for c in configs)]
-    n = len(protocol.trained())
+    n = len(protocol.reproduced())
     what = "; ".join(f"{field} (in {', '.join(exps) if len(exps) < n else 'every experiment'})"
                      for field, exps in changed.items())
     return (f"This report was built with the {profile} profile. It changes, from the course protocol "

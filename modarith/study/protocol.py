@@ -22,11 +22,12 @@ reads best as one table of tables.)
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
-from modarith.models.config import MODELS, RunConfig, did_you_mean
+from modarith.models.config import RunConfig, did_you_mean
 from modarith.runtime.devices import resolve_device
 
 #: The repository the Colab badges open and the install cells pip-install from
@@ -40,6 +41,8 @@ REPO_REF = "main"
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
 SEEDS = (0, 42)
+#: The seed report's architectures: the rows that reproduce it name them (a registered model joins none).
+SEED_MODELS = ("lstm", "gpt")
 
 # --------------------------------------------------------------------------- profile knobs
 # What each profile sets. "base" applies to every run, "model_base" per model; "steps…" keys
@@ -119,54 +122,6 @@ _SMOKE = {
 PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
 
 @dataclass(frozen=True)
-class Experiment:
-    """One notebook of the report as data: its title, ``--only`` keys, and which knobs of a
-    profile its runs read (``models=()``: it trains nothing)."""
-
-    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
-    title: str  # the notebook's title (its first heading)
-    notebook: str  # notebook file stem under notebooks/
-    models: tuple[str, ...] = MODELS  # architectures trained (() = none)
-    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
-    grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
-    fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
-    steps: str = "steps"  # profile knob of T
-    seeds: str = "seeds"  # profile knob of the seeds (falls back to "seeds")
-    alphas: bool = False  # best values also sliced at T_max = α·T
-    picks: tuple = ()  # (label, source experiment, model, {field: value or knob}) chosen runs
-
-
-EXPERIMENTS: dict[str, Experiment] = {
-    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
-                                   "00_parameter_counts", models=(), keys=("1", "2.6", "2.10", "params")),
-    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
-                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
-                         keys=("4.1", "4.2")),
-    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
-                            grid={"r_train": "r_grid"}, keys=("4.3",)),
-    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
-                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", keys=("4.4",)),
-    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
-                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, keys=("4.5",)),
-    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
-                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, keys=("4.6",)),
-    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
-                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
-                                 steps="steps_regularization", keys=("4.7",)),
-    "interpretability": Experiment(
-        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
-        models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
-                                ("orders GPT (binary + ternary)", "orders", "gpt", {}),
-                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
-    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity", models=()),
-    # Its runs are fixed arms on paired seeds (modarith.study.compare.Design): configs("beyond", profile)
-    # gives them from beyond_knobs (COMPARISON_EXPERIMENTS, below), so the build plans and trains them.
-    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond", models=(),
-                         keys=("5", "grokking")),
-}
-
-
-@dataclass(frozen=True)
 class Knobs:
     """The plain values one experiment uses in one profile."""
 
@@ -222,16 +177,21 @@ def knobs(experiment: str, profile: str) -> Knobs:
 
 
 def configs(experiment: str, profile: str) -> list[RunConfig]:
-    """Run configs of ``experiment`` in ``profile`` (what its notebook trains; [] for a row
-    without models). A key of :data:`COMPARISON_EXPERIMENTS` (a notebook whose runs are built
-    from its own knobs, e.g. ``beyond_knobs``) gives that notebook's runs."""
-    if experiment in COMPARISON_EXPERIMENTS:
-        return COMPARISON_EXPERIMENTS[experiment](check_choice("profile", profile, PROFILES)).configs()
+    """Run configs of ``experiment`` in ``profile``: what its notebook trains (its grid, or its
+    ``design``; [] for a row that trains nothing)."""
+    e = EXPERIMENTS[check_choice("experiment", experiment, EXPERIMENTS)]
+    if e.design is not None:
+        return e.design(check_choice("profile", profile, PROFILES))
     return knobs(experiment, profile).configs()
 
 
 def trained() -> list[str]:
-    """Names of the rows of :data:`EXPERIMENTS` that train runs (those with models)."""
+    """Names of the rows of :data:`EXPERIMENTS` that train runs (a grid's models or a design)."""
+    return [name for name, e in EXPERIMENTS.items() if e.trains]
+
+
+def reproduced() -> list[str]:
+    """Names of the rows that reproduce the seed report's experiments (a grid of its models)."""
     return [name for name, e in EXPERIMENTS.items() if e.models]
 
 
@@ -300,11 +260,10 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
     T_max slices differ, and a last ``runs`` row (runs, Σ T). Computed from the configs the two
     profiles expand to, so it cannot drift from what runs.
     """
-    full, mine = knobs(experiment, "full"), knobs(experiment, profile)
-    fc, mc = full.configs(), mine.configs()
+    fc, mc = configs(experiment, "full"), configs(experiment, profile)
     rows: dict[tuple, dict] = {}
     for f in (f.name for f in fields(RunConfig) if f.name != "model"):
-        for m in full.models:
+        for m in dict.fromkeys(c.model for c in fc):
             a = values_text(getattr(c, f) for c in fc if c.model == m)
             b = values_text(getattr(c, f) for c in mc if c.model == m)
             if a != b:
@@ -314,9 +273,11 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
                 else:
                     rows[key] = {"model": m, "field": f, "full": a, profile: b}
     out = list(rows.values())
-    if full.alphas != mine.alphas:
-        out.append({"model": "both", "field": "alpha", "full": values_text(full.alphas),
-                    profile: values_text(mine.alphas)})
+    if EXPERIMENTS[experiment].alphas:
+        full, mine = knobs(experiment, "full").alphas, knobs(experiment, profile).alphas
+        if full != mine:
+            out.append({"model": "both", "field": "alpha", "full": values_text(full),
+                        profile: values_text(mine)})
     out.append({"model": "both", "field": "runs",
                 "full": f"{len(fc)} runs, {sum(c.total_steps for c in fc):,} steps",
                 profile: f"{len(mc)} runs, {sum(c.total_steps for c in mc):,} steps"})
@@ -324,8 +285,9 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
 
 
 def reductions(profile: str = "quick") -> pd.DataFrame:
-    """:func:`changes` of every experiment in one frame (column ``experiment`` first)."""
-    return pd.concat([changes(n, profile).assign(experiment=n) for n in trained()],
+    """:func:`changes` of every experiment that reproduces the seed (:func:`reproduced`; a
+    design's own profiles are its notebook's to tell) in one frame (column ``experiment`` first)."""
+    return pd.concat([changes(n, profile).assign(experiment=n) for n in reproduced()],
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
 
@@ -508,4 +470,56 @@ def beyond_knobs(profile: str) -> BeyondKnobs:
                        tuple(k["product_factors"]), k["threshold"], k["window"], k["grokfast"])
 
 
-COMPARISON_EXPERIMENTS = {"beyond": beyond_knobs}
+# =========================================================================== the report's notebooks
+@dataclass(frozen=True)
+class Experiment:
+    """One notebook of the report as data: its title, ``--only`` keys, and what it trains in a
+    profile. One kind of row: a seed experiment names its ``models`` and the profile knobs its grid
+    reads (:func:`knobs`); a design of its own is ``design(profile) -> list[RunConfig]``; a row
+    with neither trains nothing (the parameter counts, the fidelity summary). A registered model
+    joins no experiment unless a row names it."""
+
+    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
+    title: str  # the notebook's title (its first heading)
+    notebook: str  # notebook file stem under notebooks/
+    models: tuple[str, ...] = ()  # architectures its grid trains (the seed's rows name SEED_MODELS)
+    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
+    grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
+    fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
+    steps: str = "steps"  # profile knob of T
+    seeds: str = "seeds"  # profile knob of the seeds (falls back to "seeds")
+    alphas: bool = False  # best values also sliced at T_max = α·T
+    picks: tuple = ()  # (label, source experiment, model, {field: value or knob}) chosen runs
+    design: Callable[[str], list[RunConfig]] | None = None  # profile -> its runs, for a row without a grid
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.models) or self.design is not None
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
+                                   "00_parameter_counts", keys=("1", "2.6", "2.10", "params")),
+    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
+                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
+                         models=SEED_MODELS, keys=("4.1", "4.2")),
+    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
+                            grid={"r_train": "r_grid"}, models=SEED_MODELS, keys=("4.3",)),
+    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
+                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", models=SEED_MODELS, keys=("4.4",)),
+    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
+                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, models=SEED_MODELS, keys=("4.5",)),
+    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
+                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, models=SEED_MODELS, keys=("4.6",)),
+    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
+                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
+                                 steps="steps_regularization", keys=("4.7",)),
+    "interpretability": Experiment(
+        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
+        models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
+                                ("orders GPT (binary + ternary)", "orders", "gpt", {}),
+                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
+    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity"),
+    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond",
+                         design=lambda profile: beyond_knobs(profile).configs(), keys=("5", "grokking")),
+}
