@@ -241,7 +241,8 @@ def test_colab_drive_keeps_runs_on_the_drive_and_a_rerun_loads_them(tmp_path, mo
     first = run_notebook_cells()
     drive = tmp_path / "content" / "drive" / "MyDrive" / "modarith"
     assert len(calls) == 1 and mounted == [str(tmp_path / "content" / "drive")]
-    assert first["settings"].results == drive / "results" and first["settings"].figures == drive / "figures"
+    assert first["settings"].results == drive / "results"
+    assert first["settings"].figures == drive / "figures" / "smoke"  # not over the quick figures
     stored = sorted((drive / "results").rglob("*.json"))
     assert len(first["records"]) == len(protocol.configs("sanity", "smoke")) and stored
     mtimes = {p: p.stat().st_mtime_ns for p in stored}
@@ -277,7 +278,8 @@ def test_seeds_parameter_builds_every_grid_point_per_seed(stem):
     if "seeds" not in values:
         pytest.skip(f"{stem} has no seed grid")
     assert values["seeds"] is None
-    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, "quick"), "seeds": [0, 1, 2, 3]}
+    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, "quick"), "seeds": "[0, 1, 2, 3]",
+                 "notebook": notebook}  # seeds as papermill passes -p seeds '[0, 1, 2, 3]'
     exec(compile(_grid_cell(stem), stem, "exec"), namespace)  # noqa: S102 - our own cell
     base = {replace(c, seed=0) for c in protocol.configs(name, "quick")}
     got = namespace["configs"]
