@@ -264,7 +264,7 @@ def _grid_cell(stem):
 def test_grid_in_sight_equals_the_protocol(stem, profile, capsys):
     """The list comprehension a reader sees builds exactly protocol.configs(...)."""
     name = EXPERIMENT_OF[stem]
-    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, profile), "seeds": None}
+    namespace = {"RunConfig": RunConfig, "knobs": protocol.knobs(name, profile), "seeds": None, "notebook": notebook}
     exec(compile(_grid_cell(stem), stem, "exec"), namespace)  # noqa: S102 - our own cell
     assert namespace["configs"] == protocol.configs(name, profile)
 
