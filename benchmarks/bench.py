@@ -448,7 +448,8 @@ def table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=os.environ.get("MODARITH_BENCH_PROG"),  # as `python -m modarith bench`
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
     ap.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     ap.add_argument("--tiny", action="store_true", help="seconds-long smoke mode (for tests)")

@@ -27,10 +27,10 @@
 # architecture makes better use of more parameters?
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -79,7 +79,7 @@ knobs = protocol.knobs("model_size", settings.profile)
 print(protocol.changes("model_size", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, num_layers=L, d_model=d, seed=s, **knobs.base[m])
            for m in knobs.models for L in knobs.grid["num_layers"] for d in knobs.grid["d_model"]
            for s in seeds]

@@ -28,10 +28,10 @@
 # it for the LSTM and follow the parameter norm $\lVert \theta^{(t)} \rVert_2$.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -81,7 +81,7 @@ knobs = protocol.knobs("regularization", settings.profile)
 print(protocol.changes("regularization", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, weight_decay=w, seed=s, **knobs.base[m])
            for m in knobs.models for w in knobs.grid["weight_decay"] for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))

@@ -111,7 +111,9 @@ def get_loss_and_accuracy(
 def stablemax_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """log(s(x) / Σ s(x)) over the last axis in float64, s(x) = x + 1 for x ≥ 0 and
     1 / (1 − x) for x < 0 (StableMax, Prieto et al. 2025). Both branches are evaluated on
-    clamped inputs, so neither can overflow and the gradient is finite everywhere."""
+    clamped inputs, so neither can overflow and the gradient is finite everywhere. float64 as
+    its authors compute it: a device without float64 (MPS) refuses StableMax runs before
+    training (``modarith.runtime.devices.check_float64``) rather than run them in float32."""
     x = logits.double()
     s = torch.where(x >= 0, x.clamp(min=0) + 1.0, 1.0 / (1.0 - x.clamp(max=0)))
     return torch.log(s / s.sum(dim=-1, keepdim=True))

@@ -22,7 +22,7 @@ import torch
 
 from modarith.models.config import RunConfig, run_id
 from modarith.runtime import checkpoint as ckpt
-from modarith.runtime.devices import cpu_cores, resolve_device
+from modarith.runtime.devices import check_float64, cpu_cores, resolve_device
 from modarith.runtime.group import group_key
 from modarith.runtime.runner import CHECKPOINT_INTERVAL_S, run_groups
 from modarith.runtime.store import Record, Store
@@ -262,6 +262,7 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
     _check_train_args(results, force, progress, max_group_size, checkpoint_every, checkpoint_interval_s,
                       workers, deterministic, compile)
     device = resolve_device(device)
+    check_float64(configs, device)
     store = Store(results) if results is not None else None
     if store is not None:
         store.clean_tmp()

@@ -33,9 +33,9 @@ from modarith.runtime.devices import resolve_device
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
 REPO_URL = "https://github.com/modarith/modarith"
-#: The branch the Colab badges open; the install cells install its default branch unless
-#: ``MODARITH_REF`` names a branch or tag (the release ``v`` + ``modarith.__version__``, the
-#: version's one place).
+#: The branch the Colab badges open. The install cells install the release
+#: (``modarith.version.RELEASE_REF``, the tag of ``modarith.__version__``) unless ``MODARITH_REF``
+#: names another branch, tag or commit.
 REPO_REF = "main"
 
 PROFILES = ("smoke", "quick", "full")
