@@ -14,8 +14,7 @@ from modarith.reporting import notebook
 from modarith.study import protocol
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING = sorted({e.notebook for e in protocol.EXPERIMENTS.values() if e.models}
-                  | {protocol.EXPERIMENTS[n].notebook for n in protocol.COMPARISON_EXPERIMENTS})
+TRAINING = sorted(e.notebook for e in protocol.EXPERIMENTS.values() if e.trains)
 
 
 @pytest.mark.parametrize("stem", TRAINING)

@@ -22,24 +22,27 @@ reads best as one table of tables.)
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import pandas as pd
 
-from modarith.models.config import MODELS, RunConfig, did_you_mean
+from modarith.models.config import RunConfig, did_you_mean
 from modarith.runtime.devices import resolve_device
 
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
 REPO_URL = "https://github.com/modarith/modarith"
-#: The branch the Colab badges open; the install cells install its default branch unless
-#: ``MODARITH_REF`` names a branch or tag (the release ``v`` + ``modarith.__version__``, the
-#: version's one place).
+#: The branch the Colab badges open. The install cells install the release
+#: (``modarith.version.RELEASE_REF``, the tag of ``modarith.__version__``) unless ``MODARITH_REF``
+#: names another branch, tag or commit.
 REPO_REF = "main"
 
 PROFILES = ("smoke", "quick", "full")
 PROFILE_CHOICES = ("auto", *PROFILES)  # what a notebook or the build accepts (auto: by device)
 SEEDS = (0, 42)
+#: The seed report's architectures: the rows that reproduce it name them (a registered model joins none).
+SEED_MODELS = ("lstm", "gpt")
 
 # --------------------------------------------------------------------------- profile knobs
 # What each profile sets. "base" applies to every run, "model_base" per model; "steps…" keys
@@ -64,7 +67,7 @@ _FULL = {
 
 # Quick profile (2-core CPU): every claim of the seed answered at SPEC's *dynamics* — lr 1e-3,
 # weight decay 1 (unless swept), batch 512, T = 10⁴+1 — on reduced grids and one seed; only
-# the sanity check keeps both seeds. Issue 21 (benchmarks/CALIBRATION.md): at lr 3e-3 and
+# the sanity check keeps both seeds. The calibration (benchmarks/CALIBRATION.md): at lr 3e-3 and
 # T 1.5–4k, 7 of the seed's 11 claims came out differently, and a changed lr or horizon says
 # nothing about the seed. Two horizons differ from SPEC's, each stated by 49_fidelity:
 #   orders T = 5,001: training does not depend on T (no schedule), so a shorter run is a prefix
@@ -75,7 +78,7 @@ _FULL = {
 # Runs shared between experiments (one training, `Store` returns it to each): sanity seed 0 =
 # data_size r 0.5 = model_size (L 2, d 128) = compute B 512 = regularization wd 1 (LSTM).
 # The LSTM snapshots its weights every 500 steps (~23 MB a run) so that ‖θ‖₂ can be read
-# without the token embedding (claim 11; issue 21.3).
+# without the token embedding (claim 11: the norm the model grows, not its lookup table).
 _QUICK = {
     "base": {},  # p = 31, d = 128, L = 2, lr 1e-3, weight decay 1, batch 512 (SPEC)
     "model_base": {"lstm": {"snapshot_every": 500}, "gpt": {}},
@@ -117,54 +120,6 @@ _SMOKE = {
 }
 
 PROFILE_KNOBS = {"smoke": _SMOKE, "quick": _QUICK, "full": _FULL}
-
-@dataclass(frozen=True)
-class Experiment:
-    """One notebook of the report as data: its title, ``--only`` keys, and which knobs of a
-    profile its runs read (``models=()``: it trains nothing)."""
-
-    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
-    title: str  # the notebook's title (its first heading)
-    notebook: str  # notebook file stem under notebooks/
-    models: tuple[str, ...] = MODELS  # architectures trained (() = none)
-    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
-    grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
-    fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
-    steps: str = "steps"  # profile knob of T
-    seeds: str = "seeds"  # profile knob of the seeds (falls back to "seeds")
-    alphas: bool = False  # best values also sliced at T_max = α·T
-    picks: tuple = ()  # (label, source experiment, model, {field: value or knob}) chosen runs
-
-
-EXPERIMENTS: dict[str, Experiment] = {
-    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
-                                   "00_parameter_counts", models=(), keys=("1", "2.6", "2.10", "params")),
-    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
-                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
-                         keys=("4.1", "4.2")),
-    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
-                            grid={"r_train": "r_grid"}, keys=("4.3",)),
-    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
-                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", keys=("4.4",)),
-    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
-                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, keys=("4.5",)),
-    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
-                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, keys=("4.6",)),
-    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
-                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
-                                 steps="steps_regularization", keys=("4.7",)),
-    "interpretability": Experiment(
-        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
-        models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
-                                ("orders GPT (binary + ternary)", "orders", "gpt", {}),
-                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
-    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity", models=()),
-    # Its runs are fixed arms on paired seeds (modarith.study.compare.Design): configs("beyond", profile)
-    # gives them from beyond_knobs (COMPARISON_EXPERIMENTS, below), so the build plans and trains them.
-    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond", models=(),
-                         keys=("5", "grokking")),
-}
-
 
 @dataclass(frozen=True)
 class Knobs:
@@ -222,17 +177,24 @@ def knobs(experiment: str, profile: str) -> Knobs:
 
 
 def configs(experiment: str, profile: str) -> list[RunConfig]:
-    """Run configs of ``experiment`` in ``profile`` (what its notebook trains; [] for a row
-    without models). A key of :data:`COMPARISON_EXPERIMENTS` (a notebook whose runs are built
-    from its own knobs, e.g. ``beyond_knobs``) gives that notebook's runs."""
-    if experiment in COMPARISON_EXPERIMENTS:
-        return COMPARISON_EXPERIMENTS[experiment](check_choice("profile", profile, PROFILES)).configs()
+    """Run configs of ``experiment`` in ``profile``: what its notebook trains (its grid, or its
+    ``design``; [] for a row that trains nothing)."""
+    e = EXPERIMENTS[check_choice("experiment", experiment, EXPERIMENTS)]
+    if e.design is not None:
+        return e.design(check_choice("profile", profile, PROFILES))
     return knobs(experiment, profile).configs()
 
 
 def trained() -> list[str]:
-    """Names of the rows of :data:`EXPERIMENTS` that train runs (those with models)."""
-    return [name for name, e in EXPERIMENTS.items() if e.models]
+    """Names of the rows of :data:`EXPERIMENTS` that train runs (a grid's models or a design)."""
+    return [name for name, e in EXPERIMENTS.items() if e.trains]
+
+
+def reproduced() -> list[str]:
+    """Names of the rows that reproduce the seed report's experiments: a grid of models
+    answering one of the seed's problems (``problem`` set). A new experiment beyond the seed
+    (no ``problem``) trains, but stays out of the seed's totals and the front page's reductions."""
+    return [name for name, e in EXPERIMENTS.items() if e.models and e.problem]
 
 
 def select(only: str | None) -> list[str]:
@@ -300,11 +262,10 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
     T_max slices differ, and a last ``runs`` row (runs, Σ T). Computed from the configs the two
     profiles expand to, so it cannot drift from what runs.
     """
-    full, mine = knobs(experiment, "full"), knobs(experiment, profile)
-    fc, mc = full.configs(), mine.configs()
+    fc, mc = configs(experiment, "full"), configs(experiment, profile)
     rows: dict[tuple, dict] = {}
     for f in (f.name for f in fields(RunConfig) if f.name != "model"):
-        for m in full.models:
+        for m in dict.fromkeys(c.model for c in fc):
             a = values_text(getattr(c, f) for c in fc if c.model == m)
             b = values_text(getattr(c, f) for c in mc if c.model == m)
             if a != b:
@@ -314,9 +275,11 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
                 else:
                     rows[key] = {"model": m, "field": f, "full": a, profile: b}
     out = list(rows.values())
-    if full.alphas != mine.alphas:
-        out.append({"model": "both", "field": "alpha", "full": values_text(full.alphas),
-                    profile: values_text(mine.alphas)})
+    if EXPERIMENTS[experiment].alphas:
+        full, mine = knobs(experiment, "full").alphas, knobs(experiment, profile).alphas
+        if full != mine:
+            out.append({"model": "both", "field": "alpha", "full": values_text(full),
+                        profile: values_text(mine)})
     out.append({"model": "both", "field": "runs",
                 "full": f"{len(fc)} runs, {sum(c.total_steps for c in fc):,} steps",
                 profile: f"{len(mc)} runs, {sum(c.total_steps for c in mc):,} steps"})
@@ -324,99 +287,18 @@ def changes(experiment: str, profile: str) -> pd.DataFrame:
 
 
 def reductions(profile: str = "quick") -> pd.DataFrame:
-    """:func:`changes` of every experiment in one frame (column ``experiment`` first)."""
-    return pd.concat([changes(n, profile).assign(experiment=n) for n in trained()],
+    """:func:`changes` of every experiment that reproduces the seed (:func:`reproduced`; a
+    design's own profiles are its notebook's to tell) in one frame (column ``experiment`` first)."""
+    return pd.concat([changes(n, profile).assign(experiment=n) for n in reproduced()],
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
 
-# =========================================================================== fair comparisons
-# A comparison as data (what it trains); modarith.study.compare tunes, trains and tests it.
+# =========================================================================== time to grok
 GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
-MIN_SEEDS = 8  # measured seeds per arm, at least
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One recipe: a name and the RunConfig fields it changes from the comparison's base."""
-
-    name: str
-    changes: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Arms on one base configuration; the first arm is the reference the others are
-    compared with."""
-
-    name: str  # a label (e.g. "GPT, SPEC's optimizer")
-    base: dict  # RunConfig keyword arguments shared by every arm (model, p, steps, ...)
-    arms: tuple[Arm, ...]
-    lr_grid: tuple[float, ...]  # learning rates tried for each arm on the tuning seeds
-    tuning_seeds: tuple[int, ...]
-    seeds: tuple[int, ...]  # measured seeds, disjoint from the tuning seeds
-    threshold: float = GROK_THRESHOLD
-    stay: int | None = None  # None: A_val must stay >= threshold to the end
-    min_seeds: int = MIN_SEEDS
-    planned_lr: dict = field(default_factory=dict)  # arm -> the rate a plan assumes (default: lr_grid[0])
-
-    def __post_init__(self):
-        object.__setattr__(self, "arms", tuple(self.arms))
-        for name in ("lr_grid", "tuning_seeds", "seeds"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not self.arms or len({a.name for a in self.arms}) != len(self.arms):
-            raise ValueError(f"Comparison.arms = {[a.name for a in self.arms]!r} is invalid: "
-                             "expected at least one arm, with distinct names")
-        for a in self.arms:
-            bad = {"seed", "lr"} & set(a.changes)
-            if bad:
-                raise ValueError(f"Arm {a.name!r} changes {sorted(bad)}: seeds and learning rates are "
-                                 "set by the comparison (seeds, tuning_seeds, lr_grid)")
-        if not self.lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_grid):
-            raise ValueError(f"Comparison.lr_grid = {self.lr_grid!r} is invalid: expected numbers > 0")
-        if len(self.seeds) < self.min_seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"Comparison.seeds = {self.seeds!r} is invalid: expected at least "
-                             f"{self.min_seeds} distinct measured seeds")
-        if not self.tuning_seeds or set(self.tuning_seeds) & set(self.seeds):
-            raise ValueError(f"Comparison.tuning_seeds = {self.tuning_seeds!r} is invalid: expected "
-                             "at least one seed, none of them a measured seed")
-        for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
-            self.config(a, self.lr_grid[0], self.seeds[0])
-        bad = {a: v for a, v in self.planned_lr.items() if a not in {x.name for x in self.arms}
-               or v not in self.lr_grid}
-        if bad:
-            raise ValueError(f"Comparison.planned_lr = {self.planned_lr!r} is invalid: expected arm names "
-                             f"mapped to rates of lr_grid {self.lr_grid}")
-
-    def arm(self, name: str) -> Arm:
-        for a in self.arms:
-            if a.name == name:
-                return a
-        raise ValueError(f"arm = {name!r} is invalid: expected one of {[a.name for a in self.arms]}")
-
-    def config(self, arm: Arm, lr: float, seed: int) -> RunConfig:
-        return RunConfig(**{**self.base, **arm.changes, "lr": lr, "seed": seed})
-
-    def tuning_configs(self) -> list[RunConfig]:
-        """Every arm × learning rate × tuning seed."""
-        return [self.config(a, lr, s) for a in self.arms for lr in self.lr_grid for s in self.tuning_seeds]
-
-    def measured_configs(self, best_lr: dict[str, float]) -> list[RunConfig]:
-        """Every arm × measured seed at that arm's chosen learning rate."""
-        return [self.config(a, best_lr[a.name], s) for a in self.arms for s in self.seeds]
-
-    def plan_configs(self) -> list[RunConfig]:
-        """What the comparison trains, for a plan made before tuning: the tuning runs, and the
-        measured runs at each arm's ``planned_lr`` (the rate tuning chose when the protocol
-        was calibrated; default the grid's first). Tuning is deterministic, so on the same
-        code the plan's measured runs are the ones the comparison trains; if tuning chooses
-        another rate, those runs train in addition (the rate does not change a run's cost)."""
-        return self.tuning_configs() + self.measured_configs(
-            {a.name: self.planned_lr.get(a.name, self.lr_grid[0]) for a in self.arms})
-
 
 
 # =========================================================================== beyond (50_beyond)
-# Notebook 50_beyond as data (issue 27): fixed arms on paired seeds, no learning rate tuned on
+# Notebook 50_beyond as data: fixed arms on paired seeds, no learning rate tuned on
 # any seed (modarith.study.compare.Design), grokked = A_val >= threshold held for `window`
 # consecutive evaluations (modarith.study.grok.grok_step).
 #   positive control: the centre arm (eta, lambda) = `centre`, which must grok on most seeds by T;
@@ -508,4 +390,56 @@ def beyond_knobs(profile: str) -> BeyondKnobs:
                        tuple(k["product_factors"]), k["threshold"], k["window"], k["grokfast"])
 
 
-COMPARISON_EXPERIMENTS = {"beyond": beyond_knobs}
+# =========================================================================== the report's notebooks
+@dataclass(frozen=True)
+class Experiment:
+    """One notebook of the report as data: its title, ``--only`` keys, and what it trains in a
+    profile. One kind of row: a seed experiment names its ``models`` and the profile knobs its grid
+    reads (:func:`knobs`); a design of its own is ``design(profile) -> list[RunConfig]``; a row
+    with neither trains nothing (the parameter counts, the fidelity summary). A registered model
+    joins no experiment unless a row names it."""
+
+    problem: str  # seed problem number(s), e.g. "4.3" ("" when none)
+    title: str  # the notebook's title (its first heading)
+    notebook: str  # notebook file stem under notebooks/
+    models: tuple[str, ...] = ()  # architectures its grid trains (the seed's rows name SEED_MODELS)
+    keys: tuple[str, ...] = ()  # what --only accepts besides the row's name (problem numbers)
+    grid: dict = field(default_factory=dict)  # swept RunConfig field -> profile knob of its values
+    fixed: dict = field(default_factory=dict)  # RunConfig field -> profile knob (or literal tuple)
+    steps: str = "steps"  # profile knob of T
+    seeds: str = "seeds"  # profile knob of the seeds (falls back to "seeds")
+    alphas: bool = False  # best values also sliced at T_max = α·T
+    picks: tuple = ()  # (label, source experiment, model, {field: value or knob}) chosen runs
+    design: Callable[[str], list[RunConfig]] | None = None  # profile -> its runs, for a row without a grid
+
+    @property
+    def trains(self) -> bool:
+        return bool(self.models) or self.design is not None
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "parameter_counts": Experiment("1, 2.6, 2.10", "Problems 1, 2.6 and 2.10 — Parameter counts",
+                                   "00_parameter_counts", keys=("1", "2.6", "2.10", "params")),
+    "sanity": Experiment("4.1–4.2", "Problems 4.1 and 4.2 — Sanity check", "41_sanity_check",
+                         seeds="seeds_sanity", steps="steps_sanity", fixed={"lr": "lr_sanity"},
+                         models=SEED_MODELS, keys=("4.1", "4.2")),
+    "data_size": Experiment("4.3", "Problem 4.3 — Scaling the data size", "43_data_size",
+                            grid={"r_train": "r_grid"}, models=SEED_MODELS, keys=("4.3",)),
+    "orders": Experiment("4.4", "Problem 4.4 — Binary and ternary operations", "44_binary_ternary",
+                         fixed={"p": "orders_p", "orders": (2, 3)}, steps="steps_orders", models=SEED_MODELS, keys=("4.4",)),
+    "model_size": Experiment("4.5", "Problem 4.5 — Scaling the model size", "45_model_size",
+                             grid={"num_layers": "L_grid", "d_model": "d_grid"}, models=SEED_MODELS, keys=("4.5",)),
+    "compute": Experiment("4.6", "Problem 4.6 — Scaling the compute", "46_compute",
+                          grid={"batch_size": "B_grid"}, steps="steps_compute", alphas=True, models=SEED_MODELS, keys=("4.6",)),
+    "regularization": Experiment("4.7", "Problem 4.7 — Regularization", "47_regularization",
+                                 models=("lstm",), grid={"weight_decay": "wd_grid"},
+                                 steps="steps_regularization", keys=("4.7",)),
+    "interpretability": Experiment(
+        "4.8", "Problem 4.8 — Interpretability: attention maps", "48_interpretability",
+        models=("gpt",), picks=(("sanity GPT", "sanity", "gpt", {}),
+                                ("orders GPT (binary + ternary)", "orders", "gpt", {}),
+                                ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
+    "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity"),
+    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond",
+                         design=lambda profile: beyond_knobs(profile).configs(), keys=("5", "grokking")),
+}
