@@ -79,7 +79,7 @@ QUICK_LSTM = {"snapshot_every": 500}  # the LSTM snapshots its weights every 500
 QUICK = {  # experiment -> (models, seeds, T, {swept field: values in sweep order}, fixed fields)
     "sanity": (("lstm", "gpt"), (0, 42), 10_001, {}, {"lr": 1e-3}),
     "data_size": (("lstm", "gpt"), (0,), 10_001, {"r_train": (0.3, 0.4, 0.5)}, {}),
-    "orders": (("lstm", "gpt"), (0,), 5_001, {}, {"p": 11, "orders": (2, 3)}),
+    "orders": (("lstm", "gpt"), (0, 42), 5_001, {}, {"p": 11, "orders": (2, 3)}),
     "model_size": (("lstm", "gpt"), (0,), 10_001, {"num_layers": (1, 2), "d_model": (64, 128)}, {}),
     "compute": (("lstm", "gpt"), (0,), 10_001, {"batch_size": (64, 512)}, {}),
     "regularization": (("lstm",), (0,), 10_001, {"weight_decay": (0.5, 1.0)}, {}),
