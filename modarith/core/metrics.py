@@ -126,6 +126,20 @@ def softmax_collapsed(logits: torch.Tensor, targets: torch.Tensor, eq_positions:
     return (zero_grad | ~rhs).all(dim=1).to(x.dtype)
 
 
+def first_window(values, threshold: float, window: int) -> int | None:
+    """Index of the first of the first ``window`` consecutive values at or above ``threshold``
+    (NaN counts as below), or None. The "grokked" criterion: the study's time to grok and a
+    run's stopping rule (``RunConfig.stop_val_acc``) both read it."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window = {window!r} is invalid: expected an integer >= 1 (evaluations)")
+    run = 0  # consecutive values at or above the bar, ending at i
+    for i, v in enumerate(values):
+        run = run + 1 if float(v) >= threshold else 0
+        if run == window:
+            return i - window + 1
+    return None
+
+
 def best_and_tf(steps, values, mode: str, t_max: float | None = None) -> tuple[float, int | None]:
     """Best value over entries with step ≤ ``t_max`` and the first step reaching it.
 

@@ -73,10 +73,16 @@ def build_model(config) -> nn.Module:
 
 def init_model(config) -> nn.Module:
     """``build_model`` with the initialisation seeded by ``config.seed``, on the CPU, without
-    touching the global RNG (the course's ``torch.manual_seed(seed)`` then construction)."""
+    touching the global RNG (the course's ``torch.manual_seed(seed)`` then construction), every
+    parameter then multiplied by ``config.init_scale`` (α; 1 leaves it as built)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return build_model(config)
+        model = build_model(config)
+    if config.init_scale != 1.0:  # every initial weight times α (the large-initialisation regime)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(config.init_scale)
+    return model
 
 
 # ---- the two architectures of the report, in display order (the seed's: LSTM first) ----------

@@ -33,15 +33,16 @@ from torch.func import functional_call
 from modarith.core import fast as fast_path
 from modarith.core import optim
 from modarith.core.data import make_dataset, split_indices
-from modarith.core.metrics import get_loss_and_accuracy, softmax_collapsed
+from modarith.core.metrics import first_window, get_loss_and_accuracy, softmax_collapsed
 from modarith.models import registry
-from modarith.models.config import RunConfig, run_id
+from modarith.models.config import RunConfig, run_id, trajectory_id
 from modarith.models.registry import init_model
 from modarith.runtime.devices import to_host
 
 # Fields that may differ between runs of one vectorised group; everything else must match.
 PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps", "grokfast_alpha",
-                  "grokfast_lamb", "optimizer", "warmup_steps", "grokfast_window", "orthograd", "loss")
+                  "grokfast_lamb", "optimizer", "warmup_steps", "grokfast_window", "orthograd", "loss",
+                  "init_scale", "stop_val_acc", "stop_window")
 
 
 def group_key(config: RunConfig) -> tuple:
@@ -195,6 +196,7 @@ class GroupTrainer:
         c0 = configs[0]
         self.T, self.eval_steps = c0.total_steps, c0.eval_steps()
         self.run_ids = [run_id(c) for c in configs]
+        self.noise_ids = [trajectory_id(c) for c in configs]  # seed the dropout masks
         self.data = GroupData(configs, device)
         self.metric_names = self.data.metric_names
         # parameters: K models initialised on the CPU (seeded), stacked there, then moved;
@@ -261,7 +263,7 @@ class GroupTrainer:
         params = self.layout.unflatten(flat)  # name -> (K, ...)
         tokens = X[rows][..., plan.row_start:]  # (K, B, S - row_start)
         anc = [a[rows] for a in plan.row_anc]  # (K, B) each
-        gens = dropout_generators(self.run_ids, self.step, self.device) if dropout > 0 else None
+        gens = dropout_generators(self.noise_ids, self.step, self.device) if dropout > 0 else None
         with self._autocast():
             out = registry.entry(c0.model).fast_logits(params, self.buffers, plan, tokens, anc, positions, c0,
                                                        dropout, gens)
@@ -358,6 +360,40 @@ class GroupTrainer:
             self.evaluate()
         return due
 
+    def stop_due(self) -> list[int]:
+        """The runs whose stopping rule (``stop_val_acc`` held at ``stop_window`` consecutive
+        evaluations, :func:`modarith.core.metrics.first_window`) holds at the last evaluation.
+        Reads the device from the host only when a run of the group has a rule."""
+        rules = [(k, c.stop_val_acc, c.stop_window) for k, c in enumerate(self.configs) if c.stop_val_acc > 0]
+        n = self.n_evals_done
+        if not rules or n == 0:
+            return []
+        W = max(w for _, _, w in rules)
+        tail = self.hist[:, max(0, n - W):n, self.metric_names.index("val_acc")].cpu()  # (K, ≤ W)
+        return [k for k, bar, w in rules if n >= w and first_window(tail[k, -w:].tolist(), bar, w) is not None]
+
+    def drop(self, ks: list[int]) -> None:
+        """Take runs ``ks`` out of the group (they have stopped); the others train on with their
+        own state, as they would in a group of their own (their data rebuilt for them)."""
+        keep = [k for k in range(self.K) if k not in set(ks)]
+        self.configs, self.K = [self.configs[k] for k in keep], len(keep)
+        self.run_ids = [self.run_ids[k] for k in keep]
+        self.noise_ids = [self.noise_ids[k] for k in keep]
+        self.windows = [self.windows[k] for k in keep]
+        self.snapshots = [s[keep] for s in self.snapshots]
+        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self.flat, self.hist = self.flat[idx].contiguous(), self.hist[idx].contiguous()
+        self.exp_avg, self.exp_avg_sq = self.exp_avg[idx].contiguous(), self.exp_avg_sq[idx].contiguous()
+        if self.grad_ema is not None:
+            self.grad_ema = self.grad_ema[idx].contiguous()
+        if self.ma_window is not None:
+            self.ma_window, self.ma_sum = self.ma_window[:, idx].contiguous(), self.ma_sum[idx].contiguous()
+        if self.stablemax is not None:
+            self.stablemax = self.stablemax[idx]
+        if keep:
+            self.opt_cols = optim.hyper_columns(self.configs, self.device)
+            self.data = GroupData(self.configs, self.device)
+
     def snapshot(self) -> None:
         """Keep a host copy of the parameters when the current step is a snapshot step."""
         n = len(self.snapshots)
@@ -379,9 +415,11 @@ class GroupTrainer:
         return {"steps": steps, "params": {n: t.clone() for n, t in self.layout.unflatten(flat).items()}}
 
     def history(self, k: int) -> dict[str, list[float]]:
-        """Run k's history as plain lists (one host read of the whole group's history)."""
-        hist = self.hist.cpu()
-        h = {"step": list(self.eval_steps)}
+        """Run k's history as plain lists, up to its last evaluation (one host read of the
+        group's history; a run that stops early has fewer entries than the schedule)."""
+        n = self.n_evals_done
+        hist = self.hist[:, :n].cpu()
+        h = {"step": list(self.eval_steps[:n])}
         for j, name in enumerate(self.metric_names):
             h[name] = [float(v) for v in hist[k, :, j]]
         return h

@@ -25,6 +25,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from modarith.core.metrics import first_window
 from modarith.models.config import RunConfig
 from modarith.runtime.engine import train
 from modarith.runtime.store import Record
@@ -52,12 +53,8 @@ def grok_step(history: dict, threshold: float = GROK_THRESHOLD, stay: int | None
     n = len(acc)
     ok = [a >= threshold for a in acc]  # NaN counts as below
     if window is not None:
-        run = 0  # consecutive evaluations at or above the bar, ending at i
-        for i in range(n):
-            run = run + 1 if ok[i] else 0
-            if run == window:
-                return float(steps[i - window + 1])
-        return math.inf
+        i = first_window(acc, threshold, window)
+        return math.inf if i is None else float(steps[i])
     # holds[i]: ok from i to the end; with stay, ok over i … i + stay
     for i in range(n):
         end = n if stay is None else min(n, i + stay + 1)
