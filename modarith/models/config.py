@@ -99,7 +99,7 @@ class RunConfig:
     warmup_steps: int = 0  # linear lr warm-up over this many updates (the Grokfast paper's LambdaLR); 0: off
     grokfast_window: int = 0  # Grokfast-MA window w (with grokfast_lamb > 0, grokfast_alpha = 0); 0: off
     orthograd: bool = False  # ⊥Grad: per tensor, the gradient minus its projection on the weights
-    loss: str = "softmax"  # "softmax" or "stablemax" cross-entropy (StableMax in float64)
+    loss: str = "softmax"  # "softmax", "stablemax" (in float64) or "softmax64" (softmax in float64) cross-entropy
     record_collapse: bool = False  # log the training samples' float32 softmax-collapse fraction
     init_scale: float = 1.0  # α: every initial weight multiplied by α (registry.init_model); 1: as built
     # Stopping rule: the run ends (and leaves its group) at the evaluation where val_acc has been

@@ -6,7 +6,7 @@ parameters into one ``(K, P)`` tensor; one batched forward (:mod:`modarith.core.
 hand-written modules under ``torch.vmap`` with ``fast=False``) and one backward give every
 run its gradient, then :mod:`modarith.core.optim` applies the run's update per run (Grokfast-EMA
 or -MA, clipping, ⊥Grad, coupled L2, Adam(W) with warm-up: :func:`modarith.core.optim.update_`).
-The training loss is each run's own (softmax or StableMax cross-entropy); the history's
+The training loss is each run's own (softmax, StableMax or float64-softmax cross-entropy); the history's
 losses are softmax cross-entropy for every run (comparable across arms), plus, when
 ``record_collapse``, the fraction of training samples whose float32 softmax has collapsed.
 Nothing in a step reads the device from the host.
@@ -217,8 +217,9 @@ class GroupTrainer:
         self.windows = [c.grokfast_window for c in configs]
         self.segments = optim.tensor_segments(self.layout.sizes, device) if any(c.orthograd for c in configs) \
             else None  # ⊥Grad: which tensor each coordinate belongs to
-        stable = [c.loss == "stablemax" for c in configs]
-        self.stablemax = torch.tensor(stable, device=device) if any(stable) else None  # (K,) bool
+        # runs whose training loss is not the float32 softmax's: (K,) bool per other loss
+        self.other_losses = {name: torch.tensor([c.loss == name for c in configs], device=device)
+                             for name in sorted({c.loss for c in configs} - {"softmax"})}
         self.snapshot_steps = c0.snapshot_steps()  # group-wide schedule; [] when off
         self.snapshots: list[torch.Tensor] = []  # (K, P) host copies
         self.hist = torch.full((self.K, len(self.eval_steps), len(self.metric_names)), float("nan"),
@@ -227,12 +228,13 @@ class GroupTrainer:
         self.elapsed_before = 0.0  # wall time of the runs before a resume (their checkpoints)
         # reference path: vmap the module's forward; one autograd backward gives every run its
         # gradient (runs are independent). Dropout there draws from the global RNG.
-        self._vloss = torch.vmap(self._reference_loss, randomness="different" if c0.dropout > 0 else "error")
+        self._vtrain_logits = torch.vmap(self._reference_logits,
+                                         randomness="different" if c0.dropout > 0 else "error")
         self._vlogits = torch.vmap(self._reference_logits, in_dims=(0, None, None))
         self._vmetrics = torch.vmap(lambda lg, y, eq, m, w: get_loss_and_accuracy(
             lg, y, eq, m, reduction="mean", sample_weight=w))
-        self._vstable = torch.vmap(lambda lg, y, eq, m, w: get_loss_and_accuracy(
-            lg, y, eq, m, reduction="mean", sample_weight=w, loss="stablemax"))
+        self._vother = {name: torch.vmap(lambda lg, y, eq, m, w, name=name: get_loss_and_accuracy(
+            lg, y, eq, m, reduction="mean", sample_weight=w, loss=name)) for name in self.other_losses}
         self._vcollapsed = torch.vmap(softmax_collapsed, in_dims=(0, None, None, None))
         self._vsample_metrics = torch.vmap(
             lambda lg, y, eq, m: get_loss_and_accuracy(lg, y, eq, m, reduction="none"), in_dims=(0, None, None, None))
@@ -249,11 +251,6 @@ class GroupTrainer:
         with self._autocast():
             logits = functional_call(self.template, (params, self.buffers), (x,), {"positions": positions})[0]
         return logits.float()  # (B, R, V)
-
-    def _reference_loss(self, flat_k, x, y, eq, m, w, idx):
-        pos, y, m, eq = self.data.rhs(eq, y, m)
-        return get_loss_and_accuracy(self._reference_logits(flat_k, x, pos), y, eq, m, reduction="mean",
-                                     sample_weight=w)
 
     def logits(self, flat: torch.Tensor, plan, rows: torch.Tensor, positions: torch.Tensor,
                dropout: float = 0.0) -> torch.Tensor:
@@ -292,17 +289,15 @@ class GroupTrainer:
         """Per-run gradients (K, P) of the training loss on batch number ``self.step``."""
         flat = self.flat.detach().requires_grad_(True)
         batch = self.data.batch(self.step)
+        x, y, eq, m, w, rows = batch
+        pos, y, m, eq = self.data.rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
         if self.fast:
-            x, y, eq, m, w, rows = batch
-            pos, y, m, eq = self.data.rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
             logits = self.logits(flat, self.data.plan_train, rows, pos, self.configs[0].dropout)
-            loss = self._vmetrics(logits, y, eq, m, w)[0]  # (K,)
-            if self.stablemax is not None:  # StableMax runs: their own loss (float64)
-                loss = torch.where(self.stablemax, self._vstable(logits, y, eq, m, w)[0], loss)
-        else:
-            if self.stablemax is not None:
-                raise ValueError("RunConfig.loss = 'stablemax' needs the fast path (GroupTrainer(fast=True))")
-            loss = self._vloss(flat, *batch)[0]
+        else:  # the module itself, one run per vmap lane
+            logits = self._vtrain_logits(flat, x, pos)
+        loss = self._vmetrics(logits, y, eq, m, w)[0]  # (K,)
+        for name, runs in self.other_losses.items():  # StableMax, float64 softmax: their own loss
+            loss = torch.where(runs, self._vother[name](logits, y, eq, m, w)[0], loss)
         (g,) = torch.autograd.grad(loss.sum(), flat)  # runs are independent: ∂Σ/∂θ_k = ∂L_k/∂θ_k
         return g
 
