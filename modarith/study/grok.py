@@ -121,78 +121,130 @@ def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None
 
 
 def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0, censored: bool = False) -> dict:
-    """Fit ``log t = a − b·log(η·λ) + c·log η`` over the grokked runs of ``frame`` (one row per
-    run: ``seed, lr, weight_decay, time, observed``; rows with λ = 0 or not grokked are left
-    out) by least squares, with percentile intervals of ``level`` from a bootstrap over seeds:
-    each of ``n_boot`` resamples draws the seeds with replacement and keeps each drawn seed's
-    runs together (the runs of one seed share its split and initial weights). Resamples whose
-    design cannot identify (a, b, c) are skipped and counted.
+    """Fit ``log t = a − b·log(η·λ) + c·log η`` over the runs of ``frame`` (one row per run:
+    ``seed, lr, weight_decay, time, observed``; rows with λ = 0 are left out) with
+    :func:`fit_log_linear` (its counts and flags too), and name the coefficients: ``a, b, c``,
+    ``b_low, b_high, c_low, c_high``.
 
-    The 1/(η·λ) law (time set by the product alone) is b = 1, c = 0. Returns ``a, b, c``,
-    ``b_low, b_high, c_low, c_high``, ``n_runs`` (grokked runs fitted), ``n_seeds``,
-    ``n_boot`` (resamples used), ``n_skipped``, ``n_censored`` (censored runs in the fit).
-
-    ``censored=False``: only grokked runs enter the fit, by least squares; where slow arms are
-    censored at T, their fastest seeds are the ones fitted, which pulls b down.
-    ``censored=True``: the runs that never grokked stay in as right-censored at their T, and
-    (a, b, c) are the maximum-likelihood estimates of ``log t = a − b·log(η·λ) + c·log η + σ·ε``
-    with ε standard normal (a log-normal accelerated-failure-time model, what
-    ``lifelines.LogNormalAFTFitter`` fits; written with scipy so the bootstrap's thousands of
-    fits take seconds). Identification needs the *grokked* runs to span the design.
+    The 1/(η·λ) law (time set by the product alone) is b = 1, c = 0. ``censored=False``: only
+    grokked runs enter the fit, by least squares; where slow arms are censored at T, their
+    fastest seeds are the ones fitted, which pulls b down. ``censored=True``: the runs that
+    never grokked stay in as right-censored at their T (the log-normal AFT model).
     """
     import numpy as np
 
     need = {"seed", "lr", "weight_decay", "time", "observed"}
     if need - set(frame.columns):
         raise ValueError(f"frame lacks columns {sorted(need - set(frame.columns))}")
+    f = frame[frame["weight_decay"] > 0].assign(
+        b=lambda d: -np.log(d["lr"] * d["weight_decay"]), c=lambda d: np.log(d["lr"]))
+    try:
+        out = fit_log_linear(f, ("b", "c"), n_boot, level, seed, censored)
+    except ValueError as e:
+        if "cannot identify" in str(e):
+            raise ValueError(f"{e} (a, b and c: the fit needs at least two values of η·λ and two of η "
+                             "that are not tied to each other)") from None
+        raise
+    for k in ("b", "c"):
+        out[k], out[f"{k}_low"], out[f"{k}_high"] = out["coef"][k], out["low"][k], out["high"][k]
+    out["a"] = out["coef"]["intercept"]
+    return out
+
+
+def fit_log_linear(frame, terms: tuple[str, ...], n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                   censored: bool = True) -> dict:
+    """``log time = β₀ + Σ_j β_j·frame[terms[j]] + σ·ε`` (ε standard normal) over the runs of
+    ``frame`` (one row per run: ``seed, time, observed`` and the ``terms`` columns), with
+    percentile intervals of ``level`` from a bootstrap over seeds (each of ``n_boot`` resamples
+    draws the seeds with replacement and keeps each drawn seed's runs together: they share its
+    split and initial weights).
+
+    ``censored=True``: the runs not ``observed`` stay in as right-censored at their time, and β is
+    the maximum-likelihood estimate (the log-normal accelerated-failure-time model that
+    ``lifelines.LogNormalAFTFitter`` fits; written with scipy so that the bootstrap's thousands of
+    fits take seconds); ``censored=False``: least squares over the observed runs alone.
+
+    Fits that fail say so. A fit of the whole frame that cannot identify β or whose optimiser
+    does not converge raises ``ValueError``; so does, with ``censored=True``, a design cell (one
+    combination of the terms' values) censored on every seed: its time is then only a bound, and
+    the fit would extrapolate it from the normal tail. Every resample is counted: ``n_asked`` =
+    ``n_boot`` (kept) + ``n_skipped`` (the resample cannot identify β) + ``n_failed`` (the optimiser
+    did not converge); ``flag`` is empty when all were kept, else says how many were not and that
+    the interval is over the kept ones.
+
+    Returns ``coef``, ``low``, ``high`` (dicts: ``intercept`` and each term), ``sigma``, ``n_runs``,
+    ``n_seeds``, ``n_censored``, ``n_asked``, ``n_boot``, ``n_skipped``, ``n_failed``, ``flag``.
+    """
+    import numpy as np
+
+    terms = tuple(terms)
+    need = {"seed", "time", "observed", *terms}
+    if need - set(frame.columns):
+        raise ValueError(f"frame lacks columns {sorted(need - set(frame.columns))}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise ValueError(f"n_boot = {n_boot!r} is invalid: expected an integer >= 0")
     if not 0 < level < 1:
         raise ValueError(f"level = {level!r} is invalid: expected a number in (0, 1)")
-    f = frame[(frame["observed"].astype(bool) | censored) & (frame["weight_decay"] > 0)]
-    eta, lam, t = (f[k].to_numpy(np.float64) for k in ("lr", "weight_decay", "time"))
+    f = frame[frame["observed"].astype(bool) | censored]
+    t = f["time"].to_numpy(np.float64)
     if (t <= 0).any():
         raise ValueError("time must be > 0 for the log fit (a run grokked at step 0?)")
-    X = np.column_stack([np.ones(len(f)), -np.log(eta * lam), np.log(eta)])  # (n, 3)
-    y = np.log(t)
-    obs = f["observed"].to_numpy(bool)
+    X = np.column_stack([np.ones(len(f))] + [f[k].to_numpy(np.float64) for k in terms])  # (n, 1 + J)
+    y, obs = np.log(t), f["observed"].to_numpy(bool)
+    if censored:
+        cells = f.groupby(list(terms))["observed"].any()
+        never = [dict(zip(terms, k if isinstance(k, tuple) else (k,))) for k in cells.index[~cells.to_numpy()]]
+        if never:
+            raise ValueError(f"censored on every seed: {never}; the fit cannot place their times "
+                             "(lengthen T or leave these cells out)")
+    P = X.shape[1]
 
     def solve(rows):
         seen = rows[obs[rows]]
-        if len(seen) < 3 or np.linalg.matrix_rank(X[seen]) < 3:
-            return None
+        if len(seen) < P or np.linalg.matrix_rank(X[seen]) < P:
+            return "skipped"
         coef = np.linalg.lstsq(X[seen], y[seen], rcond=None)[0]
-        return _censored_normal_fit(X[rows], y[rows], obs[rows], coef) if censored else coef
+        if not censored:
+            return np.append(coef, (y[seen] - X[seen] @ coef).std())
+        fit = _censored_normal_fit(X[rows], y[rows], obs[rows], coef)
+        return "failed" if fit is None else fit
 
-    coef = solve(np.arange(len(f)))
-    if coef is None:
-        raise ValueError(f"the grokked runs ({int(obs.sum())}) cannot identify a, b and c: the fit needs "
-                         "at least two values of η·λ and two of η that are not tied to each other")
+    full = solve(np.arange(len(f)))
+    if isinstance(full, str):
+        raise ValueError(f"the observed runs ({int(obs.sum())}) cannot identify the {P} coefficients"
+                         if full == "skipped" else "the maximum-likelihood fit did not converge")
     seeds = f["seed"].to_numpy()
     uniq = np.unique(seeds)
     rows_of = {s: np.flatnonzero(seeds == s) for s in uniq}
     rng = np.random.default_rng(seed)
-    boot, skipped = [], 0
+    boot, count = [], {"skipped": 0, "failed": 0}
     for _ in range(n_boot):
         draw = rng.choice(uniq, len(uniq), replace=True)
         c = solve(np.concatenate([rows_of[s] for s in draw]))
-        if c is None:
-            skipped += 1
+        if isinstance(c, str):
+            count[c] += 1
         else:
             boot.append(c)
-    boot = np.asarray(boot).reshape(-1, 3)
+    boot = np.asarray(boot).reshape(-1, P + 1)
+    assert len(boot) + count["skipped"] + count["failed"] == n_boot  # every resample counted
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    lo, hi = (np.percentile(boot, q, axis=0) if len(boot) else np.full((2, 3), np.nan))
-    return {"a": float(coef[0]), "b": float(coef[1]), "c": float(coef[2]),
-            "b_low": float(lo[1]), "b_high": float(hi[1]), "c_low": float(lo[2]), "c_high": float(hi[2]),
-            "n_runs": len(f), "n_seeds": len(uniq), "n_boot": len(boot), "n_skipped": skipped,
-            "n_censored": int((~obs).sum())}
+    lo, hi = (np.percentile(boot, q, axis=0) if len(boot) else np.full((2, P + 1), np.nan))
+    names = ("intercept",) + terms
+    lost = count["skipped"] + count["failed"]
+    flag = "" if not lost else (f"{lost} of {n_boot} resamples not fitted ({count['skipped']} could not identify "
+                                f"the coefficients, {count['failed']} did not converge): the interval is over "
+                                f"the {len(boot)} fitted")
+    return {"coef": dict(zip(names, map(float, full[:P]))), "low": dict(zip(names, map(float, lo[:P]))),
+            "high": dict(zip(names, map(float, hi[:P]))), "sigma": float(full[P]), "n_runs": len(f),
+            "n_seeds": len(uniq), "n_censored": int((~obs).sum()), "n_asked": n_boot, "n_boot": len(boot),
+            "n_skipped": count["skipped"], "n_failed": count["failed"], "flag": flag}
 
 
 def _censored_normal_fit(X, y, observed, start):
-    """Maximum-likelihood β of ``y = Xβ + σ·ε`` (ε standard normal) where the rows not
+    """Maximum-likelihood (β, σ) of ``y = Xβ + σ·ε`` (ε standard normal) where the rows not
     ``observed`` are right-censored at ``y`` (only ``y_true ≥ y`` is known); ``start``: the
-    least-squares β of the observed rows."""
+    least-squares β of the observed rows. None when the optimiser reports no convergence (BFGS,
+    then Nelder–Mead from where it stopped)."""
     import numpy as np
     from scipy import optimize, stats
 
@@ -204,4 +256,10 @@ def _censored_normal_fit(X, y, observed, start):
         return -(stats.norm.logpdf(z[observed]).sum() - observed.sum() * theta[-1]
                  + stats.norm.logsf(z[~observed]).sum())
 
-    return optimize.minimize(nll, theta0, method="BFGS").x[:-1]
+    res = optimize.minimize(nll, theta0, method="BFGS")
+    if not res.success:  # BFGS often stops on precision loss at the optimum: polish, then judge
+        res = optimize.minimize(nll, res.x, method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20_000})
+    if not (res.success and np.isfinite(res.fun)):
+        return None
+    return np.append(res.x[:-1], np.exp(res.x[-1]))
