@@ -108,3 +108,18 @@ def test_paired_summary_sign_test_and_ratio_interval_known_answers():
     assert (s["ratio_low"], s["ratio_high"]) == (2.0, 9.0)
     even = paired_summary(paired_ratios(a.assign(time=100.0), b.assign(time=100.0)))
     assert even["sign_p"] == 1.0 and even["ties"] == 10  # nothing decided: no evidence either way
+
+
+def test_competing_incidence_counts_other_events_as_events_not_censoring():
+    """Without censoring the Aalen–Johansen incidence is the empirical fraction: 4 of 10 runs
+    grokked by their times; 3 others ended by a competing event can never grok, so the incidence
+    stays at 0.4 (Kaplan–Meier with them censored would climb to 1 at the last grok)."""
+    from modarith.study.survival import competing_incidence
+
+    time = [100, 200, 300, 400, 150, 250, 350, 500, 500, 500]
+    event = [1, 1, 1, 1, 2, 2, 2, 0, 0, 0]
+    cif = competing_incidence(time, event, 1)
+    assert cif["incidence"].iloc[-1] == pytest.approx(0.4, abs=1e-6)
+    assert cif.loc[cif.step <= 200, "incidence"].iloc[-1] == pytest.approx(0.2, abs=1e-6)
+    assert (cif["low"] <= cif["incidence"] + 1e-9).all() and (cif["incidence"] <= cif["high"] + 1e-9).all()
+    assert competing_incidence(time, [0] * 10, 1)["incidence"].max() == 0.0

@@ -25,7 +25,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from modarith.core.metrics import first_window
+from modarith.core.metrics import count_collapses, first_window
 from modarith.models.config import RunConfig
 from modarith.runtime.engine import train
 from modarith.runtime.store import Record
@@ -34,7 +34,8 @@ from modarith.study.survival import km_median
 
 # RunConfig fields that tell arms apart, copied into every grok_frame row
 ARM_FIELDS = ("lr", "weight_decay", "beta1", "optimizer", "warmup_steps", "clip_norm",
-              "grokfast_alpha", "grokfast_lamb", "grokfast_window", "orthograd", "loss")
+              "grokfast_alpha", "grokfast_lamb", "grokfast_window", "orthograd", "loss", "init_scale")
+OUTCOMES = ("grokked", "unstable", "never fitted", "censored")  # competing events 1, 2, 3; 0 censored
 
 
 def grok_step(history: dict, threshold: float = GROK_THRESHOLD, stay: int | None = None,
@@ -99,6 +100,98 @@ def grok_summary(frame, by: tuple[str, ...] = ("model",) + ARM_FIELDS, level: fl
                    step_ci_low=m["ci_low"], step_ci_high=m["ci_high"], T=m["T"])
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def outcome(history: dict, threshold: float = GROK_THRESHOLD, window: int = 1, fit_bar: float = 0.99,
+            crash_below: float = 0.9) -> tuple[str, float]:
+    """What ended a run first, and when: ``("grokked", t)`` (:func:`grok_step` with ``window``),
+    ``("unstable", t)`` (training accuracy fell below ``crash_below`` after it had reached
+    ``fit_bar``, before the run grokked: :func:`modarith.core.metrics.count_collapses`; t = the
+    first evaluation below), ``("never fitted", T)`` (training accuracy never reached ``fit_bar``),
+    else ``("censored", T)`` (fitted, stable, not grokked by its last step T). Instability and never
+    fitting are competing events of grokking, not censoring."""
+    steps = history["step"]
+    T = float(steps[-1])
+    g = grok_step(history, threshold, window=window)
+    crash = count_collapses(history, reached=fit_bar, below=crash_below)
+    first_crash = crash["episodes"][0][0] if crash["episodes"] else math.inf
+    if first_crash < g:
+        return "unstable", float(first_crash)
+    if math.isfinite(g):
+        return "grokked", g
+    return ("never fitted", T) if crash["first_fit"] is None else ("censored", T)
+
+
+def outcome_frame(records: list[Record], threshold: float = GROK_THRESHOLD, window: int = 1,
+                  fit_bar: float = 0.99, crash_below: float = 0.9):
+    """One row per run: ``run_id, model, seed, <ARM_FIELDS>, el`` (η·λ), ``T`` (the schedule's
+    last step), ``stopped_at`` (the step a stopping rule ended it, NaN if none), ``outcome``
+    (:data:`OUTCOMES`, :func:`outcome`), ``event`` (its index in OUTCOMES + 1, 0 for censored),
+    ``time`` (its step), ``observed`` (grokked), ``time_el`` (time·η·λ)."""
+    import pandas as pd
+
+    rows = []
+    for rec in records:
+        c = rec.config
+        what, t = outcome(rec.history, threshold, window, fit_bar, crash_below)
+        stopped = rec.meta.get("stopped_at_step")
+        rows.append({"run_id": rec.run_id, "model": c.model, "seed": c.seed, **{f: getattr(c, f) for f in ARM_FIELDS},
+                     "el": c.lr * c.weight_decay, "T": c.total_steps,
+                     "stopped_at": math.nan if stopped is None else float(stopped), "outcome": what,
+                     "event": 0 if what == "censored" else OUTCOMES.index(what) + 1, "time": t,
+                     "observed": what == "grokked", "time_el": t * c.lr * c.weight_decay})
+    return pd.DataFrame(rows)
+
+
+def arm_table(frame, by: tuple[str, ...] = ("init_scale", "el"), level: float = 0.95):
+    """Per arm (one row per ``by`` group of :func:`outcome_frame`): ``n``, the count of each
+    outcome, and the Kaplan–Meier median of t·η·λ with its interval of ``level``
+    (``median_el, el_low, el_high``; ∞ where not reached), the competing events counted as
+    censored at their time (the median of the time to grok had they not happened; the
+    cumulative incidence, :func:`modarith.study.survival.competing_incidence`, is the
+    unconditional reading)."""
+    import pandas as pd
+
+    rows = []
+    for key, g in frame.groupby(list(by), sort=True):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        m = km_median(g["time_el"], g["observed"], level)
+        row.update(n=len(g), **{o.replace(" ", "_"): int((g["outcome"] == o).sum()) for o in OUTCOMES},
+                   median_el=m["median"], el_low=m["ci_low"], el_high=m["ci_high"], T=int(g["T"].max()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def one_slope_test(frame, group: str = "init_scale", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Does one exponent b of ``log t = a_g − b·log(η·λ)`` fit every value of ``group`` (α)?
+    The log-normal AFT (:func:`fit_log_linear`, censored runs kept) with one intercept per group
+    and one slope, against one slope per group: a likelihood-ratio test (χ², df = groups − 1).
+    Only for runs whose outcome is grokked or censored (the caller keeps the arms where no run
+    was unstable or never fitted). Returns ``b`` with its bootstrap interval (``b_low, b_high``,
+    the pooled fit's counts and ``flag``), ``per_group`` ({g: (b_g, low, high)}), ``lr_stat``,
+    ``df``, ``p_value``."""
+    import numpy as np
+    from scipy.stats import chi2
+
+    bad = set(frame["outcome"]) - {"grokked", "censored"}
+    if bad:
+        raise ValueError(f"one_slope_test needs stable runs only; the frame has outcomes {sorted(bad)}")
+    f = frame.assign(x=-np.log(frame["el"]))
+    levels = sorted(f[group].unique())
+    dummies = {f"g{i}": (f[group] == g).astype(float) for i, g in enumerate(levels[1:], 1)}
+    slopes = {f"x{i}": f["x"] * (f[group] == g) for i, g in enumerate(levels)}
+    pooled = fit_log_linear(f.assign(**dummies), ("x", *dummies), n_boot, level, seed)
+    full = fit_log_linear(f.assign(**dummies, **slopes), (*dummies, *slopes), 0, level, seed)
+    per = {}
+    for i, g in enumerate(levels):
+        one = fit_log_linear(f[f[group] == g], ("x",), n_boot, level, seed)
+        per[g] = (one["coef"]["x"], one["low"]["x"], one["high"]["x"])
+    stat = max(0.0, 2 * (full["loglik"] - pooled["loglik"]))
+    df = len(levels) - 1
+    return {"b": pooled["coef"]["x"], "b_low": pooled["low"]["x"], "b_high": pooled["high"]["x"],
+            "n_runs": pooled["n_runs"], "n_seeds": pooled["n_seeds"], "n_censored": pooled["n_censored"],
+            "n_asked": pooled["n_asked"], "n_boot": pooled["n_boot"], "flag": pooled["flag"], "per_group": per,
+            "lr_stat": stat, "df": df, "p_value": float(chi2.sf(stat, df)) if df else 1.0}
 
 
 def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None = "results",
@@ -205,7 +298,7 @@ def fit_log_linear(frame, terms: tuple[str, ...], n_boot: int = 2000, level: flo
             return "skipped"
         coef = np.linalg.lstsq(X[seen], y[seen], rcond=None)[0]
         if not censored:
-            return np.append(coef, (y[seen] - X[seen] @ coef).std())
+            return np.append(coef, max((y[seen] - X[seen] @ coef).std(), 1e-12))
         fit = _censored_normal_fit(X[rows], y[rows], obs[rows], coef)
         return "failed" if fit is None else fit
 
@@ -234,10 +327,22 @@ def fit_log_linear(frame, terms: tuple[str, ...], n_boot: int = 2000, level: flo
     flag = "" if not lost else (f"{lost} of {n_boot} resamples not fitted ({count['skipped']} could not identify "
                                 f"the coefficients, {count['failed']} did not converge): the interval is over "
                                 f"the {len(boot)} fitted")
-    return {"coef": dict(zip(names, map(float, full[:P]))), "low": dict(zip(names, map(float, lo[:P]))),
+    z = (y - X @ full[:P]) / full[P]
+    loglik = float(_normal_loglik(z, obs if censored else np.ones_like(obs), full[P]))
+    return {"coef": dict(zip(names, map(float, full[:P]))), "loglik": loglik, "low": dict(zip(names, map(float, lo[:P]))),
             "high": dict(zip(names, map(float, hi[:P]))), "sigma": float(full[P]), "n_runs": len(f),
             "n_seeds": len(uniq), "n_censored": int((~obs).sum()), "n_asked": n_boot, "n_boot": len(boot),
             "n_skipped": count["skipped"], "n_failed": count["failed"], "flag": flag}
+
+
+def _normal_loglik(z, observed, sigma):
+    """Log-likelihood of standardised residuals ``z`` (log-time scale σ): density where
+    ``observed``, survival (right-censored) elsewhere."""
+    import numpy as np
+    from scipy import stats
+
+    return (stats.norm.logpdf(z[observed]).sum() - observed.sum() * np.log(sigma)
+            + stats.norm.logsf(z[~observed]).sum())
 
 
 def _censored_normal_fit(X, y, observed, start):
@@ -246,15 +351,13 @@ def _censored_normal_fit(X, y, observed, start):
     least-squares β of the observed rows. None when the optimiser reports no convergence (BFGS,
     then Nelder–Mead from where it stopped)."""
     import numpy as np
-    from scipy import optimize, stats
+    from scipy import optimize
 
     resid = y[observed] - X[observed] @ start
     theta0 = np.append(start, np.log(max(resid.std(), 1e-3)))
 
     def nll(theta):
-        z = (y - X @ theta[:-1]) / np.exp(theta[-1])
-        return -(stats.norm.logpdf(z[observed]).sum() - observed.sum() * theta[-1]
-                 + stats.norm.logsf(z[~observed]).sum())
+        return -_normal_loglik((y - X @ theta[:-1]) / np.exp(theta[-1]), observed, np.exp(theta[-1]))
 
     res = optimize.minimize(nll, theta0, method="BFGS")
     if not res.success:  # BFGS often stops on precision loss at the optimum: polish, then judge
