@@ -183,7 +183,7 @@ def one_slope_test(frame, group: str = "init_scale", n_boot: int = 1000, level: 
     pooled = fit_log_linear(f.assign(**dummies), ("x", *dummies), n_boot, level, seed)
     full = fit_log_linear(f.assign(**dummies, **slopes), (*dummies, *slopes), 0, level, seed)
     per = {}
-    for i, g in enumerate(levels):
+    for g in levels:
         one = fit_log_linear(f[f[group] == g], ("x",), n_boot, level, seed)
         per[g] = (one["coef"]["x"], one["low"]["x"], one["high"]["x"])
     stat = max(0.0, 2 * (full["loglik"] - pooled["loglik"]))
