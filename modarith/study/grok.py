@@ -162,6 +162,35 @@ def arm_table(frame, by: tuple[str, ...] = ("init_scale", "el"), level: float = 
     return pd.DataFrame(rows)
 
 
+def scale_threshold(records: list[Record]) -> dict:
+    """α* = N_eq / N₀ from the α = 1 runs of ``records``: N₀ their median initial parameter norm,
+    N_eq their median norm at their last evaluation (under AdamW the norm settles at an
+    equilibrium within a few hundred steps). Above α* the weights start larger than that
+    equilibrium and decay to it. Returns ``n0, n_eq, alpha_star``."""
+    import numpy as np
+
+    ones = [r for r in records if r.config.init_scale == 1.0]
+    if not ones:
+        raise ValueError("scale_threshold needs runs at init_scale = 1")
+    n0 = float(np.median([r.history["param_norm"][0] for r in ones]))
+    n_eq = float(np.median([r.history["param_norm"][-1] for r in ones]))
+    return {"n0": n0, "n_eq": n_eq, "alpha_star": n_eq / n0}
+
+
+def median_slopes(table, alpha_min: float = 1.0) -> dict:
+    """Per η·λ of :func:`arm_table`: the least-squares slope of the median t·η·λ against ln α over
+    the arms with α ≥ ``alpha_min`` whose median is reached ({el: (slope, n arms)}; NaN with fewer
+    than two). Descriptive (medians, no interval): the law's prediction is slope 1."""
+    import numpy as np
+
+    out = {}
+    for el, g in table[table["init_scale"] >= alpha_min].groupby("el"):
+        g = g[np.isfinite(g["median_el"])]
+        slope = float(np.polyfit(np.log(g["init_scale"]), g["median_el"], 1)[0]) if len(g) >= 2 else math.nan
+        out[float(el)] = (slope, len(g))
+    return out
+
+
 def one_slope_test(frame, group: str = "init_scale", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Does one exponent b of ``log t = a_g − b·log(η·λ)`` fit every value of ``group`` (α)?
     The log-normal AFT (:func:`fit_log_linear`, censored runs kept) with one intercept per group
