@@ -480,13 +480,13 @@ TIME_LAW = {
                        "eval_dense": 0, "eval_every": 10}, "steps": 60,
               "alphas": (1.0, 4.0), "weight_decays": (1.0, 3.0), "seeds": (0, 1), "threshold": 0.5, "window": 2},
     "quick": {"base": {"model": "mlp", "p": 31, "num_layers": 2, "d_model": 64, "lr": 1e-2, "clip_norm": 0.0,
-                       "eval_dense": 0, "eval_every": 25}, "steps": 3_000,
-              "alphas": (1.0, 2.0, 4.0, 8.0, 16.0), "weight_decays": (1.0, 3.0, 10.0, 30.0),
+                       "eval_dense": 0, "eval_every": 25}, "steps": 6_000,
+              "alphas": (1.0, 2.0, 4.0, 8.0, 16.0), "weight_decays": (1.0, 2.0, 4.0),
               "seeds": tuple(range(8)), "threshold": 0.95, "window": 4},
     "full": {"base": {"model": "mlp", "p": 31, "num_layers": 2, "d_model": 200, "lr": 1e-2, "clip_norm": 0.0,
-                      "eval_dense": 0, "eval_every": 25}, "steps": 20_000,
-             "alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), "weight_decays": (0.3, 1.0, 3.0, 10.0, 30.0),
-             "seeds": tuple(range(16)), "threshold": 0.99, "window": 4},
+                      "eval_dense": 0, "eval_every": 25}, "steps": 40_000,
+             "alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), "weight_decays": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+             "seeds": tuple(range(16)), "threshold": 0.95, "window": 4},
 }
 
 
