@@ -383,8 +383,7 @@ class GroupTrainer:
             self.grad_ema = self.grad_ema[idx].contiguous()
         if self.ma_window is not None:
             self.ma_window, self.ma_sum = self.ma_window[:, idx].contiguous(), self.ma_sum[idx].contiguous()
-        if self.stablemax is not None:
-            self.stablemax = self.stablemax[idx]
+        self.other_losses = {name: runs[idx] for name, runs in self.other_losses.items()}
         if keep:
             self.opt_cols = optim.hyper_columns(self.configs, self.device)
             self.data = GroupData(self.configs, self.device)
