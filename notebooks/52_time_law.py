@@ -117,6 +117,15 @@ print(settings)
 # to 4 at η = 10⁻² (η·λ over 0.6 decade only: the 1.5 decades the question needs cost, at η·λ = 2.5·10⁻³,
 # about 40,000 steps a run, which is `full`'s horizon), T = 6,000. The `full` profile's design is a
 # projection, not piloted: d = 200, λ from ¼ to 8 (1.5 decades), T = 40,000, 16 seeds.
+#
+# A first slice of the quick design itself (λ = 4, α ∈ {1, 16}, seeds 0–3; the machine shared, load
+# ≈ 10 on 2 cores) says this scale does not yet answer: by T = 6,000 one of four α = 1 runs grokked
+# (step 4,475, so t·η·λ = 179; the other three at A_val 0.88–0.93, censored), and at α = 16 two seeds
+# never fitted — their norm fell from 116 to 0 by step 500 (ReLU without biases: once every unit is
+# dead the gradient is 0 and the decay takes the weights to 0) — and two fitted (norm 116 → 7.7 at
+# step 500, below the equilibrium, then back to 21.7) with A_val 0.79–0.80 at T. α* measured from the
+# α = 1 runs: initial norm 7.3, norm at T 23.3, α* = 3.2 (the prediction's ≈ 3). The stopping rule
+# saved 3 % of the run-steps there (46,550 of 48,000), since almost nothing grokked by T.
 
 # %%
 knobs = protocol.TIME_LAW[settings.profile]
