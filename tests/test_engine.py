@@ -187,7 +187,7 @@ def test_time_based_checkpoints_actually_save(tmp_path, monkeypatch):
     saver = runner.Checkpointer(store, every=None, interval_s=1e-9)
     saved = []
     orig = saver.save
-    monkeypatch.setattr(saver, "save", lambda t: saved.append((t.step, [p.stat().st_size for p in orig(t)])))
+    monkeypatch.setattr(saver, "save", lambda t, wall: saved.append((t.step, [p.stat().st_size for p in orig(t, wall)])))
     loop.fit(g, [saver])
     steps = [s for s, _ in saved]
     assert steps == list(range(5, 40, 5)), steps  # every eval_every multiple before the end

@@ -152,3 +152,61 @@ def test_censored_time_law_keeps_slow_runs_and_matches_lifelines():
     assert cens["b"] == pytest.approx(aft.params_["mu_"]["x1"], abs=2e-3)
     assert cens["c"] == pytest.approx(aft.params_["mu_"]["x2"], abs=2e-3)
     assert cens["a"] == pytest.approx(aft.params_["mu_"]["Intercept"], abs=5e-3)
+
+
+def _censored_frame(seed=5, n=12):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n):
+        for eta, lam in ((1.2e-2, 0.5), (6e-3, 1), (2.4e-2, 0.25), (1.2e-2, 0.25), (1.2e-2, 1)):
+            t = math.exp(2.1 + rng.normal(0, 0.35)) / (eta * lam)
+            rows.append({"seed": s, "lr": eta, "weight_decay": lam, "time": min(t, 2_500.0), "observed": t < 2_500})
+    return pd.DataFrame(rows)
+
+
+def test_censored_fit_reports_a_failed_optimiser(monkeypatch):
+    """An optimiser that does not converge gives no estimate (not its last iterate): the whole
+    fit raises, and failed resamples are counted and flagged, kept + skipped + failed = asked."""
+    import numpy as np
+    from scipy import optimize
+
+    from modarith.study import grok
+
+    X = np.column_stack([np.ones(6), np.arange(6.0)])
+    y, obs = 1.0 + 0.5 * np.arange(6.0) + np.array([0.1, -0.1, 0.05, 0, -0.05, 0.02]), np.ones(6, bool)
+    assert grok._censored_normal_fit(X, y, obs, np.array([1.0, 0.5])) is not None
+    real = optimize.minimize
+    monkeypatch.setattr(optimize, "minimize", lambda *a, **k: optimize.OptimizeResult(
+        x=real(*a, **k).x, fun=0.0, success=False, message="forced failure"))
+    assert grok._censored_normal_fit(X, y, obs, np.array([1.0, 0.5])) is None
+    with pytest.raises(ValueError, match="did not converge"):
+        grok.fit_time_law(_censored_frame(), n_boot=5, censored=True)
+    monkeypatch.setattr(optimize, "minimize", real)
+    calls = [0]
+    fit_ok = grok._censored_normal_fit
+
+    def every_third_fails(*a):
+        calls[0] += 1
+        return None if calls[0] % 3 == 0 else fit_ok(*a)
+
+    monkeypatch.setattr(grok, "_censored_normal_fit", every_third_fails)
+    f = grok.fit_time_law(_censored_frame(), n_boot=30, censored=True)
+    assert f["n_failed"] == 10 and f["n_boot"] + f["n_skipped"] + f["n_failed"] == f["n_asked"] == 30
+    assert "10 of 30 resamples not fitted" in f["flag"]
+    monkeypatch.setattr(grok, "_censored_normal_fit", fit_ok)
+    clean = grok.fit_time_law(_censored_frame(), n_boot=30, censored=True)
+    assert clean["flag"] == "" and clean["n_boot"] == 30
+
+
+def test_a_cell_censored_on_every_seed_is_an_error_not_a_number():
+    from modarith.study.grok import fit_time_law
+
+    frame = _censored_frame()
+    slow = (frame.lr == 6e-3) & (frame.weight_decay == 1)
+    frame.loc[slow, "observed"], frame.loc[slow, "time"] = False, 10.0
+    with pytest.raises(ValueError, match="censored on every seed"):
+        fit_time_law(frame, n_boot=10, censored=True)
+    assert fit_time_law(frame, n_boot=10)["n_runs"] == int(frame.observed.sum())  # least squares: seen runs only

@@ -66,3 +66,29 @@ def test_softmax_collapse_is_exactly_a_zero_gradient_on_the_correct_logit():
     F.cross_entropy(x[:, 1:].reshape(-1, V), targets[:, 1:].reshape(-1), reduction="sum").backward()
     zero = (x.grad[:, 1:, 0] == 0).all(dim=1).float()
     assert torch.equal(zero, got)
+
+
+def test_float64_softmax_keeps_the_gradient_float32_loses():
+    logits = torch.zeros(1, 2, 4)
+    logits[0, 1, 0] = 20.0  # float32: p = 1 exactly (collapsed); float64: 1 − 3·e⁻²⁰
+    targets, eq, mask = torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, dtype=torch.long), torch.ones(1, 2)
+    assert softmax_collapsed(logits, targets, eq, mask).item() == 1.0
+    grads = {}
+    for loss in ("softmax", "softmax64"):
+        x = logits.clone().requires_grad_()
+        value, _ = get_loss_and_accuracy(x, targets, eq, mask, loss=loss)
+        value.backward()
+        grads[loss] = x.grad[0, 1, 0].item()
+    assert grads["softmax"] == 0.0 and grads["softmax64"] < 0.0
+
+
+def test_every_loss_trains_on_the_fast_path_and_the_module_alike():
+    from modarith.models.config import RunConfig
+    from modarith.runtime.group import GroupTrainer
+
+    cfgs = [RunConfig(model="lstm", p=5, d_model=8, num_layers=1, steps=3, seed=s, loss=loss, lr=1e-2)
+            for s, loss in enumerate(("softmax", "stablemax", "softmax64"))]
+    grads = [GroupTrainer(cfgs, "cpu", fast=fast).gradients() for fast in (True, False)]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    softmax_only = GroupTrainer([RunConfig(**{**cfgs[1].to_dict(), "loss": "softmax", "orders": (2,)})], "cpu")
+    assert not torch.allclose(softmax_only.gradients()[0], grads[0][1])  # StableMax's run: its own loss

@@ -90,3 +90,36 @@ def test_bad_input_and_formatting():
     with pytest.raises(ValueError, match="level"):
         km_median([1, 2], [True, True], level=1.0)
     assert fmt_steps(math.inf) == NEVER and fmt_steps(1234.0) == "1,234"
+
+
+def test_paired_summary_sign_test_and_ratio_interval_known_answers():
+    """Ten seeds, b grokked sooner on nine: the two-sided sign test is 2·P(Bin(10, ½) ≤ 1) =
+    2·11/1024; the exact ratios 1 … 10 have median 5.5 and, at 95 %, the order-statistic
+    interval (x₍₂₎, x₍₉₎) = (2, 9) (coverage 1 − 2·11/1024 ≈ 0.979 ≥ 0.95, while (x₍₃₎, x₍₈₎)
+    covers only 1 − 2·56/1024 ≈ 0.891)."""
+    ratios = np.arange(1.0, 11.0)  # seed 0: ratio 1 (a tie); the others b sooner
+    a = pd.DataFrame({"seed": range(10), "time": 100.0 * ratios, "observed": True})
+    b = pd.DataFrame({"seed": range(10), "time": 100.0, "observed": True})
+    b.loc[0, "time"] = 200.0  # seed 0: a sooner (ratio ½), so 9 b-sooner against 1 a-sooner
+    s = paired_summary(paired_ratios(a, b))
+    assert (s["b_sooner"], s["a_sooner"], s["ties"]) == (9, 1, 0)
+    assert s["sign_p"] == pytest.approx(2 * 11 / 1024)
+    assert s["median_ratio"] == pytest.approx(5.5)  # ratios ½, 2, 3, …, 10
+    assert (s["ratio_low"], s["ratio_high"]) == (2.0, 9.0)
+    even = paired_summary(paired_ratios(a.assign(time=100.0), b.assign(time=100.0)))
+    assert even["sign_p"] == 1.0 and even["ties"] == 10  # nothing decided: no evidence either way
+
+
+def test_competing_incidence_counts_other_events_as_events_not_censoring():
+    """Without censoring the Aalen–Johansen incidence is the empirical fraction: 4 of 10 runs
+    grokked by their times; 3 others ended by a competing event can never grok, so the incidence
+    stays at 0.4 (Kaplan–Meier with them censored would climb to 1 at the last grok)."""
+    from modarith.study.survival import competing_incidence
+
+    time = [100, 200, 300, 400, 150, 250, 350, 500, 500, 500]
+    event = [1, 1, 1, 1, 2, 2, 2, 0, 0, 0]
+    cif = competing_incidence(time, event, 1)
+    assert cif["incidence"].iloc[-1] == pytest.approx(0.4, abs=1e-6)
+    assert cif.loc[cif.step <= 200, "incidence"].iloc[-1] == pytest.approx(0.2, abs=1e-6)
+    assert (cif["low"] <= cif["incidence"] + 1e-9).all() and (cif["incidence"] <= cif["high"] + 1e-9).all()
+    assert competing_incidence(time, [0] * 10, 1)["incidence"].max() == 0.0

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 REDUCTIONS = ("mean", "sum", "none")
-LOSSES = ("softmax", "stablemax")  # output normalisation of the cross-entropy
+LOSSES = ("softmax", "stablemax", "softmax64")  # output normalisation of the cross-entropy (softmax64: in float64)
 _PER_ORDER = re.compile(r"^(train|val)_(loss|acc)_o(\d+)$")
 
 
@@ -65,7 +65,9 @@ def get_loss_and_accuracy(
     padded batch) turns ``mean`` into the weighted mean and ``sum`` into the weighted sum;
     ``none`` returns the unweighted per-sample values. A sample without RHS tokens has loss 0
     and accuracy 1. Half-precision logits are upcast to float32. ``loss="stablemax"``: the NLL
-    of :func:`stablemax_log_probs` (float64 loss; the accuracy is the same, s is increasing).
+    of :func:`stablemax_log_probs` (float64 loss; the accuracy is the same, s is increasing);
+    ``loss="softmax64"``: the softmax cross-entropy computed in float64 (the paper's
+    ``cross_entropy_float64``: the logits upcast, so its gradient does not vanish where float32's does).
     Pure tensor ops, so it works under ``torch.vmap``.
     """
     if reduction not in REDUCTIONS:
@@ -82,9 +84,11 @@ def get_loss_and_accuracy(
     rhs = after_eq.to(logits.dtype) * (mask > 0).to(logits.dtype)  # (B, S)
     n_rhs = rhs.sum(dim=1)  # (B,)
 
-    stable = loss == "stablemax"
-    if stable:
+    if loss == "stablemax":
         log_probs = stablemax_log_probs(logits)  # (B, S, V) float64
+        rhs, n_rhs = rhs.double(), n_rhs.double()
+    elif loss == "softmax64":
+        log_probs = F.log_softmax(logits.double(), dim=-1)  # (B, S, V) float64
         rhs, n_rhs = rhs.double(), n_rhs.double()
     else:
         log_probs = F.log_softmax(logits, dim=-1)  # (B, S, V)
@@ -132,6 +136,20 @@ def softmax_collapsed(logits: torch.Tensor, targets: torch.Tensor, eq_positions:
     p = F.log_softmax(x, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).exp()  # (B, S)
     zero_grad = (p - 1.0) == 0
     return (zero_grad | ~rhs).all(dim=1).to(x.dtype)
+
+
+def first_window(values, threshold: float, window: int) -> int | None:
+    """Index of the first of the first ``window`` consecutive values at or above ``threshold``
+    (NaN counts as below), or None. The "grokked" criterion: the study's time to grok and a
+    run's stopping rule (``RunConfig.stop_val_acc``) both read it."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window = {window!r} is invalid: expected an integer >= 1 (evaluations)")
+    run = 0  # consecutive values at or above the bar, ending at i
+    for i, v in enumerate(values):
+        run = run + 1 if float(v) >= threshold else 0
+        if run == window:
+            return i - window + 1
+    return None
 
 
 def best_and_tf(steps, values, mode: str, t_max: float | None = None) -> tuple[float, int | None]:

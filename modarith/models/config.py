@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from modarith.core.activations import NON_LINEARITIES
 from modarith.core.data import OPERATORS, ORDERS, is_prime  # one home: the dataset checks the same names
@@ -99,8 +99,13 @@ class RunConfig:
     warmup_steps: int = 0  # linear lr warm-up over this many updates (the Grokfast paper's LambdaLR); 0: off
     grokfast_window: int = 0  # Grokfast-MA window w (with grokfast_lamb > 0, grokfast_alpha = 0); 0: off
     orthograd: bool = False  # ⊥Grad: per tensor, the gradient minus its projection on the weights
-    loss: str = "softmax"  # "softmax" or "stablemax" cross-entropy (StableMax in float64)
+    loss: str = "softmax"  # "softmax", "stablemax" (in float64) or "softmax64" (softmax in float64) cross-entropy
     record_collapse: bool = False  # log the training samples' float32 softmax-collapse fraction
+    init_scale: float = 1.0  # α: every initial weight multiplied by α (registry.init_model); 1: as built
+    # Stopping rule: the run ends (and leaves its group) at the evaluation where val_acc has been
+    # >= stop_val_acc at stop_window consecutive evaluations (core.metrics.first_window); 0: off.
+    stop_val_acc: float = 0.0
+    stop_window: int = 1
 
     def __post_init__(self):
         # (over 60 lines: one check per field, in field order, each naming the field)
@@ -195,6 +200,17 @@ class RunConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise _bad(name, v, "an integer >= 0 (0: off)")
+        v = self.init_scale
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+            raise _bad("init_scale", v, "a finite number > 0 (1: the initialisation as built)")
+        object.__setattr__(self, "init_scale", float(v))
+        v = self.stop_val_acc
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise _bad("stop_val_acc", v, "a number in [0, 1] (0: the run never stops early)")
+        object.__setattr__(self, "stop_val_acc", float(v))
+        v = self.stop_window
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise _bad("stop_window", v, "an integer >= 1 (consecutive evaluations)")
 
     # ---- derived quantities -------------------------------------------------------------
     @property
@@ -281,7 +297,8 @@ class RunConfig:
 OPTIONAL_DEFAULTS = {"grokfast_alpha": 0.0, "grokfast_lamb": 0.0, "snapshots_log": 0,
                      "snapshot_every": 0, "optimizer": "adamw", "warmup_steps": 0,
                      "grokfast_window": 0, "orthograd": False, "loss": "softmax",
-                     "record_collapse": False}
+                     "record_collapse": False, "init_scale": 1.0, "stop_val_acc": 0.0, "stop_window": 1}
+STOP_FIELDS = ("stop_val_acc", "stop_window")  # when a run ends; not how it trains
 
 
 def identity_dict(config: RunConfig) -> dict:
@@ -313,6 +330,13 @@ def run_id(config: RunConfig, protocol: int = PROTOCOL) -> str:
             object.__setattr__(config, "_run_id", cached)
         return cached
     return _hash_identity(config, protocol)
+
+
+def trajectory_id(config: RunConfig) -> str:
+    """The :func:`run_id` of ``config`` without its stopping rule (:data:`STOP_FIELDS` at their
+    defaults): what seeds a run's own randomness (dropout masks), so a run that stops early
+    follows, step for step, the run that does not."""
+    return run_id(replace(config, **{f: OPTIONAL_DEFAULTS[f] for f in STOP_FIELDS}))
 
 
 def _hash_identity(config: RunConfig, protocol: int) -> str:

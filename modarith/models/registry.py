@@ -23,6 +23,7 @@ from modarith.core import fast
 from modarith.core.activations import NON_LINEARITIES
 from modarith.models.gpt import GPT
 from modarith.models.lstm import LSTMLM
+from modarith.models.mlp import MLP
 
 # a config check: None when the config is fine, else (field, value, what is accepted)
 Check = Callable[[object], "tuple[str, object, str] | None"]
@@ -73,10 +74,16 @@ def build_model(config) -> nn.Module:
 
 def init_model(config) -> nn.Module:
     """``build_model`` with the initialisation seeded by ``config.seed``, on the CPU, without
-    touching the global RNG (the course's ``torch.manual_seed(seed)`` then construction)."""
+    touching the global RNG (the course's ``torch.manual_seed(seed)`` then construction), every
+    parameter then multiplied by ``config.init_scale`` (α; 1 leaves it as built)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return build_model(config)
+        model = build_model(config)
+    if config.init_scale != 1.0:  # every initial weight times α (the large-initialisation regime)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(config.init_scale)
+    return model
 
 
 # ---- the two architectures of the report, in display order (the seed's: LSTM first) ----------
@@ -99,3 +106,10 @@ register(ModelEntry(
         "d_model", c.d_model, f"a multiple of num_heads = {c.num_heads} (d_model % num_heads == 0)")))
 
 MODELS = tuple(REGISTRY)  # the report's architectures, in the order every table shows them
+
+# ---- beyond the seed: registered, in none of the seed's tables (MODELS above) ----------------------
+register(ModelEntry(
+    name="mlp", display="MLP", embedding="embedding.weight",
+    build=lambda c: MLP(p=c.p, hidden=c.d_model, num_layers=c.num_layers, vocabulary_size=c.vocab_size),
+    check=lambda c: None if c.orders == (2,) else (
+        "orders", c.orders, "(2,): the MLP reads one-hot pairs (a, b), binary equations only")))

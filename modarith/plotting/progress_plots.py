@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from modarith.plotting.style import TRAIN_COLOR, VAL_COLOR
 from modarith.study.progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
-from modarith.study.survival import fmt_steps, km_curve, km_median
+from modarith.study.survival import competing_incidence, fmt_steps, km_curve, km_median
 
 MEASURE_STYLE = {  # measure -> (label, colour, linestyle)
     "loss": ("train loss (result token)", TRAIN_COLOR, "-"),
@@ -161,3 +161,66 @@ def plot_km_arms(frame: pd.DataFrame, panels: dict[str, list[str]], threshold: f
     return fig, (f"Time to grok (A_val ≥ {threshold:g} {held}; the time is the first step of that window), "
                  f"Kaplan–Meier estimate of the fraction of seeds grokked by step t with its {level:.0%} band; "
                  f"runs that never grok are censored at T = {fmt_steps(T)}. " + "; ".join(parts) + ".")
+
+
+def plot_time_law(table: pd.DataFrame, alpha_star: float | None = None) -> tuple[plt.Figure, str]:
+    """Per arm of :func:`modarith.study.grok.arm_table` (``init_scale, el, median_el, el_low,
+    el_high``): the median time to grok in units of 1/(η·λ), t·η·λ, against ln α, one line per η·λ,
+    with its interval; the prediction ``t·η·λ = c + ln(α/α*)`` for α > α* (slope 1, anchored at
+    the smallest η·λ's median at the largest α ≤ α*) dashed. Medians not reached are not drawn."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    cmap = plt.get_cmap("viridis")
+    els = sorted(table["el"].unique())
+    parts = []
+    for i, el in enumerate(els):
+        t = table[table["el"] == el].sort_values("init_scale")
+        ok = np.isfinite(t["median_el"].to_numpy())
+        x = np.log(t["init_scale"].to_numpy())
+        color = cmap(i / max(len(els) - 1, 1))
+        lo = np.where(np.isfinite(t["el_low"]), t["el_low"], np.nan)
+        hi = np.where(np.isfinite(t["el_high"]), t["el_high"], np.nan)
+        ax.errorbar(x[ok], t["median_el"].to_numpy()[ok],
+                    yerr=[np.nan_to_num(t["median_el"].to_numpy()[ok] - lo[ok]),
+                          np.nan_to_num(hi[ok] - t["median_el"].to_numpy()[ok])],
+                    marker="o", ms=4, capsize=2, color=color, label=f"η·λ = {el:.3g}")
+        parts.append(f"η·λ {el:.3g}: {int(ok.sum())} of {len(t)} medians reached")
+    if alpha_star is not None and alpha_star > 0:
+        grid = np.linspace(max(np.log(alpha_star), 0.0), np.log(table["init_scale"].max()), 20)
+        base = table[(table["el"] == els[0]) & (table["init_scale"] <= max(alpha_star, table["init_scale"].min()))]
+        c = float(base["median_el"].replace(np.inf, np.nan).dropna().iloc[-1]) if base["median_el"].apply(
+            np.isfinite).any() else None
+        if c is not None:
+            ax.plot(grid, c + grid - grid[0], "k--", lw=1, label="prediction: slope 1 above α*")
+    ax.set_xlabel("ln α (initial scale)")
+    ax.set_ylabel("median t·η·λ")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig, ("Median time to grok in units of 1/(η·λ) (Kaplan–Meier, runs ended by instability or never "
+                 "fitting censored at their time; bars: 95 % interval, open where a bound is not reached) "
+                 "against ln α. The law t ≈ ln α/(η·λ) is slope 1 and curves that coincide. " + "; ".join(parts) + ".")
+
+
+def plot_competing(frame: pd.DataFrame, events: tuple[str, ...], by: str = "init_scale",
+                   level: float = 0.95) -> tuple[plt.Figure, str]:
+    """Cumulative incidence (Aalen–Johansen, :func:`modarith.study.survival.competing_incidence`) of
+    each event of ``events`` (outcome names, in event order 1, 2, …) against t·η·λ, one panel per
+    event, one line per value of ``by``; ``frame``: :func:`modarith.study.grok.outcome_frame`."""
+    fig, axes = plt.subplots(1, len(events), figsize=(4.4 * len(events), 3.4), squeeze=False, sharey=True)
+    values = sorted(frame[by].unique())
+    cmap = plt.get_cmap("plasma")
+    for ax, (k, name) in zip(axes[0], enumerate(events, 1)):
+        for i, v in enumerate(values):
+            f = frame[frame[by] == v]
+            c = competing_incidence(f["time_el"], f["event"], k, level)
+            ax.step(c["step"], c["incidence"], where="post", color=cmap(i / max(len(values), 1)), label=f"{by} {v:g}")
+        ax.set_title(name, fontsize="medium")
+        ax.set_xlabel("t·η·λ")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("cumulative incidence")
+    axes[0, 0].legend(fontsize="x-small")
+    fig.tight_layout()
+    counts = "; ".join(f"{name}: {int((frame['outcome'] == name).sum())} runs" for name in events)
+    return fig, (f"Competing risks over all η·λ arms pooled per {by}: the fraction of runs ended by each event by "
+                 f"time t·η·λ (Aalen–Johansen; a run ended by one event cannot have another: not censoring). "
+                 f"{counts} of {len(frame)}.")

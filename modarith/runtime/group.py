@@ -6,7 +6,7 @@ parameters into one ``(K, P)`` tensor; one batched forward (:mod:`modarith.core.
 hand-written modules under ``torch.vmap`` with ``fast=False``) and one backward give every
 run its gradient, then :mod:`modarith.core.optim` applies the run's update per run (Grokfast-EMA
 or -MA, clipping, ⊥Grad, coupled L2, Adam(W) with warm-up: :func:`modarith.core.optim.update_`).
-The training loss is each run's own (softmax or StableMax cross-entropy); the history's
+The training loss is each run's own (softmax, StableMax or float64-softmax cross-entropy); the history's
 losses are softmax cross-entropy for every run (comparable across arms), plus, when
 ``record_collapse``, the fraction of training samples whose float32 softmax has collapsed.
 Nothing in a step reads the device from the host.
@@ -33,16 +33,17 @@ from torch.func import functional_call
 from modarith.core import fast as fast_path
 from modarith.core import optim
 from modarith.core.data import make_dataset, split_indices
-from modarith.core.metrics import get_loss_and_accuracy, softmax_collapsed
+from modarith.core.metrics import first_window, get_loss_and_accuracy, softmax_collapsed
 from modarith.models import registry
-from modarith.models.config import RunConfig, run_id
+from modarith.models.config import RunConfig, run_id, trajectory_id
 from modarith.models.registry import init_model
 from modarith.runtime import devices
 from modarith.runtime.devices import to_host
 
 # Fields that may differ between runs of one vectorised group; everything else must match.
 PER_RUN_FIELDS = ("seed", "r_train", "lr", "weight_decay", "clip_norm", "steps", "grokfast_alpha",
-                  "grokfast_lamb", "optimizer", "warmup_steps", "grokfast_window", "orthograd", "loss")
+                  "grokfast_lamb", "optimizer", "warmup_steps", "grokfast_window", "orthograd", "loss",
+                  "init_scale", "stop_val_acc", "stop_window")
 
 
 def group_key(config: RunConfig) -> tuple:
@@ -197,6 +198,7 @@ class GroupTrainer:
         c0 = configs[0]
         self.T, self.eval_steps = c0.total_steps, c0.eval_steps()
         self.run_ids = [run_id(c) for c in configs]
+        self.noise_ids = [trajectory_id(c) for c in configs]  # seed the dropout masks
         self.data = GroupData(configs, device)
         self.metric_names = self.data.metric_names
         # parameters: K models initialised on the CPU (seeded), stacked there, then moved;
@@ -217,8 +219,9 @@ class GroupTrainer:
         self.windows = [c.grokfast_window for c in configs]
         self.segments = optim.tensor_segments(self.layout.sizes, device) if any(c.orthograd for c in configs) \
             else None  # ⊥Grad: which tensor each coordinate belongs to
-        stable = [c.loss == "stablemax" for c in configs]
-        self.stablemax = torch.tensor(stable, device=device) if any(stable) else None  # (K,) bool
+        # runs whose training loss is not the float32 softmax's: (K,) bool per other loss
+        self.other_losses = {name: torch.tensor([c.loss == name for c in configs], device=device)
+                             for name in sorted({c.loss for c in configs} - {"softmax"})}
         self.snapshot_steps = c0.snapshot_steps()  # group-wide schedule; [] when off
         self.snapshots: list[torch.Tensor] = []  # (K, P) host copies
         self.hist = torch.full((self.K, len(self.eval_steps), len(self.metric_names)), float("nan"),
@@ -227,12 +230,13 @@ class GroupTrainer:
         self.elapsed_before = 0.0  # wall time of the runs before a resume (their checkpoints)
         # reference path: vmap the module's forward; one autograd backward gives every run its
         # gradient (runs are independent). Dropout there draws from the global RNG.
-        self._vloss = torch.vmap(self._reference_loss, randomness="different" if c0.dropout > 0 else "error")
+        self._vtrain_logits = torch.vmap(self._reference_logits,
+                                         randomness="different" if c0.dropout > 0 else "error")
         self._vlogits = torch.vmap(self._reference_logits, in_dims=(0, None, None))
         self._vmetrics = torch.vmap(lambda lg, y, eq, m, w: get_loss_and_accuracy(
             lg, y, eq, m, reduction="mean", sample_weight=w))
-        self._vstable = torch.vmap(lambda lg, y, eq, m, w: get_loss_and_accuracy(
-            lg, y, eq, m, reduction="mean", sample_weight=w, loss="stablemax"))
+        self._vother = {name: torch.vmap(lambda lg, y, eq, m, w, name=name: get_loss_and_accuracy(
+            lg, y, eq, m, reduction="mean", sample_weight=w, loss=name)) for name in self.other_losses}
         self._vcollapsed = torch.vmap(softmax_collapsed, in_dims=(0, None, None, None))
         self._vsample_metrics = torch.vmap(
             lambda lg, y, eq, m: get_loss_and_accuracy(lg, y, eq, m, reduction="none"), in_dims=(0, None, None, None))
@@ -250,11 +254,6 @@ class GroupTrainer:
             logits = functional_call(self.template, (params, self.buffers), (x,), {"positions": positions})[0]
         return logits.float()  # (B, R, V)
 
-    def _reference_loss(self, flat_k, x, y, eq, m, w, idx):
-        pos, y, m, eq = self.data.rhs(eq, y, m)
-        return get_loss_and_accuracy(self._reference_logits(flat_k, x, pos), y, eq, m, reduction="mean",
-                                     sample_weight=w)
-
     def logits(self, flat: torch.Tensor, plan, rows: torch.Tensor, positions: torch.Tensor,
                dropout: float = 0.0) -> torch.Tensor:
         """Logits (K, B, R, V) of all K runs at ``positions`` (K, B, R) of dataset rows ``rows``
@@ -263,7 +262,7 @@ class GroupTrainer:
         params = self.layout.unflatten(flat)  # name -> (K, ...)
         tokens = X[rows][..., plan.row_start:]  # (K, B, S - row_start)
         anc = [a[rows] for a in plan.row_anc]  # (K, B) each
-        gens = dropout_generators(self.run_ids, self.step, self.device) if dropout > 0 else None
+        gens = dropout_generators(self.noise_ids, self.step, self.device) if dropout > 0 else None
         with self._autocast():
             out = registry.entry(c0.model).fast_logits(params, self.buffers, plan, tokens, anc, positions, c0,
                                                        dropout, gens)
@@ -292,17 +291,15 @@ class GroupTrainer:
         """Per-run gradients (K, P) of the training loss on batch number ``self.step``."""
         flat = self.flat.detach().requires_grad_(True)
         batch = self.data.batch(self.step)
+        x, y, eq, m, w, rows = batch
+        pos, y, m, eq = self.data.rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
         if self.fast:
-            x, y, eq, m, w, rows = batch
-            pos, y, m, eq = self.data.rhs(eq, y, m)  # (K, B, R) ×3, (K, B)
             logits = self.logits(flat, self.data.plan_train, rows, pos, self.configs[0].dropout)
-            loss = self._vmetrics(logits, y, eq, m, w)[0]  # (K,)
-            if self.stablemax is not None:  # StableMax runs: their own loss (float64)
-                loss = torch.where(self.stablemax, self._vstable(logits, y, eq, m, w)[0], loss)
-        else:
-            if self.stablemax is not None:
-                raise ValueError("RunConfig.loss = 'stablemax' needs the fast path (GroupTrainer(fast=True))")
-            loss = self._vloss(flat, *batch)[0]
+        else:  # the module itself, one run per vmap lane
+            logits = self._vtrain_logits(flat, x, pos)
+        loss = self._vmetrics(logits, y, eq, m, w)[0]  # (K,)
+        for name, runs in self.other_losses.items():  # StableMax, float64 softmax: their own loss
+            loss = torch.where(runs, self._vother[name](logits, y, eq, m, w)[0], loss)
         (g,) = torch.autograd.grad(loss.sum(), flat)  # runs are independent: ∂Σ/∂θ_k = ∂L_k/∂θ_k
         return g
 
@@ -360,6 +357,39 @@ class GroupTrainer:
             self.evaluate()
         return due
 
+    def stop_due(self) -> list[int]:
+        """The runs whose stopping rule (``stop_val_acc`` held at ``stop_window`` consecutive
+        evaluations, :func:`modarith.core.metrics.first_window`) holds at the last evaluation.
+        Reads the device from the host only when a run of the group has a rule."""
+        rules = [(k, c.stop_val_acc, c.stop_window) for k, c in enumerate(self.configs) if c.stop_val_acc > 0]
+        n = self.n_evals_done
+        if not rules or n == 0:
+            return []
+        W = max(w for _, _, w in rules)
+        tail = self.hist[:, max(0, n - W):n, self.metric_names.index("val_acc")].cpu()  # (K, ≤ W)
+        return [k for k, bar, w in rules if n >= w and first_window(tail[k, -w:].tolist(), bar, w) is not None]
+
+    def drop(self, ks: list[int]) -> None:
+        """Take runs ``ks`` out of the group (they have stopped); the others train on with their
+        own state, as they would in a group of their own (their data rebuilt for them)."""
+        keep = [k for k in range(self.K) if k not in set(ks)]
+        self.configs, self.K = [self.configs[k] for k in keep], len(keep)
+        self.run_ids = [self.run_ids[k] for k in keep]
+        self.noise_ids = [self.noise_ids[k] for k in keep]
+        self.windows = [self.windows[k] for k in keep]
+        self.snapshots = [s[keep] for s in self.snapshots]
+        idx = torch.tensor(keep, dtype=torch.long, device=self.device)
+        self.flat, self.hist = self.flat[idx].contiguous(), self.hist[idx].contiguous()
+        self.exp_avg, self.exp_avg_sq = self.exp_avg[idx].contiguous(), self.exp_avg_sq[idx].contiguous()
+        if self.grad_ema is not None:
+            self.grad_ema = self.grad_ema[idx].contiguous()
+        if self.ma_window is not None:
+            self.ma_window, self.ma_sum = self.ma_window[:, idx].contiguous(), self.ma_sum[idx].contiguous()
+        self.other_losses = {name: runs[idx] for name, runs in self.other_losses.items()}
+        if keep:
+            self.opt_cols = optim.hyper_columns(self.configs, self.device)
+            self.data = GroupData(self.configs, self.device)
+
     def snapshot(self) -> None:
         """Keep a host copy of the parameters when the current step is a snapshot step."""
         n = len(self.snapshots)
@@ -381,9 +411,11 @@ class GroupTrainer:
         return {"steps": steps, "params": {n: t.clone() for n, t in self.layout.unflatten(flat).items()}}
 
     def history(self, k: int) -> dict[str, list[float]]:
-        """Run k's history as plain lists (one host read of the whole group's history)."""
-        hist = self.hist.cpu()
-        h = {"step": list(self.eval_steps)}
+        """Run k's history as plain lists, up to its last evaluation (one host read of the
+        group's history; a run that stops early has fewer entries than the schedule)."""
+        n = self.n_evals_done
+        hist = self.hist[:, :n].cpu()
+        h = {"step": list(self.eval_steps[:n])}
         for j, name in enumerate(self.metric_names):
             h[name] = [float(v) for v in hist[k, :, j]]
         return h

@@ -4,7 +4,9 @@
 checkpoints are :class:`Callback` s: the tqdm bar (:class:`ProgressBar`), the events file the
 report build follows (:class:`EventsFile`), a worker's reports to its parent's bar
 (:class:`WorkerReport`); the per-run checkpoints are :class:`modarith.runtime.runner.Checkpointer`. Only the bar reads
-the device from the host (its val_acc, every ``eval_every`` steps).
+the device from the host (its val_acc, every ``eval_every`` steps), and, in a group where a run
+has a stopping rule (``RunConfig.stop_val_acc``), the stop check after each evaluation: a run
+whose rule holds goes to ``Callback.on_stop`` (the runner stores it) and leaves the group.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from collections.abc import Callable
 from modarith.runtime.events import writer as progress_writer
 from modarith.runtime.group import GroupTrainer
 
+Clock = Callable[[], float]  # the runs' wall time so far (s), a resume's earlier time included
+
 
 class Callback:
-    """Hooks of :func:`fit`; each does nothing unless overridden."""
+    """Hooks of :func:`fit`; each does nothing unless overridden. ``on_start`` receives the
+    clock of the runs' wall time; ``on_stop`` the runs (indices in the trainer) whose stopping
+    rule holds at the evaluation just done, before they leave the group."""
 
-    def on_start(self, trainer: GroupTrainer) -> None: ...
+    def on_start(self, trainer: GroupTrainer, clock: Clock) -> None: ...
     def on_eval(self, trainer: GroupTrainer) -> None: ...
+    def on_stop(self, trainer: GroupTrainer, ks: list[int]) -> None: ...
     def before_update(self, trainer: GroupTrainer) -> None: ...
     def after_update(self, trainer: GroupTrainer) -> None: ...
     def on_end(self, trainer: GroupTrainer) -> None: ...
@@ -34,17 +41,29 @@ def describe(trainer: GroupTrainer) -> str:
 
 def fit(trainer: GroupTrainer, callbacks: list[Callback] = ()) -> float:
     """Train ``trainer`` from its current step to T; return the runs' wall time (s), counting
-    the time before a resume (``trainer.elapsed_before``)."""
+    the time before a resume (``trainer.elapsed_before``). A run whose stopping rule holds
+    after an evaluation goes to the callbacks' ``on_stop`` and leaves the group
+    (:meth:`GroupTrainer.drop`); the loop ends early when no run is left."""
     t0 = time.monotonic()
-    trainer.clock = lambda: trainer.elapsed_before + time.monotonic() - t0
+
+    def clock() -> float:
+        return trainer.elapsed_before + time.monotonic() - t0
+
     for cb in callbacks:
-        cb.on_start(trainer)
+        cb.on_start(trainer, clock)
     try:
         while True:
             trainer.snapshot()
             if trainer.evaluate_if_due():
                 for cb in callbacks:
                     cb.on_eval(trainer)
+                stopped = trainer.stop_due()
+                if stopped:
+                    for cb in callbacks:
+                        cb.on_stop(trainer, stopped)
+                    trainer.drop(stopped)
+                    if trainer.K == 0:
+                        break
             if trainer.step >= trainer.T:
                 break
             for cb in callbacks:
@@ -55,7 +74,7 @@ def fit(trainer: GroupTrainer, callbacks: list[Callback] = ()) -> float:
     finally:
         for cb in callbacks:
             cb.on_end(trainer)
-    return trainer.clock()
+    return clock()
 
 
 class ProgressBar(Callback):
@@ -64,7 +83,7 @@ class ProgressBar(Callback):
     def __init__(self, desc: str | None = None):
         self.desc = desc
 
-    def on_start(self, trainer):
+    def on_start(self, trainer, clock):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=trainer.T, initial=trainer.step, desc=self.desc or describe(trainer),
@@ -87,7 +106,7 @@ class ProgressBar(Callback):
 class EventsFile(Callback):
     """Progress events for another process (``$MODARITH_PROGRESS``; nothing when unset)."""
 
-    def on_start(self, trainer):
+    def on_start(self, trainer, clock):
         self.w = progress_writer(describe(trainer), trainer.K, trainer.T, trainer.step)
 
     def after_update(self, trainer):
@@ -106,7 +125,7 @@ class WorkerReport(Callback):
     def __init__(self, report: Callable[[int], None]):
         self.report = report
 
-    def on_start(self, trainer):
+    def on_start(self, trainer, clock):
         self.pending, self.last = trainer.step * trainer.K, time.monotonic()  # resumed: count it
 
     def after_update(self, trainer):

@@ -45,7 +45,8 @@ class Checkpointer(Callback):
         self.store, self.every, self.base_interval = store, every, interval_s
         self.seconds: list[float] = []  # duration of each save (cost accounting)
 
-    def on_start(self, trainer):
+    def on_start(self, trainer, clock):
+        self.clock = clock
         self.interval, self.last = self.base_interval, time.monotonic()
 
     def before_update(self, trainer):
@@ -58,14 +59,13 @@ class Checkpointer(Callback):
             due = step % trainer.configs[0].eval_every == 0 and time.monotonic() - self.last >= self.interval
         if due:
             t = time.monotonic()
-            self.save(trainer)
+            self.save(trainer, self.clock())
             self.last = time.monotonic()
             self.seconds.append(self.last - t)
             self.interval = max(self.base_interval, CHECKPOINT_COST_FACTOR * (self.last - t))
 
-    def save(self, trainer) -> list[Path]:
-        """Write each run's state now."""
-        wall = trainer.clock()
+    def save(self, trainer, wall: float) -> list[Path]:
+        """Write each run's state now (``wall``: the runs' wall time so far, s)."""
         return [ckpt.save(self.store, ckpt.run_state(trainer, k, wall)) for k in range(trainer.K)]
 
 
@@ -151,19 +151,44 @@ def _fit_group(configs: list[RunConfig], store: Store | None, states: list[dict 
     saver = Checkpointer(store, checkpoint_every, checkpoint_interval_s) if store is not None else None
     if saver is not None:
         callbacks.append(saver)
+    recorder = Recorder(store, saver, resumed_from)
+    callbacks.append(recorder)
     wall = fit(trainer, callbacks)
-    out = []
-    for k, c in enumerate(configs):
-        h = trainer.history(k)
-        meta = {"version": code_version(), "torch": torch.__version__, "device": str(trainer.device),
-                "wall_time_share_s": wall / trainer.K, "group_wall_time_s": wall, "group_size": trainer.K,
-                "created": datetime.now(timezone.utc).isoformat(), "resumed_from_step": resumed_from,
-                "checkpoint_s": sum(saver.seconds) / trainer.K if saver else 0.0}
-        rec = Record(trainer.run_ids[k], c, h, summarize(h), meta)
-        if store is not None:
-            if trainer.snapshot_steps:  # written before the record, which marks the run done
-                atomic_torch_save(trainer.run_snapshots(k), snapshots_path(store, rec.run_id))
-            store.put(rec, trainer.state_dict(k))
-            ckpt.discard(store, rec.run_id)
-        out.append(rec)
-    return out
+    recorder.finish(trainer, list(range(trainer.K)), wall)
+    by_id = {r.run_id: r for r in recorder.records}
+    return [by_id[run_id(c)] for c in configs]
+
+
+class Recorder(Callback):
+    """Builds and stores each run's record, weights and snapshots when it ends: at its stop
+    (``on_stop``: the meta says ``stopped_at_step`` and ``stop_reason``) or at T (:meth:`finish`)."""
+
+    def __init__(self, store: Store | None, saver: Checkpointer | None, resumed_from: int | None):
+        self.store, self.saver, self.resumed_from = store, saver, resumed_from
+        self.records: list[Record] = []
+
+    def on_start(self, trainer, clock):
+        self.clock, self.group_size = clock, trainer.K
+
+    def on_stop(self, trainer, ks):
+        self.finish(trainer, ks, self.clock(), stopped=True)
+
+    def finish(self, trainer, ks: list[int], wall: float, stopped: bool = False) -> None:
+        """Store runs ``ks`` of ``trainer`` as they are now (``wall``: the group's time so far)."""
+        for k in ks:
+            c, h = trainer.configs[k], trainer.history(k)
+            meta = {"version": code_version(), "torch": torch.__version__, "device": str(trainer.device),
+                    "wall_time_share_s": wall / self.group_size, "group_wall_time_s": wall,
+                    "group_size": self.group_size, "created": datetime.now(timezone.utc).isoformat(),
+                    "resumed_from_step": self.resumed_from,
+                    "checkpoint_s": sum(self.saver.seconds) / self.group_size if self.saver else 0.0,
+                    "stopped_at_step": trainer.step if stopped else None,
+                    "stop_reason": (f"val_acc >= {c.stop_val_acc} at {c.stop_window} consecutive evaluations"
+                                    if stopped else None)}
+            rec = Record(trainer.run_ids[k], c, h, summarize(h), meta)
+            if self.store is not None:
+                if trainer.snapshot_steps:  # written before the record, which marks the run done
+                    atomic_torch_save(trainer.run_snapshots(k), snapshots_path(self.store, rec.run_id))
+                self.store.put(rec, trainer.state_dict(k))
+                ckpt.discard(self.store, rec.run_id)
+            self.records.append(rec)

@@ -171,7 +171,9 @@ def parse_record(data: dict, expected_id: str | None = None) -> Record:
     bad = [k for k, v in hist.items() if not isinstance(v, list) or len(v) != n]
     if bad:
         raise CorruptRecord(f"history columns {bad} do not have {n} entries")
-    if hist["step"] != config.eval_steps():
+    schedule = config.eval_steps()
+    stopped = config.stop_val_acc > 0 and 0 < n <= len(schedule)  # a run with a stopping rule may end early
+    if hist["step"] != (schedule[:n] if stopped else schedule):
         raise CorruptRecord("history steps do not match the config's evaluation schedule")
     nonnum = [k for k, v in hist.items() if not all(isinstance(x, (int, float)) for x in v)]
     if nonnum:

@@ -25,6 +25,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from modarith.core.metrics import count_collapses, first_window
 from modarith.models.config import RunConfig
 from modarith.runtime.engine import train
 from modarith.runtime.store import Record
@@ -33,7 +34,8 @@ from modarith.study.survival import km_median
 
 # RunConfig fields that tell arms apart, copied into every grok_frame row
 ARM_FIELDS = ("lr", "weight_decay", "beta1", "optimizer", "warmup_steps", "clip_norm",
-              "grokfast_alpha", "grokfast_lamb", "grokfast_window", "orthograd", "loss")
+              "grokfast_alpha", "grokfast_lamb", "grokfast_window", "orthograd", "loss", "init_scale")
+OUTCOMES = ("grokked", "unstable", "never fitted", "censored")  # competing events 1, 2, 3; 0 censored
 
 
 def grok_step(history: dict, threshold: float = GROK_THRESHOLD, stay: int | None = None,
@@ -52,12 +54,8 @@ def grok_step(history: dict, threshold: float = GROK_THRESHOLD, stay: int | None
     n = len(acc)
     ok = [a >= threshold for a in acc]  # NaN counts as below
     if window is not None:
-        run = 0  # consecutive evaluations at or above the bar, ending at i
-        for i in range(n):
-            run = run + 1 if ok[i] else 0
-            if run == window:
-                return float(steps[i - window + 1])
-        return math.inf
+        i = first_window(acc, threshold, window)
+        return math.inf if i is None else float(steps[i])
     # holds[i]: ok from i to the end; with stay, ok over i … i + stay
     for i in range(n):
         end = n if stay is None else min(n, i + stay + 1)
@@ -104,6 +102,127 @@ def grok_summary(frame, by: tuple[str, ...] = ("model",) + ARM_FIELDS, level: fl
     return pd.DataFrame(rows)
 
 
+def outcome(history: dict, threshold: float = GROK_THRESHOLD, window: int = 1, fit_bar: float = 0.99,
+            crash_below: float = 0.9) -> tuple[str, float]:
+    """What ended a run first, and when: ``("grokked", t)`` (:func:`grok_step` with ``window``),
+    ``("unstable", t)`` (training accuracy fell below ``crash_below`` after it had reached
+    ``fit_bar``, before the run grokked: :func:`modarith.core.metrics.count_collapses`; t = the
+    first evaluation below), ``("never fitted", T)`` (training accuracy never reached ``fit_bar``),
+    else ``("censored", T)`` (fitted, stable, not grokked by its last step T). Instability and never
+    fitting are competing events of grokking, not censoring."""
+    steps = history["step"]
+    T = float(steps[-1])
+    g = grok_step(history, threshold, window=window)
+    crash = count_collapses(history, reached=fit_bar, below=crash_below)
+    first_crash = crash["episodes"][0][0] if crash["episodes"] else math.inf
+    if first_crash < g:
+        return "unstable", float(first_crash)
+    if math.isfinite(g):
+        return "grokked", g
+    return ("never fitted", T) if crash["first_fit"] is None else ("censored", T)
+
+
+def outcome_frame(records: list[Record], threshold: float = GROK_THRESHOLD, window: int = 1,
+                  fit_bar: float = 0.99, crash_below: float = 0.9):
+    """One row per run: ``run_id, model, seed, <ARM_FIELDS>, el`` (η·λ), ``T`` (the schedule's
+    last step), ``stopped_at`` (the step a stopping rule ended it, NaN if none), ``outcome``
+    (:data:`OUTCOMES`, :func:`outcome`), ``event`` (its index in OUTCOMES + 1, 0 for censored),
+    ``time`` (its step), ``observed`` (grokked), ``time_el`` (time·η·λ)."""
+    import pandas as pd
+
+    rows = []
+    for rec in records:
+        c = rec.config
+        what, t = outcome(rec.history, threshold, window, fit_bar, crash_below)
+        stopped = rec.meta.get("stopped_at_step")
+        rows.append({"run_id": rec.run_id, "model": c.model, "seed": c.seed, **{f: getattr(c, f) for f in ARM_FIELDS},
+                     "el": c.lr * c.weight_decay, "T": c.total_steps,
+                     "stopped_at": math.nan if stopped is None else float(stopped), "outcome": what,
+                     "event": 0 if what == "censored" else OUTCOMES.index(what) + 1, "time": t,
+                     "observed": what == "grokked", "time_el": t * c.lr * c.weight_decay})
+    return pd.DataFrame(rows)
+
+
+def arm_table(frame, by: tuple[str, ...] = ("init_scale", "el"), level: float = 0.95):
+    """Per arm (one row per ``by`` group of :func:`outcome_frame`): ``n``, the count of each
+    outcome, and the Kaplan–Meier median of t·η·λ with its interval of ``level``
+    (``median_el, el_low, el_high``; ∞ where not reached), the competing events counted as
+    censored at their time (the median of the time to grok had they not happened; the
+    cumulative incidence, :func:`modarith.study.survival.competing_incidence`, is the
+    unconditional reading)."""
+    import pandas as pd
+
+    rows = []
+    for key, g in frame.groupby(list(by), sort=True):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        m = km_median(g["time_el"], g["observed"], level)
+        row.update(n=len(g), **{o.replace(" ", "_"): int((g["outcome"] == o).sum()) for o in OUTCOMES},
+                   median_el=m["median"], el_low=m["ci_low"], el_high=m["ci_high"], T=int(g["T"].max()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def scale_threshold(records: list[Record]) -> dict:
+    """α* = N_eq / N₀ from the α = 1 runs of ``records``: N₀ their median initial parameter norm,
+    N_eq their median norm at their last evaluation (under AdamW the norm settles at an
+    equilibrium within a few hundred steps). Above α* the weights start larger than that
+    equilibrium and decay to it. Returns ``n0, n_eq, alpha_star``."""
+    import numpy as np
+
+    ones = [r for r in records if r.config.init_scale == 1.0]
+    if not ones:
+        raise ValueError("scale_threshold needs runs at init_scale = 1")
+    n0 = float(np.median([r.history["param_norm"][0] for r in ones]))
+    n_eq = float(np.median([r.history["param_norm"][-1] for r in ones]))
+    return {"n0": n0, "n_eq": n_eq, "alpha_star": n_eq / n0}
+
+
+def median_slopes(table, alpha_min: float = 1.0) -> dict:
+    """Per η·λ of :func:`arm_table`: the least-squares slope of the median t·η·λ against ln α over
+    the arms with α ≥ ``alpha_min`` whose median is reached ({el: (slope, n arms)}; NaN with fewer
+    than two). Descriptive (medians, no interval): the law's prediction is slope 1."""
+    import numpy as np
+
+    out = {}
+    for el, g in table[table["init_scale"] >= alpha_min].groupby("el"):
+        g = g[np.isfinite(g["median_el"])]
+        slope = float(np.polyfit(np.log(g["init_scale"]), g["median_el"], 1)[0]) if len(g) >= 2 else math.nan
+        out[float(el)] = (slope, len(g))
+    return out
+
+
+def one_slope_test(frame, group: str = "init_scale", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
+    """Does one exponent b of ``log t = a_g − b·log(η·λ)`` fit every value of ``group`` (α)?
+    The log-normal AFT (:func:`fit_log_linear`, censored runs kept) with one intercept per group
+    and one slope, against one slope per group: a likelihood-ratio test (χ², df = groups − 1).
+    Only for runs whose outcome is grokked or censored (the caller keeps the arms where no run
+    was unstable or never fitted). Returns ``b`` with its bootstrap interval (``b_low, b_high``,
+    the pooled fit's counts and ``flag``), ``per_group`` ({g: (b_g, low, high)}), ``lr_stat``,
+    ``df``, ``p_value``."""
+    import numpy as np
+    from scipy.stats import chi2
+
+    bad = set(frame["outcome"]) - {"grokked", "censored"}
+    if bad:
+        raise ValueError(f"one_slope_test needs stable runs only; the frame has outcomes {sorted(bad)}")
+    f = frame.assign(x=-np.log(frame["el"]))
+    levels = sorted(f[group].unique())
+    dummies = {f"g{i}": (f[group] == g).astype(float) for i, g in enumerate(levels[1:], 1)}
+    slopes = {f"x{i}": f["x"] * (f[group] == g) for i, g in enumerate(levels)}
+    pooled = fit_log_linear(f.assign(**dummies), ("x", *dummies), n_boot, level, seed)
+    full = fit_log_linear(f.assign(**dummies, **slopes), (*dummies, *slopes), 0, level, seed)
+    per = {}
+    for g in levels:
+        one = fit_log_linear(f[f[group] == g], ("x",), n_boot, level, seed)
+        per[g] = (one["coef"]["x"], one["low"]["x"], one["high"]["x"])
+    stat = max(0.0, 2 * (full["loglik"] - pooled["loglik"]))
+    df = len(levels) - 1
+    return {"b": pooled["coef"]["x"], "b_low": pooled["low"]["x"], "b_high": pooled["high"]["x"],
+            "n_runs": pooled["n_runs"], "n_seeds": pooled["n_seeds"], "n_censored": pooled["n_censored"],
+            "n_asked": pooled["n_asked"], "n_boot": pooled["n_boot"], "flag": pooled["flag"], "per_group": per,
+            "lr_stat": stat, "df": df, "p_value": float(chi2.sf(stat, df)) if df else 1.0}
+
+
 def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None = "results",
                  device: str = "auto", threshold: float = GROK_THRESHOLD, stay: int | None = None,
                  force: bool = False, progress: bool = False, level: float = 0.95):
@@ -124,87 +243,155 @@ def time_to_grok(config: RunConfig, seeds: list[int], results: str | Path | None
 
 
 def fit_time_law(frame, n_boot: int = 2000, level: float = 0.95, seed: int = 0, censored: bool = False) -> dict:
-    """Fit ``log t = a − b·log(η·λ) + c·log η`` over the grokked runs of ``frame`` (one row per
-    run: ``seed, lr, weight_decay, time, observed``; rows with λ = 0 or not grokked are left
-    out) by least squares, with percentile intervals of ``level`` from a bootstrap over seeds:
-    each of ``n_boot`` resamples draws the seeds with replacement and keeps each drawn seed's
-    runs together (the runs of one seed share its split and initial weights). Resamples whose
-    design cannot identify (a, b, c) are skipped and counted.
+    """Fit ``log t = a − b·log(η·λ) + c·log η`` over the runs of ``frame`` (one row per run:
+    ``seed, lr, weight_decay, time, observed``; rows with λ = 0 are left out) with
+    :func:`fit_log_linear` (its counts and flags too), and name the coefficients: ``a, b, c``,
+    ``b_low, b_high, c_low, c_high``.
 
-    The 1/(η·λ) law (time set by the product alone) is b = 1, c = 0. Returns ``a, b, c``,
-    ``b_low, b_high, c_low, c_high``, ``n_runs`` (grokked runs fitted), ``n_seeds``,
-    ``n_boot`` (resamples used), ``n_skipped``, ``n_censored`` (censored runs in the fit).
-
-    ``censored=False``: only grokked runs enter the fit, by least squares; where slow arms are
-    censored at T, their fastest seeds are the ones fitted, which pulls b down.
-    ``censored=True``: the runs that never grokked stay in as right-censored at their T, and
-    (a, b, c) are the maximum-likelihood estimates of ``log t = a − b·log(η·λ) + c·log η + σ·ε``
-    with ε standard normal (a log-normal accelerated-failure-time model, what
-    ``lifelines.LogNormalAFTFitter`` fits; written with scipy so the bootstrap's thousands of
-    fits take seconds). Identification needs the *grokked* runs to span the design.
+    The 1/(η·λ) law (time set by the product alone) is b = 1, c = 0. ``censored=False``: only
+    grokked runs enter the fit, by least squares; where slow arms are censored at T, their
+    fastest seeds are the ones fitted, which pulls b down. ``censored=True``: the runs that
+    never grokked stay in as right-censored at their T (the log-normal AFT model).
     """
     import numpy as np
 
     need = {"seed", "lr", "weight_decay", "time", "observed"}
     if need - set(frame.columns):
         raise ValueError(f"frame lacks columns {sorted(need - set(frame.columns))}")
+    f = frame[frame["weight_decay"] > 0].assign(
+        b=lambda d: -np.log(d["lr"] * d["weight_decay"]), c=lambda d: np.log(d["lr"]))
+    try:
+        out = fit_log_linear(f, ("b", "c"), n_boot, level, seed, censored)
+    except ValueError as e:
+        if "cannot identify" in str(e):
+            raise ValueError(f"{e} (a, b and c: the fit needs at least two values of η·λ and two of η "
+                             "that are not tied to each other)") from None
+        raise
+    for k in ("b", "c"):
+        out[k], out[f"{k}_low"], out[f"{k}_high"] = out["coef"][k], out["low"][k], out["high"][k]
+    out["a"] = out["coef"]["intercept"]
+    return out
+
+
+def fit_log_linear(frame, terms: tuple[str, ...], n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                   censored: bool = True) -> dict:
+    """``log time = β₀ + Σ_j β_j·frame[terms[j]] + σ·ε`` (ε standard normal) over the runs of
+    ``frame`` (one row per run: ``seed, time, observed`` and the ``terms`` columns), with
+    percentile intervals of ``level`` from a bootstrap over seeds (each of ``n_boot`` resamples
+    draws the seeds with replacement and keeps each drawn seed's runs together: they share its
+    split and initial weights).
+
+    ``censored=True``: the runs not ``observed`` stay in as right-censored at their time, and β is
+    the maximum-likelihood estimate (the log-normal accelerated-failure-time model that
+    ``lifelines.LogNormalAFTFitter`` fits; written with scipy so that the bootstrap's thousands of
+    fits take seconds); ``censored=False``: least squares over the observed runs alone.
+
+    Fits that fail say so. A fit of the whole frame that cannot identify β or whose optimiser
+    does not converge raises ``ValueError``; so does, with ``censored=True``, a design cell (one
+    combination of the terms' values) censored on every seed: its time is then only a bound, and
+    the fit would extrapolate it from the normal tail. Every resample is counted: ``n_asked`` =
+    ``n_boot`` (kept) + ``n_skipped`` (the resample cannot identify β) + ``n_failed`` (the optimiser
+    did not converge); ``flag`` is empty when all were kept, else says how many were not and that
+    the interval is over the kept ones.
+
+    Returns ``coef``, ``low``, ``high`` (dicts: ``intercept`` and each term), ``sigma``, ``n_runs``,
+    ``n_seeds``, ``n_censored``, ``n_asked``, ``n_boot``, ``n_skipped``, ``n_failed``, ``flag``.
+    """
+    import numpy as np
+
+    terms = tuple(terms)
+    need = {"seed", "time", "observed", *terms}
+    if need - set(frame.columns):
+        raise ValueError(f"frame lacks columns {sorted(need - set(frame.columns))}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise ValueError(f"n_boot = {n_boot!r} is invalid: expected an integer >= 0")
     if not 0 < level < 1:
         raise ValueError(f"level = {level!r} is invalid: expected a number in (0, 1)")
-    f = frame[(frame["observed"].astype(bool) | censored) & (frame["weight_decay"] > 0)]
-    eta, lam, t = (f[k].to_numpy(np.float64) for k in ("lr", "weight_decay", "time"))
+    f = frame[frame["observed"].astype(bool) | censored]
+    t = f["time"].to_numpy(np.float64)
     if (t <= 0).any():
         raise ValueError("time must be > 0 for the log fit (a run grokked at step 0?)")
-    X = np.column_stack([np.ones(len(f)), -np.log(eta * lam), np.log(eta)])  # (n, 3)
-    y = np.log(t)
-    obs = f["observed"].to_numpy(bool)
+    X = np.column_stack([np.ones(len(f))] + [f[k].to_numpy(np.float64) for k in terms])  # (n, 1 + J)
+    y, obs = np.log(t), f["observed"].to_numpy(bool)
+    if censored:
+        cells = f.groupby(list(terms))["observed"].any()
+        never = [dict(zip(terms, k if isinstance(k, tuple) else (k,))) for k in cells.index[~cells.to_numpy()]]
+        if never:
+            raise ValueError(f"censored on every seed: {never}; the fit cannot place their times "
+                             "(lengthen T or leave these cells out)")
+    P = X.shape[1]
 
     def solve(rows):
         seen = rows[obs[rows]]
-        if len(seen) < 3 or np.linalg.matrix_rank(X[seen]) < 3:
-            return None
+        if len(seen) < P or np.linalg.matrix_rank(X[seen]) < P:
+            return "skipped"
         coef = np.linalg.lstsq(X[seen], y[seen], rcond=None)[0]
-        return _censored_normal_fit(X[rows], y[rows], obs[rows], coef) if censored else coef
+        if not censored:
+            return np.append(coef, max((y[seen] - X[seen] @ coef).std(), 1e-12))
+        fit = _censored_normal_fit(X[rows], y[rows], obs[rows], coef)
+        return "failed" if fit is None else fit
 
-    coef = solve(np.arange(len(f)))
-    if coef is None:
-        raise ValueError(f"the grokked runs ({int(obs.sum())}) cannot identify a, b and c: the fit needs "
-                         "at least two values of η·λ and two of η that are not tied to each other")
+    full = solve(np.arange(len(f)))
+    if isinstance(full, str):
+        raise ValueError(f"the observed runs ({int(obs.sum())}) cannot identify the {P} coefficients"
+                         if full == "skipped" else "the maximum-likelihood fit did not converge")
     seeds = f["seed"].to_numpy()
     uniq = np.unique(seeds)
     rows_of = {s: np.flatnonzero(seeds == s) for s in uniq}
     rng = np.random.default_rng(seed)
-    boot, skipped = [], 0
+    boot, count = [], {"skipped": 0, "failed": 0}
     for _ in range(n_boot):
         draw = rng.choice(uniq, len(uniq), replace=True)
         c = solve(np.concatenate([rows_of[s] for s in draw]))
-        if c is None:
-            skipped += 1
+        if isinstance(c, str):
+            count[c] += 1
         else:
             boot.append(c)
-    boot = np.asarray(boot).reshape(-1, 3)
+    boot = np.asarray(boot).reshape(-1, P + 1)
+    assert len(boot) + count["skipped"] + count["failed"] == n_boot  # every resample counted
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
-    lo, hi = (np.percentile(boot, q, axis=0) if len(boot) else np.full((2, 3), np.nan))
-    return {"a": float(coef[0]), "b": float(coef[1]), "c": float(coef[2]),
-            "b_low": float(lo[1]), "b_high": float(hi[1]), "c_low": float(lo[2]), "c_high": float(hi[2]),
-            "n_runs": len(f), "n_seeds": len(uniq), "n_boot": len(boot), "n_skipped": skipped,
-            "n_censored": int((~obs).sum())}
+    lo, hi = (np.percentile(boot, q, axis=0) if len(boot) else np.full((2, P + 1), np.nan))
+    names = ("intercept",) + terms
+    lost = count["skipped"] + count["failed"]
+    flag = "" if not lost else (f"{lost} of {n_boot} resamples not fitted ({count['skipped']} could not identify "
+                                f"the coefficients, {count['failed']} did not converge): the interval is over "
+                                f"the {len(boot)} fitted")
+    z = (y - X @ full[:P]) / full[P]
+    loglik = float(_normal_loglik(z, obs if censored else np.ones_like(obs), full[P]))
+    return {"coef": dict(zip(names, map(float, full[:P]))), "loglik": loglik, "low": dict(zip(names, map(float, lo[:P]))),
+            "high": dict(zip(names, map(float, hi[:P]))), "sigma": float(full[P]), "n_runs": len(f),
+            "n_seeds": len(uniq), "n_censored": int((~obs).sum()), "n_asked": n_boot, "n_boot": len(boot),
+            "n_skipped": count["skipped"], "n_failed": count["failed"], "flag": flag}
+
+
+def _normal_loglik(z, observed, sigma):
+    """Log-likelihood of standardised residuals ``z`` (log-time scale σ): density where
+    ``observed``, survival (right-censored) elsewhere."""
+    import numpy as np
+    from scipy import stats
+
+    return (stats.norm.logpdf(z[observed]).sum() - observed.sum() * np.log(sigma)
+            + stats.norm.logsf(z[~observed]).sum())
 
 
 def _censored_normal_fit(X, y, observed, start):
-    """Maximum-likelihood β of ``y = Xβ + σ·ε`` (ε standard normal) where the rows not
+    """Maximum-likelihood (β, σ) of ``y = Xβ + σ·ε`` (ε standard normal) where the rows not
     ``observed`` are right-censored at ``y`` (only ``y_true ≥ y`` is known); ``start``: the
-    least-squares β of the observed rows."""
+    least-squares β of the observed rows. None when the optimiser reports no convergence (BFGS,
+    then Nelder–Mead from where it stopped)."""
     import numpy as np
-    from scipy import optimize, stats
+    from scipy import optimize
 
     resid = y[observed] - X[observed] @ start
     theta0 = np.append(start, np.log(max(resid.std(), 1e-3)))
 
     def nll(theta):
-        z = (y - X @ theta[:-1]) / np.exp(theta[-1])
-        return -(stats.norm.logpdf(z[observed]).sum() - observed.sum() * theta[-1]
-                 + stats.norm.logsf(z[~observed]).sum())
+        return -_normal_loglik((y - X @ theta[:-1]) / np.exp(theta[-1]), observed, np.exp(theta[-1]))
 
-    return optimize.minimize(nll, theta0, method="BFGS").x[:-1]
+    res = optimize.minimize(nll, theta0, method="BFGS")
+    if not res.success:  # BFGS often stops on precision loss at the optimum: polish, then judge
+        res = optimize.minimize(nll, res.x, method="Nelder-Mead",
+                                options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20_000})
+    if not (res.success and np.isfinite(res.fun)):
+        return None
+    return np.append(res.x[:-1], np.exp(res.x[-1]))

@@ -394,6 +394,35 @@ def beyond_knobs(profile: str) -> BeyondKnobs:
                        tuple(k["product_factors"]), k["threshold"], k["window"], k["grokfast"])
 
 
+# =========================================================================== time_law (52_time_law)
+# The time to grok against the initial scale α and η·λ (AdamW, decoupled weight decay), on the
+# MLP: every arm on the same seeds (a seed fixes the split and the initial weights before the ×α),
+# each run stopping once it has grokked (A_val ≥ threshold at `window` consecutive evaluations),
+# so a slow arm costs its own steps only. Pilots ran on seeds ≥ 1000, never measured.
+TIME_LAW = {
+    "smoke": {"base": {"model": "mlp", "p": 11, "num_layers": 2, "d_model": 16, "lr": 1e-2, "clip_norm": 0.0,
+                       "eval_dense": 0, "eval_every": 10}, "steps": 60,
+              "alphas": (1.0, 4.0), "weight_decays": (1.0, 3.0), "seeds": (0, 1), "threshold": 0.5, "window": 2},
+    "quick": {"base": {"model": "mlp", "p": 31, "num_layers": 2, "d_model": 64, "lr": 1e-2, "clip_norm": 0.0,
+                       "eval_dense": 0, "eval_every": 25}, "steps": 6_000,
+              "alphas": (1.0, 2.0, 4.0, 8.0, 16.0), "weight_decays": (1.0, 2.0, 4.0),
+              "seeds": tuple(range(8)), "threshold": 0.95, "window": 4},
+    "full": {"base": {"model": "mlp", "p": 31, "num_layers": 2, "d_model": 200, "lr": 1e-2, "clip_norm": 0.0,
+                      "eval_dense": 0, "eval_every": 25}, "steps": 40_000,
+             "alphas": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0), "weight_decays": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+             "seeds": tuple(range(16)), "threshold": 0.95, "window": 4},
+}
+
+
+def time_law_configs(profile: str) -> list[RunConfig]:
+    """The runs of 52_time_law in ``profile``: α × λ × seeds over :data:`TIME_LAW`'s base run,
+    each stopping once it has grokked (``stop_val_acc`` = the threshold, ``stop_window`` = the window)."""
+    k = TIME_LAW[check_choice("profile", profile, PROFILES)]
+    return [RunConfig(**k["base"], steps=k["steps"], init_scale=a, weight_decay=wd, seed=s,
+                      stop_val_acc=k["threshold"], stop_window=k["window"])
+            for a in k["alphas"] for wd in k["weight_decays"] for s in k["seeds"]]
+
+
 # =========================================================================== the report's notebooks
 @dataclass(frozen=True)
 class Experiment:
@@ -447,4 +476,6 @@ EXPERIMENTS: dict[str, Experiment] = {
     "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity"),
     "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond",
                          design=lambda profile: beyond_knobs(profile).configs(), keys=("5", "grokking")),
+    "time_law": Experiment("", "The time to grok against the initial scale and η·λ", "52_time_law",
+                           design=time_law_configs, keys=("law",)),
 }

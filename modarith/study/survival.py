@@ -12,6 +12,8 @@ package), not hand-written estimators:
   Greenwood interval);
 - :func:`km_median`: the median time to grok and its confidence interval (the steps where the
   band crosses one half; ∞ when it never does within the runs);
+- :func:`competing_incidence`: the cumulative incidence of one event among competing ones
+  (grokked, unstable, never fitted: lifelines' Aalen–Johansen estimator);
 - :func:`logrank`: the log-rank test of equal time-to-grok distributions between two arms;
 - :func:`paired_ratios`, :func:`paired_summary`: per seed (same split and initial weights in
   both arms), the ratio of the two times, labelled ``exact``, ``lower bound`` (the first arm
@@ -88,6 +90,34 @@ def logrank(time_a, observed_a, time_b, observed_b) -> dict:
         return {"statistic": 0.0, "p_value": 1.0}
     r = logrank_test(ta, tb, event_observed_A=ea, event_observed_B=eb)
     return {"statistic": float(r.test_statistic), "p_value": float(r.p_value)}
+
+
+def competing_incidence(time, event, of_interest: int, level: float = 0.95) -> pd.DataFrame:
+    """Cumulative incidence of one event among competing ones (lifelines' Aalen–Johansen
+    estimator): ``time`` (n,) steps, ``event`` (n,) integers (0 censored, 1, 2, … the competing
+    events), ``of_interest`` the event whose incidence is estimated. Columns ``step, incidence,
+    low, high`` (the band of ``level``), a step function from t = 0. Runs ended by another event
+    are not censored here: they can no longer have this one."""
+    from lifelines import AalenJohansenFitter
+
+    t = np.asarray(time, dtype=np.float64)
+    e = np.asarray(event, dtype=int)
+    _check(t, e >= 0)
+    if not (e == of_interest).any():
+        return pd.DataFrame({"step": [0.0, float(t.max())], "incidence": [0.0, 0.0], "low": [0.0, 0.0],
+                             "high": [0.0, 0.0]})
+    import warnings
+
+    with warnings.catch_warnings():  # tied times are jittered by lifelines (seeded), which warns
+        warnings.simplefilter("ignore")
+        ajf = AalenJohansenFitter(alpha=1 - _check_level(level), seed=0).fit(t, e, event_of_interest=of_interest)
+    cif = ajf.cumulative_density_
+    ci = ajf.confidence_interval_cumulative_density_
+    out = pd.DataFrame({"step": cif.index.to_numpy(float), "incidence": cif.iloc[:, 0].to_numpy(),
+                        "low": ci.iloc[:, 0].to_numpy(), "high": ci.iloc[:, 1].to_numpy()})
+    none_yet = out["incidence"] == 0  # no band before the first event (lifelines: NaN): it is 0
+    out.loc[none_yet, ["low", "high"]] = 0.0
+    return out
 
 
 PAIR_KINDS = ("exact", "lower bound", "upper bound", "both censored")
