@@ -59,10 +59,10 @@
 # cannot grok), not censoring; a run fitted, stable and not grokked by T is censored there.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -87,7 +87,7 @@ force: bool = False  # True retrains runs that are already stored
 # %% tags=["report-hide"]
 import math
 
-from modarith.plotting import plots, progress_plots
+from modarith.plotting import output, progress_plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -165,11 +165,11 @@ alpha_star = scale["alpha_star"]
 print(f"α = 1: initial norm {scale['n0']:.1f}, norm at the run's end {scale['n_eq']:.1f} (median over runs and η·λ): "
       f"α* = {alpha_star:.2f}; the law's decay phase exists for α > α*.")
 fig, caption = progress_plots.plot_time_law(table, alpha_star)
-plots.show(fig, f"{caption} {settings.caption()}", figures, "time_law")
+output.show(fig, f"{caption} {settings.caption()}", figures, "time_law")
 
 # %%
 fig, caption = progress_plots.plot_competing(frame, grok.OUTCOMES[:3])
-plots.show(fig, f"{caption} {settings.caption()}", figures, "competing_risks")
+output.show(fig, f"{caption} {settings.caption()}", figures, "competing_risks")
 
 # %% [markdown]
 # ## The law where every arm is stable

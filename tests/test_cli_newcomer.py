@@ -73,7 +73,7 @@ def test_list_names_every_experiment_run_accepts(capsys):
     assert main(["list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert set(protocol.EXPERIMENTS) <= set(names)
-    assert {"fidelity", "beyond", "parameter_counts"} <= set(names)
+    assert {"fidelity", "time_law", "parameter_counts"} <= set(names)
 
 
 def test_runs_on_a_missing_folder_is_an_error(tmp_path, capsys):

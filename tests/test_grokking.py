@@ -1,6 +1,6 @@
 """The product's purpose, tested for real: a GPT trained on a + b mod p memorises its training
 set first and generalises later (grokking), and its number embeddings end up on a few Fourier
-frequencies, as the beyond notebook (50_beyond, panels a and c) describes.
+frequencies, as Nanda et al.'s progress measures describe.
 
 The configuration is the cheapest found to grok with margin on one CPU thread (SPEC measures
 GPT d 128 at lr 3e-3 reaching A_val >= 0.99 in about 1.7k steps at p = 31; a smaller p, one

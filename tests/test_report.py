@@ -79,7 +79,7 @@ def test_select_notebooks():
     assert report.select_notebooks("4.5, 4.3") == ["data_size", "model_size"]  # report order
     assert report.select_notebooks(None) == list(protocol.EXPERIMENTS)
     assert report.notebook_file(report.select_notebooks("2.6")[0]) == "00_parameter_counts.ipynb"
-    assert report.select_notebooks("beyond,fidelity") == ["fidelity", "beyond"]
+    assert report.select_notebooks("time_law,fidelity") == ["fidelity", "time_law"]
     with pytest.raises(ValueError, match=r"--only: unknown key\(s\) '9\.9'.*accepted: .*4\.3"):
         report.select_notebooks("4.3,9.9")
 

@@ -84,11 +84,11 @@ QUICK = {  # experiment -> (models, seeds, T, {swept field: values in sweep orde
     "compute": (("lstm", "gpt"), (0,), 10_001, {"batch_size": (64, 512)}, {}),
     "regularization": (("lstm",), (0,), 10_001, {"weight_decay": (0.5, 1.0)}, {}),
 }
-QUICK_BEYOND = {
-    "base": {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64, "steps": 3_000,
-             "eval_dense": 0, "eval_every": 50, "record_collapse": True, "snapshot_every": 500},
-    "seeds": (6, 7, 8, 9, 10, 11), "centre": (1.2e-2, 0.5), "equal_product": (1.0, 0.5, 2.0),
-    "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4, "grokfast": None,
+QUICK_TIME_LAW = {  # the time law's quick design: the MLP at p 31, α × λ × 8 paired seeds, stopping once grokked
+    "base": {"model": "mlp", "p": 31, "num_layers": 2, "d_model": 64, "lr": 1e-2, "clip_norm": 0.0,
+             "eval_dense": 0, "eval_every": 25}, "steps": 6_000,
+    "alphas": (1.0, 2.0, 4.0, 8.0, 16.0), "weight_decays": (1.0, 2.0, 4.0),
+    "seeds": tuple(range(8)), "threshold": 0.95, "window": 4,
 }
 
 
@@ -112,14 +112,8 @@ def test_quick_profile_values_are_pinned_literally():
     assert picks == {"sanity GPT": RunConfig(model="gpt", seed=0),
                      "orders GPT (binary + ternary)": RunConfig(model="gpt", seed=0, p=11, orders=(2, 3), steps=5_001),
                      "model-size GPT": RunConfig(model="gpt", seed=0, num_layers=1, d_model=128)}
-    assert protocol._BEYOND["quick"] == QUICK_BEYOND
-    b = protocol.beyond_knobs("quick")
-    arms = {"η 0.012, λ 0.5": (1.2e-2, 0.5), "η 0.006, λ 1": (6e-3, 1.0), "η 0.024, λ 0.25": (2.4e-2, 0.25),
-            "η 0.012, λ 0.25": (1.2e-2, 0.25), "η 0.012, λ 1": (1.2e-2, 1.0)}
-    no_decay = {"AdamW, λ = 0": {}, "⊥Grad, λ = 0": {"orthograd": True}, "StableMax, λ = 0": {"loss": "stablemax"},
-                "⊥Grad + StableMax, λ = 0": {"orthograd": True, "loss": "stablemax"}}
-    expected = {**{n: {"lr": e, "weight_decay": w} for n, (e, w) in arms.items()},
-                **{n: {"lr": 1.2e-2, "weight_decay": 0.0, **ch} for n, ch in no_decay.items()}}
-    assert b.arms() == expected
-    assert protocol.configs("beyond", "quick") == [
-        RunConfig(**{**QUICK_BEYOND["base"], **ch, "seed": s}) for ch in expected.values() for s in range(6, 12)]
+    assert protocol.TIME_LAW["quick"] == QUICK_TIME_LAW
+    q = QUICK_TIME_LAW
+    assert protocol.configs("time_law", "quick") == [
+        RunConfig(**q["base"], steps=6_000, init_scale=a, weight_decay=wd, seed=s, stop_val_acc=0.95, stop_window=4)
+        for a in q["alphas"] for wd in q["weight_decays"] for s in range(8)]

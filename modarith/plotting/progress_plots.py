@@ -1,5 +1,5 @@
 """Figures of the progress measures (:mod:`modarith.study.progress_measures`) and of time to grok
-(Kaplan–Meier curves of arms, e.g. a :class:`modarith.study.compare.Design`'s frame). Like
+(Kaplan–Meier curves of arms). Like
 :mod:`modarith.plotting.plots`, every ``plot_*`` function returns ``(fig, caption)`` with a caption
 computed from the data it was given."""
 
@@ -126,7 +126,7 @@ def plot_fourier_heatmaps(embeddings: dict[str, np.ndarray]) -> tuple[plt.Figure
 def plot_km_arms(frame: pd.DataFrame, panels: dict[str, list[str]], threshold: float, window: int | None,
                  level: float = 0.95) -> tuple[plt.Figure, str]:
     """One panel per entry of ``panels`` (title -> arm names of ``frame``, one row per run with
-    ``arm, time, observed, T``, e.g. :meth:`modarith.study.compare.Design.frame`): the Kaplan–Meier
+    ``arm, time, observed, T``): the Kaplan–Meier
     fraction of seeds grokked by step t for each arm, with its band; runs that never grok are
     censored at T, so a curve below 1 at T means censored runs, not an infinite time."""
 

@@ -41,7 +41,7 @@ MIN_PARALLEL_WORK = 200.0
 #: Largest vectorised group on the CPU when ``train`` is not given ``max_group_size``: beyond
 #: about 9 runs a group's activations leave the caches. Measured with ``python -m benchmarks.bench
 #: --threads 1 --models lstm --sizes 9,27 --config '{"d_model": 64, "steps": 3000, "eval_every":
-#: 50, "eval_dense": 0}'`` (the 50_beyond runs): 67.6 against 54.3 run-steps/s at K = 9 and 27 in
+#: 50, "eval_dense": 0}'`` (an LSTM d 64 design on the full batch): 67.6 against 54.3 run-steps/s at K = 9 and 27 in
 #: one process, 128.9 against 106.0 in all with two such processes at once (the build's two
 #: workers); ``benchmarks/NOTES.md`` has the GPT's (K ≈ 8). On a GPU every run of a shape is one group.
 CPU_MAX_GROUP = 9

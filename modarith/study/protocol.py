@@ -301,99 +301,6 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
 GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
 
 
-# =========================================================================== beyond (50_beyond)
-# Notebook 50_beyond as data: fixed arms on paired seeds, no learning rate tuned on
-# any seed (modarith.study.compare.Design), grokked = A_val >= threshold held for `window`
-# consecutive evaluations (modarith.study.grok.grok_step).
-#   positive control: the centre arm (eta, lambda) = `centre`, which must grok on most seeds by T;
-#   negative control: the same eta at lambda = 0 (AdamW without weight decay);
-#   question 1 (does eta*lambda alone set the time to grok?): arms of equal eta*lambda and
-#       different eta (`equal_product`: factors f, arm (f*eta, lambda/f)), and arms at other
-#       products at the centre eta (`product_factors`: (eta, f*lambda));
-#   question 2 (can ⊥Grad or StableMax replace weight decay?): at lambda = 0 and the centre eta,
-#       the changes of `no_decay_arms` (AdamW itself is the negative control);
-#   Grokfast at its authors' setting (`grokfast`, full profile only: a GPU job).
-# The quick scale was chosen by a pilot on this 2-core machine (the notebook's knobs section
-# says what was tried); every arm of a profile shares one group key, so they train vectorised.
-NO_DECAY_ARMS = {"AdamW, λ = 0": {}, "⊥Grad, λ = 0": {"orthograd": True},
-                 "StableMax, λ = 0": {"loss": "stablemax"},
-                 "⊥Grad + StableMax, λ = 0": {"orthograd": True, "loss": "stablemax"}}
-# Grokfast's own setting (Lee et al. 2024, ironjr/grokfast main.py; SPEC "Reference settings"):
-# 2-layer decoder d 128, 4 heads, x·y mod 97, 50 % train, batch 512, torch.optim.Adam lr 1e-3,
-# β (0.9, 0.98), 10-step warm-up, no clipping; EMA α 0.98, λ 2 at (coupled) wd 0.005 against
-# Adam at wd 0. Their generator leaves y = 0 out; our "*" keeps it (97 of 9,409 equations).
-GROKFAST_SETTING = {"model": "gpt", "p": 97, "operator": "*", "r_train": 0.5, "num_layers": 2,
-                    "d_model": 128, "num_heads": 4, "batch_size": 512, "optimizer": "adam", "lr": 1e-3,
-                    "beta2": 0.98, "warmup_steps": 10, "clip_norm": 0.0, "steps": 50_000,
-                    "eval_dense": 0, "eval_every": 10}
-GROKFAST_ARMS = {"Adam, wd 0": {"weight_decay": 0.0},
-                 "Adam + Grokfast-EMA (α 0.98, λ 2), wd 0.005": {"grokfast_alpha": 0.98, "grokfast_lamb": 2.0,
-                                                                  "weight_decay": 0.005}}
-GROKFAST_REPORTED = {"Adam, wd 0": 39_890, "Adam + Grokfast-EMA (α 0.98, λ 2), wd 0.005": 910}  # steps to 95 %
-
-_BEYOND = {
-    "smoke": {"base": {"model": "lstm", "p": 7, "num_layers": 1, "d_model": 8, "steps": 40, "eval_dense": 0,
-                       "eval_every": 5, "record_collapse": True, "snapshot_every": 20},
-              "seeds": (0, 1, 2), "centre": (1e-2, 1.0), "equal_product": (1.0, 0.5), "product_factors": (2.0,),
-              "threshold": 0.99, "window": 2, "grokfast": None},
-    "quick": {"base": {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64,
-                       "steps": 3_000, "eval_dense": 0, "eval_every": 50, "record_collapse": True,
-                       "snapshot_every": 500},
-              "seeds": (6, 7, 8, 9, 10, 11), "centre": (1.2e-2, 0.5), "equal_product": (1.0, 0.5, 2.0),
-              "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4, "grokfast": None},
-    "full": {"base": {"model": "lstm", "eval_dense": 0, "eval_every": 50, "record_collapse": True,
-                      "snapshot_every": 1_000},
-             "seeds": tuple(range(8)), "centre": (1.2e-2, 0.5), "equal_product": (1.0, 0.5, 2.0),
-             "product_factors": (0.5, 2.0), "threshold": 0.99, "window": 4,
-             "grokfast": {"base": GROKFAST_SETTING, "arms": GROKFAST_ARMS, "seeds": (0, 1, 2, 3),
-                          "threshold": 0.95, "window": 1}},
-}
-
-
-@dataclass(frozen=True)
-class BeyondKnobs:
-    """Notebook 50_beyond's knobs in one profile (plain data; :meth:`arms` expands them)."""
-
-    profile: str
-    base: dict  # RunConfig keyword arguments shared by every arm
-    seeds: tuple[int, ...]  # paired seeds: every arm trains each of them
-    centre: tuple[float, float]  # (η, λ) of the positive control
-    equal_product: tuple[float, ...]  # factors f: arms (f·η, λ/f), the centre's η·λ
-    product_factors: tuple[float, ...]  # factors f: arms (η, f·λ)
-    threshold: float  # A_val bar of "grokked"
-    window: int  # consecutive evaluations the bar must hold
-    grokfast: dict | None  # Grokfast at its authors' setting (base, arms, seeds, threshold, window)
-
-    def arms(self) -> dict[str, dict]:
-        """Arm name -> RunConfig changes: the centre first, the equal-product arms, the other
-        products, then the λ = 0 arms (:data:`NO_DECAY_ARMS`, AdamW first)."""
-        eta, lam = self.centre
-        pairs = [(f * eta, lam / f) for f in self.equal_product] + [(eta, f * lam) for f in self.product_factors]
-        out = {f"η {e:g}, λ {w:g}": {"lr": e, "weight_decay": w} for e, w in dict.fromkeys(pairs)}
-        out.update({n: {"lr": eta, "weight_decay": 0.0, **ch} for n, ch in NO_DECAY_ARMS.items()})
-        return out
-
-    def grokfast_arms(self) -> dict[str, dict]:
-        """Grokfast's arms at its authors' setting (empty in a profile without it)."""
-        return {} if self.grokfast is None else dict(self.grokfast["arms"])
-
-    def configs(self) -> list[RunConfig]:
-        """Every run the notebook trains: each arm × seed, arm by arm, then Grokfast's
-        (:func:`modarith.study.compare.design` frames the same runs as a comparison)."""
-        out = [RunConfig(**{**self.base, **ch, "seed": s}) for ch in self.arms().values() for s in self.seeds]
-        g = self.grokfast
-        if g is not None:
-            out += [RunConfig(**{**g["base"], **ch, "seed": s}) for ch in g["arms"].values() for s in g["seeds"]]
-        return out
-
-
-def beyond_knobs(profile: str) -> BeyondKnobs:
-    """The knobs of notebook 50_beyond in ``profile``."""
-    k = _BEYOND[check_choice("profile", profile, PROFILES)]
-    return BeyondKnobs(profile, dict(k["base"]), tuple(k["seeds"]), tuple(k["centre"]), tuple(k["equal_product"]),
-                       tuple(k["product_factors"]), k["threshold"], k["window"], k["grokfast"])
-
-
 # =========================================================================== time_law (52_time_law)
 # The time to grok against the initial scale α and η·λ (AdamW, decoupled weight decay), on the
 # MLP: every arm on the same seeds (a seed fixes the split and the initial weights before the ×α),
@@ -474,8 +381,6 @@ EXPERIMENTS: dict[str, Experiment] = {
                                 ("orders GPT (binary + ternary)", "orders", "gpt", {}),
                                 ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
     "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity"),
-    "beyond": Experiment("", "Beyond the report — why and when it groks", "50_beyond",
-                         design=lambda profile: beyond_knobs(profile).configs(), keys=("5", "grokking")),
     "time_law": Experiment("", "The time to grok against the initial scale and η·λ", "52_time_law",
                            design=time_law_configs, keys=("law",)),
 }
