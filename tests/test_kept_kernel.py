@@ -38,3 +38,23 @@ def test_kept_kernel_resets_rcparams_pandas_options_and_seeds(tmp_path):
     first, second = _probe(tmp_path / "out" / "first.ipynb"), _probe(tmp_path / "out" / "second.ipynb")
     assert second[:3] != [7.5, 33, 3]  # the first notebook's settings did not leak
     assert second == first  # same rcParams, pandas options and random draws as the first notebook saw
+
+
+SPAWN = ("import multiprocessing\n"
+         "with multiprocessing.get_context('spawn').Pool(1) as pool:\n"
+         "    print(pool.map(abs, [-3]))")
+
+
+def test_a_later_notebook_in_a_kept_kernel_can_start_worker_processes(tmp_path):
+    """The engine's workers start with ``spawn``, which reads ``__main__.__spec__``: the namespace
+    reset between notebooks must leave it (a notebook that trained with workers after another
+    failed with "module '__main__' has no attribute '__spec__'")."""
+    from modarith.reporting.experiments import Kernel, execute
+
+    _write(tmp_path / "first.ipynb", "x = 1")
+    _write(tmp_path / "second.ipynb", SPAWN)
+    with Kernel(tmp_path) as kernel:
+        for name in ("first", "second"):
+            execute(tmp_path / f"{name}.ipynb", tmp_path / "out" / f"{name}.ipynb", progress=False, kernel=kernel)
+    cell = nbformat.read(tmp_path / "out" / "second.ipynb", as_version=4).cells[0]
+    assert cell.outputs[0]["text"].strip() == "[3]"

@@ -174,6 +174,7 @@ _SAVE = ("import modarith.reporting.experiments as _m\n_m.KernelState.save()\nde
 #: kernel saves).
 _RESET = ("get_ipython().run_line_magic('reset', '-f')\n"
           "import os\nimport modarith.reporting.experiments as _m\n_m.KernelState.restore()\nos.chdir({cwd!r})\n"
+          "__spec__ = None\n"  # the reset removes it; spawn (the engine's workers) reads __main__.__spec__
           "del os, _m\nget_ipython().execution_count = 1\n")
 
 
