@@ -280,7 +280,7 @@ lrecs = iter(train([c for cs in lstm_arms.values() for c in cs], **run))
 lstm = {a: [next(lrecs) for _ in cs] for a, cs in lstm_arms.items()}
 fq = arms_frame(lstm, bar, window=window)
 T_lstm = next(iter(lstm_arms.values()))[0].total_steps
-arm_table(fq, f"The LSTM at λ = 0" + (" against AdamW with and without weight decay" if lk["fixed"] else "")
+arm_table(fq, "The LSTM at λ = 0" + (" against AdamW with and without weight decay" if lk["fixed"] else "")
           + f", T = {T_lstm:,}, {len(lk['seeds'])} paired seeds.")
 
 # %%
