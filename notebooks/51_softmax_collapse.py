@@ -234,7 +234,8 @@ plots.show(fig, f"{caption} {settings.caption()}", figures, "mlp_collapse")
 # %% [markdown]
 # ### Their results beside ours
 #
-# Their Fig. 1 gives curves, not numbers; what it shows, at their horizon, and what our runs show at ours:
+# Their Fig. 1 gives curves, not numbers; what they say it shows (at $p = 113$ and their horizon), beside what our
+# runs show at ours:
 
 # %%
 def ours_text(frame, arm):
@@ -244,10 +245,14 @@ def ours_text(frame, arm):
             f"collapsed at T {f['final_train_collapse'].median():.0%}")
 
 
-theirs = {"⊥Grad": ("Fig. 1a–b", "generalises (test accuracy near 100 %) within 300 steps, no weight decay"),
-          "softmax (float32)": ("Fig. 1b–c", "fits the training set, test accuracy stalls; softmax collapse rises"),
-          "StableMax": ("Fig. 1b–c", "groks without weight decay within 80,000 steps"),
-          "float64 softmax": ("Fig. 1c", "collapse delayed; generalises further than float32")}
+theirs = {  # their words: the caption of their Fig. 1 and their abstract (the figure's curves are not read here)
+    "⊥Grad": ("Fig. 1 (a, b)", "“the delay in generalization induced by NLM can be reversed using the proposed ⊥AdamW”"),
+    "softmax (float32)": ("Fig. 1; abstract", "“without regularization … Softmax Collapse (SC) … stopping learning "
+                          "altogether”; “numerical errors that lead to overfitting instead of grokking”"),
+    "StableMax": ("Fig. 1 (b, c)", "the errors “can be avoided by using the proposed StableMax”; it “enables grokking "
+                  "without regularization”"),
+    "float64 softmax": ("abstract; a Fig. 1 run of run_main_experiments.sh", "“mitigating SC leads to grokking "
+                        "without regularization”; a float64 softmax is one such mitigation")}
 pd.DataFrame([{"arm": a, "their figure": fig_, f"theirs (T = {protocol.COLLAPSE_REPORTED_T[a]:,}, p = 113)": what,
                "ours": ours_text(fs if a == "⊥Grad" else fl, a)} for a, (fig_, what) in theirs.items()]).style.hide(
     axis="index").set_caption("Their headline (Prieto et al. 2025, Fig. 1) beside our runs of their MLP.")
