@@ -132,10 +132,13 @@ pd.DataFrame([{"block": b, "arm": a, "model": kw["model"], "p": kw["p"], "T": kw
 #    runs costs about 64 CPU-minutes: those arms are the `full` profile's. At $p = 31$ an update costs 3.7
 #    CPU-ms (StableMax 5.9). There, by step 1,200–1,600: the float32 softmax at validation accuracy 0.00
 #    with 78–82 % of the training samples collapsed at step 1,500; the float64 softmax also 0.00 (95 %
-#    collapsed by the float32 measure); StableMax 0.00, its logits past float32's collapse on every
-#    training sample. So `quick` runs the long arms at $p = 31$ for 3,000 steps: long enough for the
+#    collapsed by the float32 measure); StableMax 0.00 on both seeds to step 2,400, its logits past
+#    float32's collapse on every training sample. So `quick` runs the long arms at $p = 31$ for 3,000 steps: long enough for the
 #    collapse to show, not their horizon; what it says about StableMax holds at that $p$ and horizon only.
-# 3. The LSTM costs 25 CPU-ms an update a run ($d = 64$, groups of 6): 75 CPU-s for 3,000 steps. LSTM-PILOT
+# 3. The LSTM costs 25 CPU-ms an update a run ($d = 64$, groups of 6): 75 CPU-s for 3,000 steps. Its
+#    horizon was not piloted (the machine's load left no time): T = 1,500 is what the budget holds. It is 12×
+#    the steps ⊥Grad needed on the MLP; the LSTM's positive control, (η, λ) = (1.2·10⁻², ½), grokked at
+#    950–2,350 steps on 50_beyond's pilot seeds, so an arm that groks no faster than that is censored here.
 #    `quick` keeps the two λ = 0 arms the question is about (tuned on one seed, measured on six) at
 #    T = 1,500 and leaves both AdamW arms (with and without weight decay) to `full`: with them the
 #    quick part would take about twice the 10-minute budget.
