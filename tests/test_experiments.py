@@ -42,7 +42,7 @@ def test_registry():
     assert protocol.trained() == [name for name, e in protocol.EXPERIMENTS.items() if e.trains]
     assert protocol.PROFILES == ("smoke", "quick", "full")
     assert [e.notebook[:2] for e in protocol.EXPERIMENTS.values()] == [
-        "00", "41", "43", "44", "45", "46", "47", "48", "49", "50"]
+        "00", "41", "43", "44", "45", "46", "47", "48", "49", "50", "51"]
     keys = [k for name, e in protocol.EXPERIMENTS.items() for k in (*e.keys, name)]
     assert len(keys) == len(set(keys))
     for name, e in protocol.EXPERIMENTS.items():
