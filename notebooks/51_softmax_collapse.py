@@ -140,8 +140,9 @@ pd.DataFrame([{"block": b, "arm": a, "model": kw["model"], "p": kw["p"], "T": kw
 #    the steps ⊥Grad needed on the MLP; the LSTM's positive control, (η, λ) = (1.2·10⁻², ½), grokked at
 #    950–2,350 steps on 50_beyond's pilot seeds, so an arm that groks no faster than that is censored here.
 #    `quick` keeps the two λ = 0 arms the question is about (tuned on one seed, measured on six) at
-#    T = 1,500 and leaves both AdamW arms (with and without weight decay) to `full`: with them the
-#    quick part would take about twice the 10-minute budget.
+#    T = 1,500 and leaves both AdamW arms (with and without weight decay) to `full`. Projected from these
+#    CPU costs, the quick part is ≈ 1,050 CPU-s (MLP at $p = 113$: 200; at $p = 31$: 250; LSTM: 600), about
+#    9 minutes on two quiet cores; the AdamW arms would add 445 CPU-s, past the 10-minute budget.
 #
 # The runs and their cost on this device (the build trains the same list):
 
