@@ -89,3 +89,18 @@ def test_smoke_collapse_notebook_answers(smoke_notebooks):
     assert any("Fig. 1" in h for h in html)
     for s in ("Clopper–Pearson", "Chosen:", "MLP (their setting", "LSTM (L"):
         assert s in text
+
+
+def test_plot_arm_curves_medians_and_bad_arm():
+    import pandas as pd
+    from matplotlib import pyplot as plt
+
+    from modarith.plotting.progress_plots import plot_arm_curves
+
+    f = pd.DataFrame({"arm": ["a"] * 4 + ["b"] * 4, "seed": [0, 0, 1, 1] * 2, "step": [0, 10] * 4,
+                      "value": [0, 0.2, 0, 0.6, 0, 1, 0, 1]})
+    fig, caption = plot_arm_curves(f, {"panel": ["a", "b"]}, "collapsed fraction")
+    assert "a: median 0.4 at step 10 (2 seeds)" in caption and "b: median 1" in caption
+    plt.close(fig)
+    with pytest.raises(ValueError, match="'c'"):
+        plot_arm_curves(f, {"panel": ["c"]}, "collapsed fraction")
