@@ -215,7 +215,7 @@ def bench_model(cfg: RunConfig, sizes: list[int], device: str, rounds: int, n_st
 
 
 # ---------------------------------------------------------------------------------------------
-# end to end: the CLI against the course-style loop (issue 10's measurement)
+# end to end: the CLI against the course-style loop (default: SPEC's models, 2 seeds x 300 steps)
 # ---------------------------------------------------------------------------------------------
 def _wall(cmd: list[str], threads: int | None, timeout: float | None) -> float:
     """Wall seconds of a fresh Python process (``threads``: OMP/MKL threads, None = torch's
@@ -448,7 +448,8 @@ def table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog=os.environ.get("MODARITH_BENCH_PROG"),  # as `python -m modarith bench`
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
     ap.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     ap.add_argument("--tiny", action="store_true", help="seconds-long smoke mode (for tests)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-call device check (issue 23): correctness with per-quantity tolerances, steps/s for
+# One-call device check: correctness with per-quantity tolerances, steps/s for
 # K = 1, 2, 18 (eager and CUDA graphs), the projected full-protocol time; JSON written as it
 # goes (benchmarks/gpu_check.py). Fits one 8-minute call: the Python budget is 450 s and
 # the whole script is cut at 470 s.

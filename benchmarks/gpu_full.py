@@ -1,4 +1,4 @@
-"""The full protocol on one GPU in one call (issue 29): check, plan, train what fits, archive.
+"""The full protocol on one GPU in one call: check, plan, train what fits, archive.
 
     python benchmarks/gpu_full.py [--device cuda] [--profile full] [--budget-s 450]
                                   [--workers 3] [--compile auto|none|reduce-overhead]
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import subprocess
@@ -70,8 +71,9 @@ def choose(estimates: dict[str, float], budget_s: float) -> list[str]:
     """The largest number of whole experiments whose estimated seconds sum to at most
     ``budget_s``: cheapest first (which maximises the count); NaN estimates are left out."""
     chosen, used = [], 0.0
-    for name, s in sorted(estimates.items(), key=lambda kv: kv[1]):
-        if used + s <= budget_s:  # False for a NaN estimate
+    known = {name: s for name, s in estimates.items() if not math.isnan(s)}  # NaN is not an order: out first
+    for name, s in sorted(known.items(), key=lambda kv: kv[1]):
+        if used + s <= budget_s:
             chosen.append(name)
             used += s
     return chosen

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full protocol on one GPU in one call (issue 29; benchmarks/gpu_full.py): gpu_check, the plan,
+# The full protocol on one GPU in one call (benchmarks/gpu_full.py): gpu_check, the plan,
 # the experiments that fit the budget (the rest projected), the archives, all under $OUT.
 # Sized for one 8-minute device call: the Python budget is 450 s and the whole script is cut at 480 s.
 #   usage: benchmarks/gpu_full.sh [--workers N] [--compile auto|none|reduce-overhead] [--tiny]

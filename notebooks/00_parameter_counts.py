@@ -24,10 +24,10 @@
 # sizes, with and without biases.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -46,10 +46,13 @@ multipliers: list = [2, 4]  # FFN width multipliers m
 vocabulary_size: int = 36  # V for the full-model rows (p + 5 with p 31)
 
 # %% tags=["report-hide"]
-for name, values in (("sizes", sizes), ("layers", layers), ("heads", heads),
-                     ("multipliers", multipliers), ("vocabulary_size", [vocabulary_size])):
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise ValueError(f"{name}={values!r} is not accepted; give positive integers")
+from modarith.reporting import notebook
+
+notebook.readable_tables()  # tables' plain text and stable ids
+sizes, layers, heads, multipliers = (notebook.int_list(name, values, minimum=1) for name, values in (
+    ("sizes", sizes), ("layers", layers), ("heads", heads), ("multipliers", multipliers)))  # as typed: 4, [2, 4], "2,4"
+if isinstance(vocabulary_size, bool) or not isinstance(vocabulary_size, int) or vocabulary_size < 1:
+    raise ValueError(f"vocabulary_size={vocabulary_size!r} is not accepted; give a positive integer")
 if any(d % h for d in sizes for h in heads):
     raise ValueError(f"heads={heads!r}: every value must divide every value of sizes={sizes!r}")
 

@@ -27,10 +27,10 @@
 # fit the training set, and when — if at all — do they generalise to the held-out equations?
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -55,7 +55,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -79,7 +79,7 @@ knobs = protocol.knobs("sanity", settings.profile)
 print(protocol.changes("sanity", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))
 
@@ -96,7 +96,7 @@ best = analysis.best_frame(records)
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["lstm", "gpt"])
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 1.", figures, "train_val")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 1.", figures, "train_val")
 
 # %% [markdown]
 # ## 4.2 Table 1: best values, their steps, and the delays

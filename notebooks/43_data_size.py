@@ -28,10 +28,10 @@
 # between memorisation and generalisation.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -56,7 +56,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -80,7 +80,7 @@ knobs = protocol.knobs("data_size", settings.profile)
 print(protocol.changes("data_size", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, r_train=r, seed=s, **knobs.base[m])
            for m in knobs.models for r in knobs.grid["r_train"] for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))
@@ -98,11 +98,11 @@ best = analysis.best_frame(records, by=["r_train"])
 
 # %%
 fig, caption = plots.plot_sweep(curves, "lstm", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 2.", figures, "lstm_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 2.", figures, "lstm_sweep")
 
 # %%
 fig, caption = plots.plot_sweep(curves, "gpt", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 3.", figures, "gpt_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 3.", figures, "gpt_sweep")
 
 # %% [markdown]
 # ## (b) Best values against $r_{\text{train}}$
@@ -111,11 +111,11 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 3.", figures, "gpt
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 4.", figures, "lstm_best")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 4.", figures, "lstm_best")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "r_train")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 5.", figures, "gpt_best")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 5.", figures, "gpt_best")
 
 # %% [markdown]
 # ## (c) Which model scales better with the amount of data?

@@ -28,10 +28,10 @@
 # the other?
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -56,7 +56,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -82,7 +82,7 @@ knobs = protocol.knobs("orders", settings.profile)
 print(protocol.changes("orders", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, seed=s, **knobs.base[m]) for m in knobs.models for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))
 
@@ -96,18 +96,18 @@ best = analysis.best_frame(records, quantities=analysis.ORDER_QUANTITIES)
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["lstm", "gpt"])
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 6.", figures, "train_val")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 6.", figures, "train_val")
 
 # %% [markdown]
 # ## (b) Per order: binary and ternary equations separately
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["lstm"], orders=(2, 3))
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 7.", figures, "lstm_orders")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 7.", figures, "lstm_orders")
 
 # %%
 fig, caption = plots.plot_train_val(curves, ["gpt"], orders=(2, 3))
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 8.", figures, "gpt_orders")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 8.", figures, "gpt_orders")
 
 # %% [markdown]
 # ## (c) Which order is learned faster?

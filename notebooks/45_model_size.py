@@ -27,10 +27,10 @@
 # architecture makes better use of more parameters?
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -55,7 +55,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -79,7 +79,7 @@ knobs = protocol.knobs("model_size", settings.profile)
 print(protocol.changes("model_size", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, num_layers=L, d_model=d, seed=s, **knobs.base[m])
            for m in knobs.models for L in knobs.grid["num_layers"] for d in knobs.grid["d_model"]
            for s in seeds]
@@ -99,31 +99,31 @@ best = analysis.best_frame(records, by=["num_layers", "d_model"], params=True)
 # %%
 for i, L in enumerate(knobs.grid["num_layers"]):
     fig, caption = plots.plot_sweep(curves, "lstm", "d_model", fixed={"num_layers": L})
-    plots.show(fig, f"{caption} {settings.caption()} Seed: Figure {9 + i}.", figures, f"lstm_L{L}")
+    output.show(fig, f"{caption} {settings.caption()} Seed: Figure {9 + i}.", figures, f"lstm_L{L}")
 
 # %%
 for i, L in enumerate(knobs.grid["num_layers"]):
     fig, caption = plots.plot_sweep(curves, "gpt", "d_model", fixed={"num_layers": L})
-    plots.show(fig, f"{caption} {settings.caption()} Seed: Figure {12 + i}.", figures, f"gpt_L{L}")
+    output.show(fig, f"{caption} {settings.caption()} Seed: Figure {12 + i}.", figures, f"gpt_L{L}")
 
 # %% [markdown]
 # ## (b) Best values against $(L, d)$ and against the parameter count $P$
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "d_model", hue="num_layers")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 15.", figures, "lstm_by_size")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 15.", figures, "lstm_by_size")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "d_model", hue="num_layers")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 16.", figures, "gpt_by_size")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 16.", figures, "gpt_by_size")
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "P")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 17.", figures, "lstm_params")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 17.", figures, "lstm_params")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "P")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 18.", figures, "gpt_params")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 18.", figures, "gpt_params")
 
 # %% [markdown]
 # ## (c) How do $\mathcal{L}_{\text{val}}$ and $\mathcal{A}_{\text{val}}$ change with $d$ at fixed $L$, and with $L$ at fixed $d$? Which model scales better with $P$?

@@ -27,10 +27,10 @@
 # sizes and read every run again as if it had stopped at $T_{\max} = \alpha T$.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -55,7 +55,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -81,7 +81,7 @@ knobs = protocol.knobs("compute", settings.profile)
 print(protocol.changes("compute", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, batch_size=B, seed=s, **knobs.base[m])
            for m in knobs.models for B in knobs.grid["batch_size"] for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))
@@ -96,11 +96,11 @@ best = analysis.best_frame(records, by=["batch_size"], alphas=knobs.alphas, comp
 
 # %%
 fig, caption = plots.plot_sweep(curves, "lstm", "batch_size")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 19.", figures, "lstm_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 19.", figures, "lstm_sweep")
 
 # %%
 fig, caption = plots.plot_sweep(curves, "gpt", "batch_size")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 20.", figures, "gpt_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 20.", figures, "gpt_sweep")
 
 # %% [markdown]
 # ## (b) Best values over $t \le \alpha T$ against $B$, one curve per $\alpha$
@@ -110,11 +110,11 @@ plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 20.", figures, "gp
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "batch_size", hue="alpha")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 21.", figures, "lstm_alpha")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 21.", figures, "lstm_alpha")
 
 # %%
 fig, caption = plots.plot_best(best, "gpt", "batch_size", hue="alpha")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 22.", figures, "gpt_alpha")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 22.", figures, "gpt_alpha")
 
 # %% [markdown]
 # ## (c) How do $B$ and $\alpha$ (the compute) affect $\mathcal{L}_{\text{val}}$ and $\mathcal{A}_{\text{val}}$?

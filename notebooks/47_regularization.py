@@ -28,10 +28,10 @@
 # it for the LSTM and follow the parameter norm $\lVert \theta^{(t)} \rVert_2$.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -56,7 +56,7 @@ seeds: list = None  # seeds per grid point, e.g. [0, 42, 1, 2]; None: the profil
 
 # %% tags=["report-hide"]
 from modarith.models.config import RunConfig
-from modarith.plotting import plots
+from modarith.plotting import output, plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -81,7 +81,7 @@ knobs = protocol.knobs("regularization", settings.profile)
 print(protocol.changes("regularization", settings.profile).to_string(index=False))
 
 # %%
-seeds = seeds or knobs.seeds  # the parameter, or the profile's seeds
+seeds = notebook.int_list("seeds", seeds, knobs.seeds)  # as typed: 42, [0, 42], "0,42"; None: the profile's
 configs = [RunConfig(model=m, weight_decay=w, seed=s, **knobs.base[m])
            for m in knobs.models for w in knobs.grid["weight_decay"] for s in seeds]
 print(plan_text(configs, settings.results, settings.device, settings.force))
@@ -97,14 +97,14 @@ best = analysis.best_frame(records, by=["weight_decay"])
 # %%
 fig, caption = plots.plot_sweep(curves, "lstm", "weight_decay",
                                 metrics=("train_loss", "val_loss", "train_acc", "val_acc", "param_norm"))
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 23.", figures, "lstm_sweep")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 23.", figures, "lstm_sweep")
 
 # %% [markdown]
 # ## (b) Best values and $t_f$ against the weight decay
 
 # %%
 fig, caption = plots.plot_best(best, "lstm", "weight_decay")
-plots.show(fig, f"{caption} {settings.caption()} Seed: Figure 24.", figures, "lstm_best")
+output.show(fig, f"{caption} {settings.caption()} Seed: Figure 24.", figures, "lstm_best")
 
 # %% [markdown]
 # ## (c) How does the weight decay change $t_f(\mathcal{L}_{\text{val}})$ and $t_f(\mathcal{A}_{\text{val}})$?

@@ -27,10 +27,10 @@
 # every layer and head for chosen equations, for GPTs trained by the earlier notebooks.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -56,7 +56,7 @@ ternary_lhs: str = "1 + 2 + 3"  # ternary one, drawn for the GPT trained on bina
 interactive: bool = True  # True: an ipywidgets explorer at the end (Jupyter, Colab)
 
 # %% tags=["report-hide"]
-from modarith.plotting import attention, plots
+from modarith.plotting import attention, output
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -99,20 +99,20 @@ binary_equation, ternary_equation = f"{binary_lhs} =", f"{ternary_lhs} ="
 label = "sanity GPT"
 model, tokenizer, seq_len = models[label]
 fig, caption, maps[label, binary_equation] = attention.attention_figure(model, tokenizer, binary_equation, seq_len)
-plots.show(fig, f"{label}. {caption} {settings.caption()} Seed: Figure 25.", figures, "sanity_gpt")
+output.show(fig, f"{label}. {caption} {settings.caption()} Seed: Figure 25.", figures, "sanity_gpt")
 
 # %%
 label = "orders GPT (binary + ternary)"
 model, tokenizer, seq_len = models[label]
 for k, equation in enumerate((ternary_equation, binary_equation)):
     fig, caption, maps[label, equation] = attention.attention_figure(model, tokenizer, equation, seq_len)
-    plots.show(fig, f"{label}. {caption} {settings.caption()} Seed: Figure 26.", figures, f"orders_gpt_{k}")
+    output.show(fig, f"{label}. {caption} {settings.caption()} Seed: Figure 26.", figures, f"orders_gpt_{k}")
 
 # %%
 label = "model-size GPT"
 model, tokenizer, seq_len = models[label]
 fig, caption, maps[label, binary_equation] = attention.attention_figure(model, tokenizer, binary_equation, seq_len)
-plots.show(fig, f"{label} (L = {picks[label].num_layers}, d = {picks[label].d_model}). {caption} "
+output.show(fig, f"{label} (L = {picks[label].num_layers}, d = {picks[label].d_model}). {caption} "
            f"{settings.caption()} Seed: Figure 27.", figures, "model_size_gpt")
 
 # %% [markdown]

@@ -27,10 +27,10 @@
 # seed's, cell by cell, and counts the collapses of the training accuracy in every run.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -56,7 +56,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 from modarith.core.metrics import count_collapses
-from modarith.plotting import plots
+from modarith.plotting import output
 from modarith.reporting import notebook
 from modarith.runtime.store import Store
 from modarith.study import analysis, claims, protocol, seed_report
@@ -336,7 +336,7 @@ if hit:
     ax.set_ylabel(r"$\mathcal{A}_{\mathrm{train}}$")
     ax.legend(fontsize=6, loc="lower right")
     profiles = ", ".join(sorted({p for (_, p), rs in runs.items() for r in rs if r in hit}))
-    plots.show(fig, f"Training accuracy of the {len(hit)} runs with a collapse (below 0.9, "
+    output.show(fig, f"Training accuracy of the {len(hit)} runs with a collapse (below 0.9, "
                     f"shaded, after first reaching 1.0); runs of the {profiles} profile(s).",
                figures, "collapses")
 else:

@@ -41,10 +41,10 @@
 # that never holds it is *censored* at its last step T (Kaplan–Meier, `modarith.study.survival`).
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
@@ -70,7 +70,7 @@ force: bool = False  # True retrains runs that are already stored
 import math
 
 import pandas as pd
-from modarith.plotting import plots, progress_plots
+from modarith.plotting import output, progress_plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -179,7 +179,7 @@ q2_arms = [a for a, ch in arms.items() if ch["weight_decay"] == 0]
 fig, caption = progress_plots.plot_km_arms(
     frame, {"Question 1: η and λ": q1_arms + [control], "Question 2: λ = 0": [centre] + q2_arms},
     knobs.threshold, knobs.window)
-plots.show(fig, f"{caption} {settings.caption()}", figures, "time_to_grok_km")
+output.show(fig, f"{caption} {settings.caption()}", figures, "time_to_grok_km")
 
 # %% [markdown]
 # ## Question 1: does η·λ alone set the time to grok?
@@ -290,7 +290,7 @@ for name in (centre, control):
           + ("structure found" if found else "no structure found") + f" ({reason}).")
     if name == centre:
         fig, caption = progress_plots.plot_progress(rec.history, pm, keys, f"{name}, seed {pm_seed}")
-        plots.show(fig, f"{caption} {settings.caption()}", figures, "progress_centre")
+        output.show(fig, f"{caption} {settings.caption()}", figures, "progress_centre")
 
 # %% [markdown]
 # ## Grokfast where its authors measured it

@@ -205,7 +205,7 @@ def reg_records(tfs=(900, 600, 300), peak_drop=True):
     return rs
 
 
-def test_direction_and_spearman_helpers():
+def test_direction_and_first_step_helpers():
     assert A.direction([1, 2, 3]) == "increases"
     assert A.direction([3, 2, 2]) == "decreases"
     assert A.direction([1, 1]) == "is unchanged"
@@ -214,9 +214,6 @@ def test_direction_and_spearman_helpers():
     assert A.direction([900, 600, math.nan], nan_is_never=True) == "is non-monotone"
     assert A.direction([math.nan, 800, 500], nan_is_never=True) == "decreases"
     assert A.direction([math.nan, math.nan], nan_is_never=True) == "is unchanged"
-    assert A.spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1)
-    assert math.isnan(A.spearman([1, 2], [5, 5]))
-    assert A.rho_text(math.nan).startswith("n/a") and A.rho_text(-1.0) == "-1.00"
     assert A.first_step_at([0, 100, 200], [0.1, 0.95, 1.0]) == 100
     assert math.isnan(A.first_step_at([0, 100], [0.1, 0.2]))
 
@@ -233,7 +230,7 @@ def test_norm_around_generalisation():
     assert math.isnan(never[never.weight_decay == 0.25].iloc[0]["t_gen"])
 
 
-# --------------------------------------------------------------------------- effects and norms
+# --------------------------------------------------------------------------- norms
 def test_parameter_norms_filter_by_name():
     import numpy as np
 
@@ -264,34 +261,3 @@ def test_rise_and_fall_around_an_event():
     assert math.isnan(never["rise"]) and never["end"] == 1.0
     with pytest.raises(ValueError, match="same length"):
         A.rise_and_fall(steps, [1.0], 100)
-
-
-def test_trend_effect_against_the_seed_spread():
-    import pandas as pd
-
-    paired = pd.DataFrame({"d_model": [64, 64, 128, 128], "seed": [0, 42, 0, 42],
-                           "best": [1.0, 1.0, 0.6, 0.5]})
-    e = A.trend_effect(paired, "d_model")
-    assert e["direction"] == "decreases" and e["seeds"] == 2
-    assert e["change"] == pytest.approx(math.log(math.sqrt(0.3)))  # geometric means
-    assert e["spread"] == pytest.approx(0.5 * math.log(0.6 / 0.5))  # std of ln 0.6, ln 0.5
-    assert e["exceeds"] is True
-    assert A.effect_text(e, "L").startswith("falls ×0.548 (ln -0.60; 1.00e+00 → 5.48e-01)")
-    # one seed: the spread comes from other seeds of one grid point, on the log scale: a ×3
-    # fall is within a ×12 spread between two seeds (±1.26 in ln), a ×2 rise is too (on the
-    # linear scale a ×2 rise, +100 %, "exceeded" the ±85 % relative std of those two seeds)
-    one = paired[paired["seed"] == 0]
-    assert A.trend_effect(one, "d_model")["exceeds"] is None
-    noisy = pd.DataFrame({"d_model": [128, 128], "seed": [0, 42], "best": [0.75e-3, 9.27e-3]})
-    seven = pd.DataFrame({"d_model": [64, 128], "seed": [0, 0], "best": [3e-3, 1e-3]})
-    e1 = A.trend_effect(seven, "d_model", spread=noisy)
-    assert e1["change"] == pytest.approx(-math.log(3)) and e1["exceeds"] is False
-    assert "within it" in A.effect_text(e1) and "d = 128" in e1["spread_from"]
-    e2 = A.trend_effect(seven.assign(best=[1e-3, 2e-3]), "d_model", spread=noisy)
-    assert e2["exceeds"] is False
-    e3 = A.trend_effect(seven.assign(best=[1e-3, 1e-1]), "d_model", spread=noisy)
-    assert e3["exceeds"] is True
-    with pytest.raises(ValueError, match="> 0"):
-        A.trend_effect(seven.assign(best=[0.0, 1.0]), "d_model")
-    with pytest.raises(ValueError, match="seed"):
-        A.trend_effect(paired.drop(columns="seed"), "d_model")

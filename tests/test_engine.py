@@ -218,7 +218,7 @@ def test_default_workers(monkeypatch):
 
     monkeypatch.delenv("MODARITH_WORKERS", raising=False)
     small = [[RunConfig(**TINY)], [RunConfig(model="gpt", p=11, d_model=32, num_layers=1, steps=800)]]
-    big = [[RunConfig(steps=300, seed=s) for s in (0, 42)]]  # issue 10's 2 seeds x 300 steps
+    big = [[RunConfig(steps=300, seed=s) for s in (0, 42)]]  # bench.py's end-to-end workload: 2 seeds x 300 steps
     assert engine.spec_equivalent_run_steps(big) == 600
     assert engine.default_workers("cpu", small) == 1  # process start would cost more
     assert engine.default_workers("cpu", big) == engine.cpu_cores()

@@ -41,14 +41,25 @@ def test_registry():
     assert protocol.reproduced() == list(NAMES)
     assert protocol.trained() == [name for name, e in protocol.EXPERIMENTS.items() if e.trains]
     assert protocol.PROFILES == ("smoke", "quick", "full")
-    assert [e.notebook[:2] for e in protocol.EXPERIMENTS.values()] == [
-        "00", "41", "43", "44", "45", "46", "47", "48", "49", "50", "51"]
+    prefixes = [e.notebook[:2] for e in protocol.EXPERIMENTS.values()]
+    assert prefixes == sorted(prefixes) and prefixes[:10] == [
+        "00", "41", "43", "44", "45", "46", "47", "48", "49", "50"]
     keys = [k for name, e in protocol.EXPERIMENTS.items() for k in (*e.keys, name)]
     assert len(keys) == len(set(keys))
     for name, e in protocol.EXPERIMENTS.items():
         assert protocol.select(",".join(e.keys or (name,))) == [name]
         if not e.trains:
             assert protocol.configs(name, "full") == []
+    assert set(protocol.reductions("quick")["experiment"]) <= set(NAMES)
+
+
+def test_an_experiment_beyond_the_seed_trains_but_is_not_the_seeds(monkeypatch):
+    """A row with models and no seed problem (a new experiment: its notebook, this row, its
+    knobs) trains, and leaves the seed's rows, totals and reductions as they were."""
+    row = protocol.Experiment("", "GPT weight decay", "90_gpt_decay", models=("gpt",), grid={"weight_decay": "wd_grid"})
+    monkeypatch.setitem(protocol.EXPERIMENTS, "gpt_decay", row)
+    assert protocol.trained()[-1] == "gpt_decay" and {c.model for c in protocol.configs("gpt_decay", "smoke")} == {"gpt"}
+    assert protocol.reproduced() == list(NAMES)
     assert set(protocol.reductions("quick")["experiment"]) <= set(NAMES)
 
 
@@ -104,7 +115,7 @@ def test_reduced_profiles_expand_validly(profile, name):
 def test_quick_keeps_two_sanity_seeds_and_fits_budget():
     from modarith.runtime.engine import spec_equivalent_run_steps
 
-    # work, not nominal run-steps: the quick profile keeps SPEC's T and reduces grids (issue 21)
+    # work, not nominal run-steps: the quick profile keeps SPEC's T and reduces grids and seeds
     work = {p: spec_equivalent_run_steps([list(dict.fromkeys(
         c for n in protocol.EXPERIMENTS for c in protocol.configs(n, p)))]) for p in ("quick", "full")}
     assert work["quick"] < work["full"] / 10

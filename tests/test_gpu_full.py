@@ -1,4 +1,4 @@
-"""benchmarks/gpu_full.py (issue 29): its --tiny CPU form writes every output, the archive
+"""benchmarks/gpu_full.py: its --tiny CPU form writes every output, the archive
 loads as records; the choice of experiments and of CUDA graphs from injected numbers."""
 
 import json
@@ -16,6 +16,12 @@ def test_choose_takes_the_most_whole_experiments_that_fit():
     assert gpu_full.choose(est, 240.0) == ["c", "d", "a"]  # 230 s; b would not fit
     assert gpu_full.choose(est, 30.0) == []
     assert gpu_full.choose(est, 1e9) == ["c", "d", "a", "b"]  # a NaN estimate is never chosen
+
+
+def test_a_nan_estimate_does_not_stop_two_that_fit():
+    """Sorting with a NaN key is no order: here it put x (100 s) before y and z, so the budget
+    went to x alone, where y and z (110 s) both fit."""
+    assert gpu_full.choose({"x": 100.0, "n": math.nan, "y": 60.0, "z": 50.0}, 115.0) == ["z", "y"]
 
 
 def test_compile_pays_only_when_graphs_beat_eager_for_both_models():

@@ -1,4 +1,4 @@
-"""The plan's arithmetic (issue 29): schedule, splitting, contention, the build's ETA, the
+"""The plan's arithmetic: schedule, splitting, contention, the build's ETA, the
 workers' logged timeline. Timings are injected: nothing here depends on this machine's speed."""
 
 import json

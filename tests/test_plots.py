@@ -1,4 +1,5 @@
-"""Tests of modarith.plotting.plots on synthetic curves / best frames."""
+"""Tests of the plot primitives (modarith.plotting.plots, the attention grid) and of
+modarith.plotting.output.show on synthetic curves / best frames."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from modarith.plotting import plots  # noqa: E402
+from modarith.plotting import attention, output, plots, style  # noqa: E402
 
 STEPS = np.array([0, 1, 2, 5, 10, 50, 100, 200, 300, 400])
 BASE_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "param_norm")
@@ -87,7 +88,7 @@ def test_plot_train_val():
         assert ax.get_yscale() == "log"
         assert len(ax.get_lines()) == 2
         colors = {line.get_color() for line in ax.get_lines()}
-        assert colors == {plots.TRAIN_COLOR, plots.VAL_COLOR}
+        assert colors == {style.TRAIN_COLOR, style.VAL_COLOR}
         assert ax.collections, "no std band"
     for ax in axes[1]:
         assert ax.get_xlabel()
@@ -216,7 +217,7 @@ def test_plot_attention_grid():
     w = np.tril(w)
     w /= w.sum(-1, keepdims=True)
     tokens = ["BOS", "0", "+", "3", "=", "3"]
-    fig, caption = plots.plot_attention_grid(w, tokens)
+    fig, caption = attention.plot_attention_grid(w, tokens)
     heat = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert len(heat) == L * H and len(_colorbars(fig)) == 1
     ax = heat[0]
@@ -226,19 +227,12 @@ def test_plot_attention_grid():
     assert len(ax.texts) == S * S
     assert heat[-1].get_title() == f"Layer {L}, Head {H}"
     assert "BOS 0 + 3 = 3" in caption
-    fig2, _ = plots.plot_attention_grid(w, tokens, layers=[1], heads=[0])
+    fig2, _ = attention.plot_attention_grid(w, tokens, layers=[1], heads=[0])
     assert len(fig2.axes) == 2
     with pytest.raises(ValueError, match="tokens"):
-        plots.plot_attention_grid(w, tokens[:-1])
+        attention.plot_attention_grid(w, tokens[:-1])
     with pytest.raises(ValueError, match="shape"):
-        plots.plot_attention_grid(w[0], tokens)
-
-
-def test_save_figure(tmp_path):
-    fig, _ = plots.plot_train_val(curves_frame())
-    paths = plots.save_figure(fig, tmp_path / "sub" / "fig1")
-    assert [p.suffix for p in paths] == [".png", ".svg"]
-    assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+        attention.plot_attention_grid(w[0], tokens)
 
 
 def test_show_saves_png_svg_and_displays_one_html_figure(tmp_path, monkeypatch, capsys):
@@ -248,7 +242,7 @@ def test_show_saves_png_svg_and_displays_one_html_figure(tmp_path, monkeypatch, 
     shown = []
     monkeypatch.setattr("IPython.get_ipython", lambda: object())
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
-    paths = plots.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40, formats=("png", "svg"))
+    paths = output.show(fig, caption + " <b>", tmp_path / "exp", "train_val", dpi=40, formats=("png", "svg"))
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["train_val.png", "train_val.svg"]
     ((bundle, raw),) = shown  # one display: a raw MIME bundle with the PNG and the captioned HTML
     assert raw and set(bundle) == {"image/png", "text/html", "text/plain"}
@@ -263,5 +257,5 @@ def test_show_saves_png_svg_and_displays_one_html_figure(tmp_path, monkeypatch, 
     assert not plt.get_fignums()  # closed
     monkeypatch.setattr("IPython.get_ipython", lambda: None)
     fig, caption = plots.plot_train_val(curves_frame())
-    plots.show(fig, caption, None)
+    output.show(fig, caption, None)
     assert capsys.readouterr().out.startswith("LSTM and GPT")

@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from modarith.plotting import plots
+from modarith.plotting import output
 from modarith.reporting import export
 from modarith.study import protocol
 
@@ -28,7 +28,7 @@ def _figure_bundle():
     IPython.get_ipython = lambda: object()
     IPython.display.display = lambda obj, raw=False: shown.append(obj)
     try:
-        paths = plots.show(fig, "Loss against steps. Unique caption words.", None, dpi=30)
+        paths = output.show(fig, "Loss against steps. Unique caption words.", None, dpi=30)
     finally:
         IPython.get_ipython, IPython.display.display = real
     return shown[0], paths
@@ -37,7 +37,7 @@ def _figure_bundle():
 def _notebook(outputs):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
-                nbformat.v4.new_code_cell("plots.show(fig, caption, figures)", outputs=outputs)]
+                nbformat.v4.new_code_cell("output.show(fig, caption, figures)", outputs=outputs)]
     return nb
 
 
@@ -66,7 +66,7 @@ def test_show_returns_paths_that_a_cell_does_not_print(tmp_path):
 
     _, paths = _figure_bundle()
     assert paths == []
-    data, _ = DisplayFormatter().format(plots.FigureFiles([tmp_path / "a.png"]))
+    data, _ = DisplayFormatter().format(output.FigureFiles([tmp_path / "a.png"]))
     assert data == {}  # IPython sends no execute_result for it
 
 

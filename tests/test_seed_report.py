@@ -174,7 +174,7 @@ def test_reference_config_is_specs_run_at_the_same_grid_point():
 
 
 def test_quick_answers_every_claim_at_specs_dynamics_but_where_the_horizon_is_cut():
-    """The quick profile's design (issue 21): every claim at SPEC's dynamics (or a prefix of
+    """The quick profile's design (benchmarks/CALIBRATION.md): every claim at SPEC's dynamics (or a prefix of
     SPEC's runs, for claims answered by first steps), except the weight-decay timing, whose
     t_f(L_val) needs SPEC's 4·10⁴ steps."""
     from modarith.study import protocol

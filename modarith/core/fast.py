@@ -180,9 +180,8 @@ def gpt_logits(P: dict[str, Tensor], pos_table: Tensor, plan: PrefixPlan, rows: 
     (>= plan.row_start). ``dropout``: the training dropout rate (0 at evaluation); ``act``: the
     feed-forward activation (the registry passes ``NON_LINEARITIES[config.non_linearity]()``);
     ``dropout_gens``: per-run generators of the masks (None: the global RNG). Returns (K, B, R, V).
+    (Over 60 lines: one GPT forward top to bottom as ``models/gpt.py`` reads, to check them equal by eye.)
     """
-    # (over 60 lines: one GPT forward, top to bottom, as the module reads; split, its
-    # equality with models/gpt.py would be harder to check by eye)
     bounds, m = plan.bounds, plan.m
     tables = P["embedding.tokens.weight"]  # (K, V, d)
     K, _, d = tables.shape

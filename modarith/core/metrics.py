@@ -28,6 +28,26 @@ LOSSES = ("softmax", "stablemax", "softmax64")  # output normalisation of the cr
 _PER_ORDER = re.compile(r"^(train|val)_(loss|acc)_o(\d+)$")
 
 
+def _check_shapes(logits, targets, eq_positions, mask, sample_weight) -> None:
+    """:func:`get_loss_and_accuracy`'s inputs: logits (B, S, V), targets and mask (B, S),
+    eq_positions and sample_weight (B,); the error names the tensor and both shapes."""
+    if logits.dim() != 3:
+        raise ValueError(f"logits must have shape (B, S, V), got {tuple(logits.shape)}")
+    if tuple(targets.shape) != tuple(logits.shape[:2]) or tuple(mask.shape) != tuple(targets.shape):
+        raise ValueError(
+            f"targets and mask must have shape {tuple(logits.shape[:2])} (B, S), got "
+            f"{tuple(targets.shape)} and {tuple(mask.shape)}"
+        )
+    if tuple(eq_positions.shape) != tuple(logits.shape[:1]):
+        raise ValueError(
+            f"eq_positions must have shape ({logits.shape[0]},), got {tuple(eq_positions.shape)}"
+        )
+    if sample_weight is not None and tuple(sample_weight.shape) != tuple(logits.shape[:1]):
+        raise ValueError(
+            f"sample_weight must have shape ({logits.shape[0]},), got {tuple(sample_weight.shape)}"
+        )
+
+
 def get_loss_and_accuracy(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -54,21 +74,7 @@ def get_loss_and_accuracy(
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if logits.dim() != 3:
-        raise ValueError(f"logits must have shape (B, S, V), got {tuple(logits.shape)}")
-    if tuple(targets.shape) != tuple(logits.shape[:2]) or tuple(mask.shape) != tuple(targets.shape):
-        raise ValueError(
-            f"targets and mask must have shape {tuple(logits.shape[:2])} (B, S), got "
-            f"{tuple(targets.shape)} and {tuple(mask.shape)}"
-        )
-    if tuple(eq_positions.shape) != tuple(logits.shape[:1]):
-        raise ValueError(
-            f"eq_positions must have shape ({logits.shape[0]},), got {tuple(eq_positions.shape)}"
-        )
-    if sample_weight is not None and tuple(sample_weight.shape) != tuple(logits.shape[:1]):
-        raise ValueError(
-            f"sample_weight must have shape ({logits.shape[0]},), got {tuple(sample_weight.shape)}"
-        )
+    _check_shapes(logits, targets, eq_positions, mask, sample_weight)
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
 
@@ -109,7 +115,9 @@ def get_loss_and_accuracy(
 def stablemax_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """log(s(x) / Σ s(x)) over the last axis in float64, s(x) = x + 1 for x ≥ 0 and
     1 / (1 − x) for x < 0 (StableMax, Prieto et al. 2025). Both branches are evaluated on
-    clamped inputs, so neither can overflow and the gradient is finite everywhere."""
+    clamped inputs, so neither can overflow and the gradient is finite everywhere. float64 as
+    its authors compute it: a device without float64 (MPS) refuses StableMax runs before
+    training (``modarith.runtime.devices.check_float64``) rather than run them in float32."""
     x = logits.double()
     s = torch.where(x >= 0, x.clamp(min=0) + 1.0, 1.0 / (1.0 - x.clamp(max=0)))
     return torch.log(s / s.sum(dim=-1, keepdim=True))

@@ -74,10 +74,13 @@ def warmup_factor(update: int, warmup: torch.Tensor) -> torch.Tensor:
     ``min(update / W, 1)``, 1 when ``W`` = 0 (no warm-up). ``warmup``: (K, 1) numbers of steps.
 
     It is the Grokfast paper's ``LambdaLR(opt, lambda u: 1 if u > W else u / W)``: the first
-    update has learning rate 0, update W + 1 the full rate."""
-    w = warmup.to(torch.float64)
-    f = torch.where(w > 0, (update / w.clamp(min=1.0)).clamp(max=1.0), torch.ones_like(w))
-    return f.to(warmup.dtype if warmup.is_floating_point() else torch.float32)
+    update has learning rate 0, update W + 1 the full rate. Computed in ``warmup``'s own float
+    dtype (float32 for integers), so a device without float64 (Apple's MPS) runs it: one correctly
+    rounded division, whose float32 bits equal the float64 quotient's rounded to float32
+    (``tests/test_float64.py``)."""
+    w = warmup.to(warmup.dtype if warmup.is_floating_point() else torch.float32)
+    return torch.where(w > 0, (torch.full_like(w, float(update)) / w.clamp(min=1.0)).clamp(max=1.0),
+                       torch.ones_like(w))
 
 
 def grokfast_ma_(g: torch.Tensor, window_buf: torch.Tensor, window_sum: torch.Tensor, n_seen: int,

@@ -7,6 +7,7 @@
 * :func:`attention_maps` runs the GPT once and returns an :class:`AttentionResult`
   (weights ``(L, H, S, S)``, tokens, prediction for the result); it unpacks as
   ``weights, tokens = attention_maps(...)``.
+* :func:`plot_attention_grid` draws the weights, one heatmap per layer and head (Fig. 25–27).
 * :func:`attention_focus` summarises where the ``=`` position looks, over all heads.
 * :func:`load_run` loads a stored GPT with its tokenizer and sequence length.
 * :func:`attention_explorer` is a small ipywidgets UI; headless it draws static figures.
@@ -18,11 +19,11 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from modarith.core.data import OPERATORS, Tokenizer, compute_result
-from modarith.plotting.plots import plot_attention_grid
 from modarith.runtime.store import load_model
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "parse_equation",
     "attention_maps",
     "attention_figure",
+    "plot_attention_grid",
     "attention_explorer",
     "attention_focus",
     "load_run",
@@ -213,9 +215,98 @@ def attention_maps(model, tokenizer: Tokenizer, equation: str,
     )
 
 
+def _grid_choice(weights, tokens: Sequence[str], layers, heads):
+    """``(weights (L, H, S, S), tokens, layers, heads)`` checked: the shape, one token per
+    position, layer and head indices in range (0-based; None: all)."""
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 4 or w.shape[-1] != w.shape[-2]:
+        raise ValueError(f"weights must have shape (L, H, S, S), got {w.shape}")
+    n_layers, n_heads, seq, _ = w.shape
+    tokens = [str(t) for t in tokens]
+    if len(tokens) != seq:
+        raise ValueError(f"got {len(tokens)} tokens for sequence length S = {seq}")
+    layers = list(range(n_layers)) if layers is None else list(layers)
+    heads = list(range(n_heads)) if heads is None else list(heads)
+    for name, chosen, size in (("layer", layers, n_layers), ("head", heads, n_heads)):
+        bad = [c for c in chosen if not 0 <= c < size]
+        if bad or not chosen:
+            raise ValueError(f"{name} indices {chosen} out of range 0..{size - 1}")
+    return w, tokens, layers, heads
+
+
+def _attention_cell(ax, mat, tokens: list[str], title: str, colormap):
+    """One head's heatmap ``mat`` (S, S) on ``ax``, the tokens labelling both axes."""
+    seq = len(tokens)
+    image = ax.imshow(mat, vmin=0.0, vmax=1.0, cmap=colormap, aspect="equal")
+    ax.set_xticks(range(seq))
+    ax.set_yticks(range(seq))
+    ax.set_xticklabels(tokens, rotation=90, fontsize=8)
+    ax.set_yticklabels(tokens, fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=10)
+    return image
+
+
+def _annotate(ax, mat, colormap, fontsize: float) -> None:
+    """Each weight of ``mat`` printed on its cell with two decimals, black or white by the
+    cell's luminance."""
+    for qi in range(mat.shape[0]):
+        for ki in range(mat.shape[1]):
+            value = mat[qi, ki]
+            rgba = colormap(value)
+            luminance = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+            ax.text(ki, qi, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
+                    color="black" if luminance > 0.5 else "white")
+
+
+def plot_attention_grid(weights, tokens: Sequence[str], title: str | None = None,
+                        cmap: str = "viridis", annotate: bool = True, layers=None, heads=None,
+                        cell_inches: float | None = None):
+    """Fig. 25–27: a grid of attention heatmaps, one row per layer and one column per head.
+
+    ``weights``: array ``(L, H, S, S)`` (query rows, key columns), values in [0, 1];
+    ``tokens``: the S source tokens labelling both axes. Each cell shows its weight with two
+    decimals. ``layers`` / ``heads`` (0-based iterables) restrict the grid. Returns
+    ``(fig, caption)``.
+    """
+    w, tokens, layers, heads = _grid_choice(weights, tokens, layers, heads)
+    seq = len(tokens)
+    rows, cols = len(layers), len(heads)
+    if cell_inches is None:
+        cell_inches = float(np.clip(12.5 / cols, 2.4, 3.6))
+    fig, axes = plt.subplots(rows, cols, figsize=(cell_inches * cols + 1.2,
+                                                  cell_inches * rows + 0.8),
+                             squeeze=False, layout="constrained")
+    colormap = plt.get_cmap(cmap)
+    fontsize = float(np.clip(cell_inches * 72 / seq / 4.2, 4.5, 9))
+    image = None
+    for r, layer in enumerate(layers):
+        for c, head in enumerate(heads):
+            ax = axes[r, c]
+            image = _attention_cell(ax, w[layer, head], tokens, f"Layer {layer + 1}, Head {head + 1}", colormap)
+            if r == rows - 1:
+                ax.set_xlabel("key", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("query", fontsize=9)
+            if annotate:
+                _annotate(ax, w[layer, head], colormap, fontsize)
+    cbar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, aspect=30)
+    cbar.set_label("attention weight")
+    sentence = " ".join(tokens)
+    fig.suptitle(title or f"Attention for: {sentence}")
+    caption = (
+        f"Attention weights for the input '{sentence}' (S = {seq}): one heatmap per head "
+        f"(columns, heads {', '.join(str(h + 1) for h in heads)}) and layer (rows, layers "
+        f"{', '.join(str(li + 1) for li in layers)}, layer 1 at the top). Rows are query "
+        "positions, columns key positions; colour and the printed numbers give the weight "
+        "(0 to 1); the causal mask makes every entry above the diagonal zero."
+    )
+    return fig, caption
+
+
 def attention_figure(model, tokenizer: Tokenizer, equation: str, seq_len: int | None = None,
                      layers=None, heads=None, title: str | None = None):
-    """:func:`attention_maps` + :func:`modarith.plotting.plots.plot_attention_grid`.
+    """:func:`attention_maps` + :func:`plot_attention_grid`.
 
     Returns ``(fig, caption, result)``; the caption adds the model's prediction.
     """
@@ -259,8 +350,6 @@ def attention_focus(weights, tokens: Sequence[str]) -> dict:
 
 
 def _close(fig) -> None:
-    import matplotlib.pyplot as plt
-
     plt.close(fig)
 
 
@@ -272,6 +361,22 @@ def _show(fig) -> None:
         return
     if get_ipython() is not None:
         display(fig)
+
+
+def _static_figures(runs: dict, equations: Sequence[str]) -> None:
+    """The explorer without widgets: every run's figure for every equation, shown (inside
+    IPython) and closed; a bad equation prints its ``ValueError`` message."""
+    for name, (model, tokenizer, seq_len) in runs.items():
+        for text in equations:
+            try:
+                fig, _, _ = attention_figure(model, tokenizer, text, seq_len,
+                                             title=None)
+            except ValueError as err:
+                print(f"[{name}] {err}")
+                continue
+            fig.suptitle(f"{name}: {fig.get_suptitle()}")
+            _show(fig)
+            _close(fig)
 
 
 def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0 + 3 =",),
@@ -287,7 +392,6 @@ def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0
     every equation of ``equations`` (displayed when inside IPython, then closed) and returns
     ``None``.
     """
-    # (over 60 lines: the widget's controls and its redraw callback belong together)
     if not runs:
         raise ValueError("runs must hold at least one entry name -> (model, tokenizer, seq_len)")
     runs = dict(runs)
@@ -298,19 +402,15 @@ def attention_explorer(runs: Mapping[str, tuple], equations: Sequence[str] = ("0
         except ImportError:
             widgets = None
     if widgets is None:
-        for name, (model, tokenizer, seq_len) in runs.items():
-            for text in equations:
-                try:
-                    fig, _, _ = attention_figure(model, tokenizer, text, seq_len,
-                                                 title=None)
-                except ValueError as err:
-                    print(f"[{name}] {err}")
-                    continue
-                fig.suptitle(f"{name}: {fig.get_suptitle()}")
-                _show(fig)
-                _close(fig)
+        _static_figures(runs, equations)
         return None
 
+    return _explorer_widget(widgets, runs, equations)
+
+
+def _explorer_widget(widgets, runs: dict, equations: Sequence[str]):
+    """The explorer's controls (equation, run, layer, head) and the ``Output`` its redraw
+    callback draws into, as one ``VBox``."""
     from IPython.display import clear_output, display
 
     names = list(runs)

@@ -1,6 +1,7 @@
 """Figures of the progress measures (:mod:`modarith.study.progress_measures`) and of time to grok
-(Kaplan–Meier curves of :mod:`modarith.study.compare` results). Like :mod:`modarith.plotting.plots`, every ``plot_*`` function returns
-``(fig, caption)`` with a caption computed from the data it was given."""
+(Kaplan–Meier curves of arms, e.g. a :class:`modarith.study.compare.Design`'s frame). Like
+:mod:`modarith.plotting.plots`, every ``plot_*`` function returns ``(fig, caption)`` with a caption
+computed from the data it was given."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from modarith.plotting.plots import TRAIN_COLOR, VAL_COLOR
+from modarith.plotting.style import TRAIN_COLOR, VAL_COLOR
 from modarith.study.progress_measures import fourier_coefficients, key_frequencies, top_k_fraction
 from modarith.study.survival import fmt_steps, km_curve, km_median
 
@@ -120,48 +121,6 @@ def plot_fourier_heatmaps(embeddings: dict[str, np.ndarray]) -> tuple[plt.Figure
     fig.tight_layout()
     return fig, ("Fourier coefficients of the trained number embeddings over Z/pZ, per frequency and "
                  "dimension. " + "; ".join(parts) + ".")
-
-
-def plot_km(results, level: float = 0.95) -> tuple[plt.Figure, str]:
-    """One panel per comparison (:class:`modarith.study.compare.ComparisonResult`): the
-    Kaplan–Meier fraction of measured seeds grokked by step t for each arm, with its band;
-    runs that never grok are censored at T (ticks), so a curve below 1 at T means censored
-    runs, not an infinite time."""
-    n = len(results)
-    cols = min(n, 3)
-    rows_n = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), squeeze=False, sharey=True)
-    colors = plt.get_cmap("tab10")
-    parts = []
-    for ax, res in zip(axes.flat, results):
-        T = float(res.measured["T"].max())
-        med = res.medians(level).set_index("arm")
-        for i, (arm, c) in enumerate(res.curves(level).items()):
-            x = np.append(c.step.to_numpy(), T)
-            ax.step(x, np.append(c.grokked.to_numpy(), c.grokked.iloc[-1]), where="post", color=colors(i),
-                    label=f"{arm} (lr {res.best_lr[arm]:g})")
-            ax.fill_between(x, np.append(c.low.to_numpy(), c.low.iloc[-1]),
-                            np.append(c.high.to_numpy(), c.high.iloc[-1]), step="post", color=colors(i),
-                            alpha=0.15, lw=0)
-            m = med.loc[arm]
-            parts.append(f"{res.comparison.name}, {arm}: {m['n_grokked']}/{m['n']} grokked, median "
-                         f"{fmt_steps(m['median'])}")
-        ax.set_title(f"{res.comparison.name} (A_val ≥ {res.comparison.threshold:g})", fontsize="medium")
-        ax.set_xlim(0, T)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("step t")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize="x-small")
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("fraction grokked (KM)")
-    fig.tight_layout()
-    bars = ", ".join(dict.fromkeys(f"{r.comparison.name}: {r.comparison.threshold:g}" for r in results))
-    return fig, (f"Time to grok (A_val at or above the bar and staying there; bars {bars}), Kaplan–Meier "
-                 "estimate of the fraction "
-                 f"of measured seeds grokked by step t with its {level:.0%} band; runs that never grok "
-                 "are censored at T. " + "; ".join(parts) + ".")
 
 
 def plot_km_arms(frame: pd.DataFrame, panels: dict[str, list[str]], threshold: float, window: int | None,

@@ -15,6 +15,7 @@ import sys
 from dataclasses import MISSING, fields
 
 from modarith.models.config import RunConfig, did_you_mean
+from modarith.runtime.devices import DEVICES
 from modarith.version import __version__
 
 
@@ -68,6 +69,24 @@ def _folder(text: str) -> str:
     return text
 
 
+def _device(text: str) -> str:
+    """A device name as ``resolve_device`` reads it (auto, cpu, cuda, cuda:N, mps), checked while
+    the flags are parsed, so a typo stops before any work (availability is checked next)."""
+    base, _, index = text.partition(":")
+    if base not in DEVICES or (index and (base != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DEVICES)} or cuda:N, got {text!r}")
+    return text
+
+
+#: Help of the flags whose RunConfig comment shows Python values rather than what the flag takes.
+FLAG_HELP = {"orders": "equation orders: 2 binary, 3 ternary, 2,3 mixed"}
+
+
+def _shown(default) -> str:
+    """A default as the flag is typed: ``2`` for ``(2,)``, ``2,3`` for ``(2, 3)``."""
+    return ",".join(map(str, default)) if isinstance(default, tuple) else repr(default)
+
+
 #: What a boolean flag accepts (any case): ``--orthograd false``, ``--record-collapse yes``.
 BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -112,7 +131,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                            action="store_false", help=f"--{f.name.replace('_', '-')} false")
             continue
         p.add_argument(*flags, dest=f.name, type=kind, default=None,
-                       help=f"{comments.get(f.name, '')} (default {default!r})")
+                       help=f"{FLAG_HELP.get(f.name, comments.get(f.name, ''))} (default {_shown(default)})")
     p.add_argument("--seeds", type=_seeds, default=[0, 42], help="comma-separated seeds (default 0,42)")
     p.add_argument("--checkpoint-every", type=_int_at_least(1), default=None, metavar="N",
                    help="save a resumable checkpoint every N updates (default: time-based, < 2 %% cost)")
@@ -146,7 +165,7 @@ def _field_comments() -> dict[str, str]:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results", type=_folder, help="results folder (default results/)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    p.add_argument("--device", default="auto", type=_device, help="auto|cpu|cuda|cuda:N|mps (default auto)")
     p.add_argument("--force", action="store_true", help="retrain even if stored")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -163,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("experiment", help="experiment name (see `list`)")
     r.add_argument("--profile", default="auto", choices=("auto", "smoke", "quick", "full"),
                    help="auto|smoke|quick|full (default auto)")
-    r.add_argument("--figures", default="figures", type=_folder, help="figures folder (default figures/)")
+    r.add_argument("--seeds", type=_seeds, default=None,
+                   help="comma-separated seeds per grid point, e.g. 0,42 (default: the profile's)")
+    r.add_argument("--figures", default=None, type=_folder,
+                   help="figures folder (default figures/ for quick, figures/<profile>/ for the others)")
     _common(r)
     sub.add_parser("list", help="list experiments and the runs each profile needs")
     b = sub.add_parser("bench", help="speed: course-style loop vs engine (K, workers), peaks, "
@@ -187,7 +209,10 @@ def _bench(argv: list[str]) -> int:
 
     if not (Path.cwd() / "benchmarks" / "bench.py").is_file():
         return _fail("bench: benchmarks/bench.py is not here: run from the repository root")
-    return subprocess.call([sys.executable, "-m", "benchmarks.bench", *argv])
+    import os
+
+    env = {**os.environ, "MODARITH_BENCH_PROG": "python -m modarith bench"}  # its --help's usage line
+    return subprocess.call([sys.executable, "-m", "benchmarks.bench", *argv], env=env)
 
 
 def _fail(message: str) -> int:
@@ -196,6 +221,20 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code. A reader that stops early (``runs --json | head``)
+    ends it quietly: the rest of the output goes to ``/dev/null``, no BrokenPipeError traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit
+        return 141  # 128 + SIGPIPE, as a shell reports a command its reader stopped
+
+
+def _main(argv: list[str] | None) -> int:
     # (over 60 lines: the command's steps in order: parse, check every option, run, report)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
@@ -261,10 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             experiments.main_run(args.experiment, profile=args.profile, results=args.results,
                                  device=args.device, figures=args.figures, force=args.force,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress,
+                                 parameters=None if args.seeds is None else {"seeds": args.seeds})
             return 0
         except ValueError as e:
-            return _fail(str(e))
+            return _fail(f"--seeds: {e}" if str(e).startswith("seeds is not") else str(e))
+        except experiments.NotebookFailed as e:
+            print(f"python -m modarith run: {e}", file=sys.stderr)
+            return 1
     if args.command == "list":
         from modarith.reporting import experiments
 

@@ -9,7 +9,9 @@ papermill and nbformat (the ``notebook``/``report`` extras) are imported where t
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -18,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import modarith
-from modarith.runtime.devices import cpu_cores
+from modarith.reporting.notebook import figures_for
+from modarith.runtime.devices import cpu_cores, resolve_device
 from modarith.runtime.events import ENV, BuildProgress
 from modarith.study import protocol
 from modarith.study.protocol import EXPERIMENTS, check_choice, list_experiments, resolve_profile
@@ -39,6 +42,17 @@ PACKAGE_ROOT = Path(modarith.__file__).resolve().parent.parent  # the checkout o
 #: reach the notebook and the caller. No history database: nobody reads it, and a kept
 #: kernel renumbers its cells for each notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL", "--HistoryManager.enabled=False"]
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """Names assigned in a notebook's ``parameters`` cell (so we only pass what it declares)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"]
+            source = "".join(source) if isinstance(source, list) else str(source)
+            return set(re.findall(r"^(\w+)\s*(?::[^=]*)?=", source, re.M))
+    return set()
 
 
 def notebook_path(experiment: str) -> Path:
@@ -242,6 +256,19 @@ def execute(source: str | Path, output: str | Path, parameters: dict | None = No
     return output
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook's cell raised: the message is one line naming the notebook, the cell and its
+    error (:func:`cell_error`) and where the executed copy is."""
+
+
+def cell_error(error) -> str:
+    """One line for papermill's ``PapermillExecutionError``: the failing cell (its number in the
+    executed copy, its ``In [n]``, its first line) and the error it raised."""
+    first = next((line for line in error.source.splitlines() if line.strip()), "")
+    return (f"cell {error.cell_index + 1} of the executed copy (In [{error.exec_count}]: `{first.strip()}`) "
+            f"raised {error.ename}: {error.evalue}")
+
+
 def execute_reporting(source: str | Path, output: str | Path, parameters: dict, label: str,
                       kernel: Kernel | None = None) -> tuple[float, str]:
     """:func:`execute`, with the outcome as (seconds, error): ``error`` is ``""`` when every
@@ -254,9 +281,7 @@ def execute_reporting(source: str | Path, output: str | Path, parameters: dict, 
     try:
         execute(source, output, parameters, label=label, kernel=kernel)
     except papermill.PapermillExecutionError as e:
-        first = next((line for line in e.source.splitlines() if line.strip()), "")
-        return time.perf_counter() - start, (f"cell {e.cell_index + 1} of the executed copy (In [{e.exec_count}]: "
-                                             f"`{first.strip()}`) raised {e.ename}: {e.evalue}")
+        return time.perf_counter() - start, cell_error(e)
     except Exception as e:  # noqa: BLE001 - kernel death, missing kernel, bad notebook …
         return time.perf_counter() - start, f"{type(e).__name__}: {e}"
     return time.perf_counter() - start, ""
@@ -317,18 +342,26 @@ def execute_many(tasks: list[tuple], jobs: int | None = None, done=None) -> list
 
 
 def run_notebook(experiment: str, profile: str = "auto", results: str | Path = "results",
-                 device: str = "auto", figures: str | Path = "figures", force: bool = False,
+                 device: str = "auto", figures: str | Path | None = None, force: bool = False,
                  progress: bool = True, output: str | Path | None = None,
                  parameters: dict | None = None) -> Path:
     """Execute ``experiment``'s notebook (:func:`execute`); return the executed copy's path.
 
     The notebook's parameters are set from the arguments (folders made absolute, extra ones
-    from ``parameters``); the copy goes to ``output`` (default
+    from ``parameters``; ``figures`` None: ``figures/``, or ``figures/<profile>/`` for a profile
+    other than the committed one, :func:`~modarith.reporting.notebook.figures_for`); the copy goes to ``output`` (default
     ``<results>/notebooks/<stem>.ipynb``). Bad values raise ``ValueError`` before any
     compute; a failing cell raises papermill's ``PapermillExecutionError``.
     """
     source = notebook_path(experiment)
     resolve_profile(profile, "cpu")  # validate the name before starting a kernel
+    declared = notebook_parameters(source)
+    unknown = sorted(set(parameters or {}) - declared)
+    if unknown:
+        raise ValueError(f"{unknown[0]} is not a parameter of {source.name} (its parameters: "
+                         f"{', '.join(sorted(declared))})")
+    if figures is None:  # figures/, or figures/<profile>/ for a profile other than the committed one
+        figures = figures_for("figures", resolve_profile(profile, str(resolve_device(device)).split(":")[0]))
     results = Path(results).expanduser().resolve()
     out = Path(output) if output is not None else results / "notebooks" / source.name
     params = {"profile": profile, "device": device, "results_dir": str(results),
@@ -347,8 +380,15 @@ def printed(notebook: str | Path) -> str:
 
 
 def main_run(experiment: str, **kwargs) -> Path:
-    """CLI ``run``: execute the notebook, print what it printed and where the results are."""
-    out = run_notebook(experiment, **kwargs)
+    """CLI ``run``: execute the notebook, print what it printed and where the results are; a
+    failing cell raises :class:`NotebookFailed` (one line) instead of papermill's traceback."""
+    import papermill
+
+    try:
+        out = run_notebook(experiment, **kwargs)
+    except papermill.PapermillExecutionError as e:
+        name = notebook_path(experiment).name
+        raise NotebookFailed(f"{name} failed: {cell_error(e)}") from None
     print(printed(out), end="")
     print(f"Executed notebook: {out}")
     return out

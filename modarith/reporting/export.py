@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,19 +288,52 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--disable-default-apps", "--disable-extensions", "--mute-audio",
                   "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>")
-INSTALL_HINT = ("install Chromium (Debian/Ubuntu: `apt-get install chromium`), or set "
-                "MODARITH_CHROMIUM to a Chrome/Chromium executable")
+#: Where browsers live off ``PATH``, per platform (``sys.platform``): macOS's applications,
+#: Ubuntu's snap, Windows' program folders.
+BROWSER_PATHS = {
+    "darwin": ("/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+               "/Applications/Chromium.app/Contents/MacOS/Chromium",
+               "~/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+               "~/Applications/Chromium.app/Contents/MacOS/Chromium"),
+    "linux": ("/snap/bin/chromium", "/usr/lib/chromium/chromium", "/opt/google/chrome/chrome"),
+    "win32": (r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+              r"C:\Program Files (x86)\Google\Chrome\Application\chrome.exe"),
+}
+_HINTS = {
+    "darwin": "install Google Chrome (https://www.google.com/chrome/) or `brew install --cask chromium`",
+    "linux": "install Chromium (Debian: `sudo apt-get install chromium`; Ubuntu: `sudo snap install chromium`)",
+    "win32": "install Google Chrome (https://www.google.com/chrome/)",
+}
 
 
-def find_chromium() -> str | None:
-    """Path of a Chromium/Chrome executable (``$MODARITH_CHROMIUM`` first, then ``PATH``), or
-    None (also when ``$MODARITH_CHROMIUM`` names nothing that exists)."""
+def install_hint(platform: str | None = None) -> str:
+    """How to get a browser for the PDF on this platform (``sys.platform`` by default)."""
+    what = _HINTS.get(platform or sys.platform, "install Chromium or Google Chrome")
+    return f"{what}, or set MODARITH_CHROMIUM to a Chrome/Chromium executable"
+
+
+INSTALL_HINT = install_hint()  # this platform's
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def find_chromium(platform: str | None = None) -> str | None:
+    """Path of a Chromium/Chrome executable: ``$MODARITH_CHROMIUM`` first, then ``PATH``
+    (:data:`BROWSER_NAMES`), then the platform's usual places (:data:`BROWSER_PATHS`: macOS's
+    ``/Applications/Google Chrome.app``, ``Chromium.app``, Ubuntu's snap); None when none is
+    found (also when ``$MODARITH_CHROMIUM`` names nothing that exists)."""
     explicit = os.environ.get("MODARITH_CHROMIUM")
     if explicit:
         return explicit if Path(explicit).exists() else shutil.which(explicit)
     for name in BROWSER_NAMES:
         path = shutil.which(name)
         if path:
+            return path
+    for path in BROWSER_PATHS.get(platform or sys.platform, ()):
+        path = os.path.expanduser(path)
+        if _executable(path):
             return path
     return None
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -24,8 +23,9 @@ from pathlib import Path
 
 from modarith.models.config import run_id
 from modarith.reporting import export
-from modarith.reporting.experiments import PACKAGE_ROOT, execute_many, showing_progress
+from modarith.reporting.experiments import PACKAGE_ROOT, execute_many, notebook_parameters, showing_progress
 from modarith.reporting.export import NotebookRun
+from modarith.reporting.notebook import figures_for
 from modarith.runtime.devices import DEVICES, cpu_cores, resolve_device
 from modarith.runtime.engine import engine_groups, train
 from modarith.runtime.events import format_seconds
@@ -45,7 +45,7 @@ from modarith.runtime.workers import group_label
 from modarith.study import protocol
 from modarith.study.protocol import EXPERIMENTS, PROFILE_CHOICES
 
-#: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plotting.plots.figure_formats`).
+#: What ``--svg`` sets for the notebooks' kernels (:func:`modarith.plotting.output.figure_formats`).
 FIGURE_FORMATS_ENV = "MODARITH_FIGURE_FORMATS"
 
 
@@ -274,7 +274,7 @@ def execute_notebooks(chosen: list[str], plan: BuildPlan, source_dir: Path, out_
     labels = [f"[{i}/{len(chosen)}] {file}" for i, file in enumerate(files, 1)]
     tasks = []
     for file, label in zip(files, labels):
-        wanted = _notebook_parameters(source_dir / file)
+        wanted = notebook_parameters(source_dir / file)
         tasks.append((source_dir / file, out_dir / file, {k: v for k, v in parameters.items() if k in wanted},
                       label))
 
@@ -310,7 +310,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="results store (runs already stored are reused)")
     parser.add_argument("--out", default="build", metavar="DIR",
                         help="output folder: report.html, report.pdf, notebooks/")
-    parser.add_argument("--figures", default="figures", metavar="DIR", help="folder for figure files")
+    parser.add_argument("--figures", default=None, metavar="DIR",
+                        help="folder for figure files (default figures/ for the quick profile, the "
+                             "committed report's, figures/<profile>/ for the others)")
     parser.add_argument("--svg", action="store_true", help="write each figure as SVG too (default: PNG only)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes for the training (default: the engine's choice)")
@@ -330,7 +332,7 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     except ValueError as error:
         parser.error(str(error))
     for option in ("results", "out", "figures"):
-        if not getattr(args, option).strip():
+        if getattr(args, option) is not None and not getattr(args, option).strip():
             parser.error(f"--{option}: give a folder path")
     for option in ("workers", "jobs"):
         if getattr(args, option) is not None and getattr(args, option) < 1:
@@ -352,7 +354,8 @@ def main(argv: list[str] | None = None, notebooks_dir: Path | None = None) -> in
     executed.mkdir(parents=True, exist_ok=True)
     results = Path(args.results).expanduser().resolve()
     parameters = {"profile": profile, "device": device, "results_dir": str(results),
-                  "figures_dir": str(Path(args.figures).expanduser().resolve()), "interactive": False}
+                  "figures_dir": str(Path(args.figures or figures_for("figures", profile)).expanduser().resolve()),
+                  "interactive": False}
 
     start = time.perf_counter()
     plan = build_plan(chosen, profile, device, results, args.workers, out_dir=executed, jobs=args.jobs)
@@ -390,7 +393,7 @@ def write_report(runs: list, out: Path, profile_line: str, profile: str, device:
         return
     chromium = export.find_chromium()
     if chromium is None:
-        print(f"no PDF: Chromium/Chrome not found ({export.INSTALL_HINT}); the HTML report is complete",
+        print(f"no PDF: Chromium/Chrome not found ({export.install_hint()}); the HTML report is complete",
               flush=True)
         return
     t_pdf = time.perf_counter()
@@ -413,12 +416,3 @@ def _last_duration(executed: Path) -> float:
         return float("inf")
 
 
-def _notebook_parameters(path: Path) -> set[str]:
-    """Names assigned in a notebook's ``parameters`` cell (so we only pass what it declares)."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = cell["source"]
-            source = "".join(source) if isinstance(source, list) else str(source)
-            return set(re.findall(r"^(\w+)\s*(?::[^=]*)?=", source, re.M))
-    return set()

@@ -11,6 +11,10 @@ What is exact where (README "Exactness"):
   CUDA starts and ``torch.use_deterministic_algorithms(True)``, so reruns and resumes are
   bit-exact on the same GPU and software; batched and single runs may still differ by float
   rounding (different matmul shapes pick different kernels).
+* **MPS** (Apple Silicon): no float64, so the warm-up factor and every other training tensor are
+  float32; StableMax's float64 loss and the Grokfast-MA float64 running sum are refused there
+  before training (:func:`check_float64`). Results are close to the CPU's, not equal, and
+  PyTorch does not promise that MPS kernels are deterministic.
 * **CUDA** otherwise: the fast path's ``index_select`` backward (``index_add_``) and cuBLAS
   reductions are not deterministic; results are close, not equal
   (``tests/test_cuda.py`` states the tolerances it checks).
@@ -42,6 +46,29 @@ def resolve_device(device: str = "auto") -> str:
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device = 'mps' is not available on this machine: use 'cpu' or 'auto'")
     return device
+
+
+NO_FLOAT64 = ("mps",)  # device types without float64 tensors (Apple's Metal)
+
+
+def has_float64(device) -> bool:
+    """Whether ``device`` (a name or ``torch.device``) has float64 tensors: not on MPS."""
+    return torch.device(device).type not in NO_FLOAT64
+
+
+def check_float64(configs, device) -> None:
+    """Refuse, before any training, the runs that need float64 on a device without it: StableMax's
+    loss (``loss="stablemax"``, computed in float64 as its authors do) and the Grokfast-MA
+    running sum (``grokfast_window``). The error names the field, the device and what runs there.
+    Every other run trains without float64 on the device (``tests/test_float64.py``)."""
+    if has_float64(device):
+        return
+    for c in configs:
+        for field, on in (("loss", c.loss == "stablemax"), ("grokfast_window", c.grokfast_window > 0)):
+            if on:
+                raise ValueError(
+                    f"RunConfig.{field} = {getattr(c, field)!r} needs float64, which device = {str(device)!r} "
+                    f"lacks: use device='cpu' (or 'cuda') for it, or loss='softmax' and grokfast_window=0 there")
 
 
 def cpu_cores() -> int:

@@ -22,7 +22,7 @@ import torch
 
 from modarith.models.config import RunConfig, run_id
 from modarith.runtime import checkpoint as ckpt
-from modarith.runtime.devices import cpu_cores, resolve_device
+from modarith.runtime.devices import check_float64, cpu_cores, resolve_device
 from modarith.runtime.group import group_key
 from modarith.runtime.runner import CHECKPOINT_INTERVAL_S, run_groups
 from modarith.runtime.store import Record, Store
@@ -102,7 +102,7 @@ def default_workers(device: str, groups: list[list[RunConfig]] | None = None) ->
 
 
 #: Rough seconds of one SPEC-equivalent run-step on one CPU core, per model (:func:`group_cost`):
-#: the fresh-clone quick build of issue 29 trained LSTM × 5 at 17.7 and GPT × 4 at 13.0
+#: a fresh-clone quick build on the 2-core CPU (``benchmarks/NOTES.md``) trained LSTM × 5 at 17.7 and GPT × 4 at 13.0
 #: run-steps/s per core (0.056 and 0.077 s); other models count as the mean.
 SECONDS_PER_SPEC_STEP = {"gpt": 0.077, "lstm": 0.056}
 
@@ -192,6 +192,41 @@ def _check_train_args(results, force, progress, max_group_size, checkpoint_every
 # ---------------------------------------------------------------------------------------------
 # the public entry point
 # ---------------------------------------------------------------------------------------------
+def _config_list(configs) -> list[RunConfig]:
+    """``configs`` (one RunConfig or an iterable of them) as a list; anything else raises."""
+    if isinstance(configs, RunConfig):
+        configs = [configs]
+    try:
+        configs = list(configs)
+    except TypeError:
+        raise ValueError(f"configs must be a RunConfig or a list of them, got {type(configs).__name__}") from None
+    bad = [c for c in configs if not isinstance(c, RunConfig)]
+    if bad:
+        raise ValueError(f"configs must be RunConfig instances, got {type(bad[0]).__name__}")
+    return configs
+
+
+def _stored_and_missing(configs: list[RunConfig], store: Store | None,
+                        force: bool) -> tuple[dict[str, Record], dict[str, RunConfig]]:
+    """``(found, todo)`` by run id, each run once: the records the store holds (none with
+    ``force`` or without a store; a stored run's leftover checkpoint is discarded) and the
+    configs to train."""
+    found: dict[str, Record] = {}
+    todo: dict[str, RunConfig] = {}
+    for c in configs:
+        rid = run_id(c)
+        if rid in found or rid in todo:
+            continue
+        rec = None if (force or store is None) else store.get(c)
+        if rec is not None:
+            found[rid] = rec
+            if store.checkpoint_path(rid).exists():  # stored by a process killed before its cleanup
+                ckpt.discard(store, rid)
+        else:
+            todo[rid] = c
+    return found, todo
+
+
 def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "results",
           device: str = "auto", force: bool = False, progress: bool = True,
           max_group_size: int | None = None, checkpoint_every: int | None = None,
@@ -223,36 +258,16 @@ def train(configs: list[RunConfig] | RunConfig, results: str | Path | None = "re
 
     An out-of-memory error in a group splits it in halves and retries (with a warning).
     """
-    # (over 60 lines: most of it is the docstring and argument checks; the flow is 15 lines)
-    if isinstance(configs, RunConfig):
-        configs = [configs]
-    try:
-        configs = list(configs)
-    except TypeError:
-        raise ValueError(f"configs must be a RunConfig or a list of them, got {type(configs).__name__}") from None
-    bad = [c for c in configs if not isinstance(c, RunConfig)]
-    if bad:
-        raise ValueError(f"configs must be RunConfig instances, got {type(bad[0]).__name__}")
+    configs = _config_list(configs)
     _check_train_args(results, force, progress, max_group_size, checkpoint_every, checkpoint_interval_s,
                       workers, deterministic, compile)
     device = resolve_device(device)
+    check_float64(configs, device)
     store = Store(results) if results is not None else None
     if store is not None:
         store.clean_tmp()
         ckpt.convert_group_checkpoints(store)
-    found: dict[str, Record] = {}
-    todo: dict[str, RunConfig] = {}
-    for c in configs:
-        rid = run_id(c)
-        if rid in found or rid in todo:
-            continue
-        rec = None if (force or store is None) else store.get(c)
-        if rec is not None:
-            found[rid] = rec
-            if store.checkpoint_path(rid).exists():  # stored by a process killed before its cleanup
-                ckpt.discard(store, rid)
-        else:
-            todo[rid] = c
+    found, todo = _stored_and_missing(configs, store, force)
     groups, n = engine_groups(list(todo.values()), device, workers, max_group_size)
     opts = dict(device=device, progress=progress, checkpoint_every=checkpoint_every,
                 checkpoint_interval_s=checkpoint_interval_s, deterministic=deterministic, compile=compile)

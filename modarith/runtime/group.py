@@ -37,6 +37,7 @@ from modarith.core.metrics import get_loss_and_accuracy, softmax_collapsed
 from modarith.models import registry
 from modarith.models.config import RunConfig, run_id
 from modarith.models.registry import init_model
+from modarith.runtime import devices
 from modarith.runtime.devices import to_host
 
 # Fields that may differ between runs of one vectorised group; everything else must match.
@@ -192,6 +193,7 @@ class GroupTrainer:
         self.configs, self.K = configs, len(configs)
         self.fast = fast and registry.entry(configs[0].model).fast_logits is not None
         self.device = device = torch.device(device)
+        devices.check_float64(configs, device)  # StableMax, Grokfast-MA: not where float64 is missing
         c0 = configs[0]
         self.T, self.eval_steps = c0.total_steps, c0.eval_steps()
         self.run_ids = [run_id(c) for c in configs]

@@ -34,12 +34,12 @@ from modarith.runtime.store import Store
 #: Per-step slowdown of a CPU worker when another training worker runs beside it on the
 #: other core (shared caches and memory bandwidth), against one beside an idle core: measured
 #: with ``benchmarks/concurrency.py`` (a busy loop beside the "alone" timing so that time
-#: slicing by other load cancels; ``benchmarks/NOTES.md``, issue 29). ``MODARITH_CONTENTION``
+#: slicing by other load cancels; ``benchmarks/NOTES.md``, "An ETA that holds"). ``MODARITH_CONTENTION``
 #: overrides it.
 CPU_CONTENTION = 1.0
 
 #: Seconds to execute one notebook whose runs are stored (load, analyse, plot) when no
-#: earlier build into the same folder timed it: the fresh-clone quick build of issue 29 spent
+#: earlier build into the same folder timed it: a fresh-clone quick build on the 2-core CPU spent
 #: ≈ 100 s after its training on 10 notebooks over 2 kernels plus the HTML.
 NOTEBOOK_SECONDS = 20.0
 

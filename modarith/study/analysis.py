@@ -10,7 +10,7 @@ answers from. Nothing here knows which experiment it serves.
   ``alphas`` slices each run at T_max = α·T; ``params`` adds P, ``compute`` adds C ≈ P·B·T.
 * :func:`model_table`, :func:`compare_tables` — best values, t_f and Δt per model, side by side
   with another table (e.g. a published one), the better model bolded per row.
-* :func:`select`, :func:`direction`, :func:`spearman`, :func:`threshold`, :func:`first_step_at`,
+* :func:`select`, :func:`direction`, :func:`threshold`, :func:`first_step_at`,
   :func:`norm_around_generalisation` and the formatters — building blocks of computed answers.
 
 Standard deviations are population std (ddof = 0) over seeds, as :func:`metrics.mean_std`.
@@ -371,20 +371,6 @@ def direction(values: Sequence[float], rel_tol: float = 1e-9, nan_is_never: bool
     return "is non-monotone"
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN if a side is constant."""
-    rx = pd.Series(list(x), dtype=float).rank().to_numpy()
-    ry = pd.Series(list(y), dtype=float).rank().to_numpy()
-    if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def rho_text(rho: float) -> str:
-    """A correlation as text (``+0.50``; ``n/a`` for a constant series)."""
-    return "n/a (a constant series)" if math.isnan(rho) else f"{rho:+.2f}"
-
-
 def listing(rows: pd.DataFrame, field: str, q: str, col: str = "best_mean") -> str:
     """``0.3: 0.5000, 0.5: 1.0000``: a field's values beside a column, formatted as ``q``."""
     return ", ".join(f"{fmt_value(x)}: {fmt(v, q)}" for x, v in zip(rows[field], rows[col]))
@@ -440,9 +426,9 @@ def norm_around_generalisation(records: Iterable, by: Sequence[str] = (),
     return _sort(pd.DataFrame(rows), ["model", *by, "seed"])
 
 
-# --------------------------------------------------------------------------- effects and norms
+# --------------------------------------------------------------------------- norms
 # Measures behind the fidelity verdicts (49_fidelity): parameter norms by name filter (e.g.
-# without the token embedding) and the size of a trend against the seed-to-seed spread.
+# without the token embedding) and how a norm moves around an event.
 def parameter_norms(snapshots: dict, exclude: Sequence[str] = ()) -> pd.DataFrame:
     """‖θ‖₂ at every snapshot over the parameters whose name contains none of ``exclude``.
 
@@ -489,68 +475,3 @@ def rise_and_fall(steps: Sequence[float], norm: Sequence[float], t_event: float)
                step_event=float(s[e]), low=float(v[j]),
                step_low=float(s[j]), rise=float(v[i] / v[0] - 1), fall=float(1 - v[j] / v[e]))
     return out
-
-
-def trend_effect(points: pd.DataFrame, field: str, value: str = "best",
-                 spread: pd.DataFrame | None = None) -> dict:
-    """Size of a trend along ``field`` and whether it exceeds the seed-to-seed spread, both on
-    a log scale (losses spread multiplicatively: the seed's two LSTM seeds differ ×12).
-
-    ``points``: one row per (grid point, seed) with columns ``field``, ``seed`` and ``value``
-    (positive, e.g. a :func:`per_seed_frame` of one model and a loss). The effect is the log
-    ratio of the geometric means over seeds from the first grid point to the last,
-    ``change = ln(last / first)``. The spread is the std over seeds of the per-seed log ratio
-    when ≥ 2 seeds sit at both ends; otherwise the largest std over seeds of ln(value) at any
-    point of ``spread`` (same columns, e.g. every stored seed of the same configs), or of
-    ``points``. Returns ``direction`` (:func:`direction` of the geometric means), ``first``,
-    ``last``, ``change``, ``spread`` (NaN when no point has two seeds), ``spread_from``
-    (words), ``seeds`` (seeds of ``points``) and ``exceeds`` (|change| > spread; None
-    without a spread).
-    """
-    missing = [c for c in (field, "seed", value) if c not in points.columns]
-    if missing or points.empty:
-        raise ValueError(f"points needs rows and the columns {field!r}, 'seed', {value!r}; "
-                         f"missing {missing}")
-    if (points[value] <= 0).any():
-        raise ValueError(f"points[{value!r}] must be > 0 (a log-scale trend), got "
-                         f"{points[value].min()!r}")
-    logs = points.assign(_ln=np.log(points[value].astype(float)))
-    means = logs.groupby(field)["_ln"].mean().sort_index()
-    first, last = float(np.exp(means.iloc[0])), float(np.exp(means.iloc[-1]))
-    change = float(means.iloc[-1] - means.iloc[0])
-    ends = logs[logs[field].isin([means.index[0], means.index[-1]])]
-    paired = ends.pivot_table(index="seed", columns=field, values="_ln").dropna()
-    out = {"direction": direction(list(np.exp(means))), "first": first, "last": last,
-           "change": change, "seeds": int(points["seed"].nunique()), "spread": math.nan,
-           "spread_from": "no point with two seeds", "exceeds": None}
-    if len(paired) >= 2 and len(means) >= 2:
-        per_seed = paired[means.index[-1]] - paired[means.index[0]]
-        out["spread"] = float(per_seed.std(ddof=0))
-        out["spread_from"] = f"std of the log ratio over {len(paired)} seeds"
-    else:
-        src = logs if spread is None else spread.assign(_ln=np.log(spread[value].astype(float)))
-        stats = src.groupby(field)["_ln"].agg(["count", lambda x: x.std(ddof=0)])
-        stats.columns = ["count", "std"]
-        stats = stats[stats["count"] >= 2]
-        if not stats.empty:
-            at = stats["std"].idxmax()
-            out["spread"] = float(stats["std"].max())
-            out["spread_from"] = (f"std of ln over {int(stats.loc[at, 'count'])} seeds at "
-                                  f"{sym(field)} = {fmt_value(at)}")
-    if not math.isnan(out["spread"]):
-        out["exceeds"] = bool(abs(change) > out["spread"])
-    return out
-
-
-def effect_text(effect: dict, quantity: str = "L") -> str:
-    """A :func:`trend_effect` as a sentence: ``falls ×0.55 (ln −0.60; 1.00e+00 → 5.48e-01);
-    seed-to-seed spread ±0.10 in ln (…): exceeds it``."""
-    ch = effect["change"]
-    word = "rises" if ch > 0 else "falls" if ch < 0 else "is unchanged"
-    text = (f"{word} ×{math.exp(ch):.3g} (ln {ch:+.2f}; {fmt(effect['first'], quantity)} → "
-            f"{fmt(effect['last'], quantity)})")
-    if math.isnan(effect["spread"]):
-        return text + f"; seed-to-seed spread not measured ({effect['spread_from']})"
-    verdict = "exceeds it" if effect["exceeds"] else "within it"
-    return (text + f"; seed-to-seed spread ±{effect['spread']:.2f} in ln "
-            f"({effect['spread_from']}): {verdict}")

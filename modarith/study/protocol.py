@@ -33,9 +33,9 @@ from modarith.runtime.devices import resolve_device
 #: The repository the Colab badges open and the install cells pip-install from
 #: (the environment variable ``MODARITH_REPO_URL`` overrides it in the install cell).
 REPO_URL = "https://github.com/modarith/modarith"
-#: The branch the Colab badges open; the install cells install its default branch unless
-#: ``MODARITH_REF`` names a branch or tag (the release ``v`` + ``modarith.__version__``, the
-#: version's one place).
+#: The branch the Colab badges open. The install cells install the release
+#: (``modarith.version.RELEASE_REF``, the tag of ``modarith.__version__``) unless ``MODARITH_REF``
+#: names another branch, tag or commit.
 REPO_REF = "main"
 
 PROFILES = ("smoke", "quick", "full")
@@ -67,7 +67,7 @@ _FULL = {
 
 # Quick profile (2-core CPU): every claim of the seed answered at SPEC's *dynamics* — lr 1e-3,
 # weight decay 1 (unless swept), batch 512, T = 10⁴+1 — on reduced grids and one seed; only
-# the sanity check keeps both seeds. Issue 21 (benchmarks/CALIBRATION.md): at lr 3e-3 and
+# the sanity check keeps both seeds. The calibration (benchmarks/CALIBRATION.md): at lr 3e-3 and
 # T 1.5–4k, 7 of the seed's 11 claims came out differently, and a changed lr or horizon says
 # nothing about the seed. Two horizons differ from SPEC's, each stated by 49_fidelity:
 #   orders T = 5,001: training does not depend on T (no schedule), so a shorter run is a prefix
@@ -78,7 +78,7 @@ _FULL = {
 # Runs shared between experiments (one training, `Store` returns it to each): sanity seed 0 =
 # data_size r 0.5 = model_size (L 2, d 128) = compute B 512 = regularization wd 1 (LSTM).
 # The LSTM snapshots its weights every 500 steps (~23 MB a run) so that ‖θ‖₂ can be read
-# without the token embedding (claim 11; issue 21.3).
+# without the token embedding (claim 11: the norm the model grows, not its lookup table).
 _QUICK = {
     "base": {},  # p = 31, d = 128, L = 2, lr 1e-3, weight decay 1, batch 512 (SPEC)
     "model_base": {"lstm": {"snapshot_every": 500}, "gpt": {}},
@@ -191,8 +191,10 @@ def trained() -> list[str]:
 
 
 def reproduced() -> list[str]:
-    """Names of the rows that reproduce the seed report's experiments (a grid of its models)."""
-    return [name for name, e in EXPERIMENTS.items() if e.models]
+    """Names of the rows that reproduce the seed report's experiments: a grid of models
+    answering one of the seed's problems (``problem`` set). A new experiment beyond the seed
+    (no ``problem``) trains, but stays out of the seed's totals and the front page's reductions."""
+    return [name for name, e in EXPERIMENTS.items() if e.models and e.problem]
 
 
 def select(only: str | None) -> list[str]:
@@ -291,94 +293,12 @@ def reductions(profile: str = "quick") -> pd.DataFrame:
                      ignore_index=True)[["experiment", "model", "field", "full", profile]]
 
 
-# =========================================================================== fair comparisons
-# A comparison as data (what it trains); modarith.study.compare tunes, trains and tests it.
+# =========================================================================== time to grok
 GROK_THRESHOLD = 0.99  # A_val at or above this (and staying there) counts as grokked
-MIN_SEEDS = 8  # measured seeds per arm, at least
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One recipe: a name and the RunConfig fields it changes from the comparison's base."""
-
-    name: str
-    changes: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Arms on one base configuration; the first arm is the reference the others are
-    compared with."""
-
-    name: str  # a label (e.g. "GPT, SPEC's optimizer")
-    base: dict  # RunConfig keyword arguments shared by every arm (model, p, steps, ...)
-    arms: tuple[Arm, ...]
-    lr_grid: tuple[float, ...]  # learning rates tried for each arm on the tuning seeds
-    tuning_seeds: tuple[int, ...]
-    seeds: tuple[int, ...]  # measured seeds, disjoint from the tuning seeds
-    threshold: float = GROK_THRESHOLD
-    stay: int | None = None  # None: A_val must stay >= threshold to the end
-    min_seeds: int = MIN_SEEDS
-    planned_lr: dict = field(default_factory=dict)  # arm -> the rate a plan assumes (default: lr_grid[0])
-
-    def __post_init__(self):
-        object.__setattr__(self, "arms", tuple(self.arms))
-        for name in ("lr_grid", "tuning_seeds", "seeds"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not self.arms or len({a.name for a in self.arms}) != len(self.arms):
-            raise ValueError(f"Comparison.arms = {[a.name for a in self.arms]!r} is invalid: "
-                             "expected at least one arm, with distinct names")
-        for a in self.arms:
-            bad = {"seed", "lr"} & set(a.changes)
-            if bad:
-                raise ValueError(f"Arm {a.name!r} changes {sorted(bad)}: seeds and learning rates are "
-                                 "set by the comparison (seeds, tuning_seeds, lr_grid)")
-        if not self.lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in self.lr_grid):
-            raise ValueError(f"Comparison.lr_grid = {self.lr_grid!r} is invalid: expected numbers > 0")
-        if len(self.seeds) < self.min_seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"Comparison.seeds = {self.seeds!r} is invalid: expected at least "
-                             f"{self.min_seeds} distinct measured seeds")
-        if not self.tuning_seeds or set(self.tuning_seeds) & set(self.seeds):
-            raise ValueError(f"Comparison.tuning_seeds = {self.tuning_seeds!r} is invalid: expected "
-                             "at least one seed, none of them a measured seed")
-        for a in self.arms:  # every arm must be a valid RunConfig (errors name the field)
-            self.config(a, self.lr_grid[0], self.seeds[0])
-        bad = {a: v for a, v in self.planned_lr.items() if a not in {x.name for x in self.arms}
-               or v not in self.lr_grid}
-        if bad:
-            raise ValueError(f"Comparison.planned_lr = {self.planned_lr!r} is invalid: expected arm names "
-                             f"mapped to rates of lr_grid {self.lr_grid}")
-
-    def arm(self, name: str) -> Arm:
-        for a in self.arms:
-            if a.name == name:
-                return a
-        raise ValueError(f"arm = {name!r} is invalid: expected one of {[a.name for a in self.arms]}")
-
-    def config(self, arm: Arm, lr: float, seed: int) -> RunConfig:
-        return RunConfig(**{**self.base, **arm.changes, "lr": lr, "seed": seed})
-
-    def tuning_configs(self) -> list[RunConfig]:
-        """Every arm × learning rate × tuning seed."""
-        return [self.config(a, lr, s) for a in self.arms for lr in self.lr_grid for s in self.tuning_seeds]
-
-    def measured_configs(self, best_lr: dict[str, float]) -> list[RunConfig]:
-        """Every arm × measured seed at that arm's chosen learning rate."""
-        return [self.config(a, best_lr[a.name], s) for a in self.arms for s in self.seeds]
-
-    def plan_configs(self) -> list[RunConfig]:
-        """What the comparison trains, for a plan made before tuning: the tuning runs, and the
-        measured runs at each arm's ``planned_lr`` (the rate tuning chose when the protocol
-        was calibrated; default the grid's first). Tuning is deterministic, so on the same
-        code the plan's measured runs are the ones the comparison trains; if tuning chooses
-        another rate, those runs train in addition (the rate does not change a run's cost)."""
-        return self.tuning_configs() + self.measured_configs(
-            {a.name: self.planned_lr.get(a.name, self.lr_grid[0]) for a in self.arms})
-
 
 
 # =========================================================================== beyond (50_beyond)
-# Notebook 50_beyond as data (issue 27): fixed arms on paired seeds, no learning rate tuned on
+# Notebook 50_beyond as data: fixed arms on paired seeds, no learning rate tuned on
 # any seed (modarith.study.compare.Design), grokked = A_val >= threshold held for `window`
 # consecutive evaluations (modarith.study.grok.grok_step).
 #   positive control: the centre arm (eta, lambda) = `centre`, which must grok on most seeds by T;
