@@ -70,7 +70,7 @@ force: bool = False  # True retrains runs that are already stored
 # %% tags=["report-hide"]
 import pandas as pd
 from modarith.models.config import RunConfig
-from modarith.plotting import plots, progress_plots
+from modarith.plotting import output, progress_plots
 from modarith.reporting import notebook
 from modarith.runtime.engine import train
 from modarith.runtime.plan import plan_text
@@ -206,7 +206,7 @@ arm_table(fs, f"The MLP at p = {arms['mlp_short']['⊥Grad']['p']}, T = {arms['m
 print(paired_text(fs, "softmax (float32)", "⊥Grad") + ".")
 print("; ".join(rate_text(fs, a) for a in short) + ".")
 fig, caption = progress_plots.plot_km_arms(fs, {"MLP, their ⊥Grad horizon": list(short)}, bar, window)
-plots.show(fig, f"{caption} {settings.caption()}", figures, "mlp_orthograd_km")
+output.show(fig, f"{caption} {settings.caption()}", figures, "mlp_orthograd_km")
 
 # %% [markdown]
 # ## 2. StableMax, float64 and float32 softmax without weight decay
@@ -228,12 +228,12 @@ for a in ("StableMax", "float64 softmax"):
     print(paired_text(fl, "softmax (float32)", a) + ".")
 print("; ".join(rate_text(fl, a) for a in long) + ".")
 fig, caption = progress_plots.plot_km_arms(fl, {"MLP without weight decay": list(long)}, bar, window)
-plots.show(fig, f"{caption} {settings.caption()}", figures, "mlp_long_km")
+output.show(fig, f"{caption} {settings.caption()}", figures, "mlp_long_km")
 curves = pd.concat([arms_history(long, "train_collapse"), arms_history(short, "train_collapse")])
 fig, caption = progress_plots.plot_arm_curves(
     curves, {f"T = {c_long['steps']:,}, p = {c_long['p']}": list(long), "their ⊥Grad horizon, p = 113": list(short)},
     "fraction of training samples whose float32 softmax collapsed")
-plots.show(fig, f"{caption} {settings.caption()}", figures, "mlp_collapse")
+output.show(fig, f"{caption} {settings.caption()}", figures, "mlp_collapse")
 
 # %% [markdown]
 # ### Their results beside ours
@@ -302,10 +302,10 @@ if not lk["fixed"]:
           "control at this horizon.")
 print("; ".join(rate_text(fq, a) for a in lstm) + ".")
 fig, caption = progress_plots.plot_km_arms(fq, {"LSTM": list(lstm)}, bar, window)
-plots.show(fig, f"{caption} {settings.caption()}", figures, "lstm_km")
+output.show(fig, f"{caption} {settings.caption()}", figures, "lstm_km")
 fig, caption = progress_plots.plot_arm_curves(arms_history(lstm, "train_collapse"), {"LSTM": list(lstm)},
                                               "fraction of training samples whose float32 softmax collapsed")
-plots.show(fig, f"{caption} {settings.caption()}", figures, "lstm_collapse")
+output.show(fig, f"{caption} {settings.caption()}", figures, "lstm_collapse")
 
 # %% [markdown]
 # ## 4. Grokfast, fairly (the `full` profile)
