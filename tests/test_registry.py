@@ -36,7 +36,7 @@ def tiny():
 
 
 def test_unregistered_model_is_refused_with_the_registered_names():
-    with pytest.raises(ValueError, match=r"model.*'tiny'.*\('lstm', 'gpt'\)"):
+    with pytest.raises(ValueError, match=r"model.*'tiny'.*\('lstm', 'gpt', 'mlp'\)"):
         RunConfig(model="tiny")
 
 

@@ -224,3 +224,37 @@ def plot_competing(frame: pd.DataFrame, events: tuple[str, ...], by: str = "init
     return fig, (f"Competing risks over all η·λ arms pooled per {by}: the fraction of runs ended by each event by "
                  f"time t·η·λ (Aalen–Johansen; a run ended by one event cannot have another: not censoring). "
                  f"{counts} of {len(frame)}.")
+
+
+def plot_arm_curves(frame: pd.DataFrame, panels: dict[str, list[str]], label: str,
+                    logx: bool = False) -> tuple[plt.Figure, str]:
+    """One panel per entry of ``panels`` (title -> arm names): for each arm the median over its
+    seeds of a logged value against the step, with the band from the smallest to the largest
+    seed. ``frame``: one row per run and evaluation, columns ``arm, seed, step, value``;
+    ``label``: what the value is (axis and caption)."""
+    n = len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 3.4), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    parts = []
+    for ax, (title, arms) in zip(axes[0], panels.items()):
+        for i, arm in enumerate(arms):
+            f = frame[frame.arm == arm]
+            if f.empty:
+                raise ValueError(f"arm {arm!r} has no rows in the frame (arms: {sorted(set(frame.arm))})")
+            g = f.groupby("step")["value"]
+            med, lo, hi = g.median(), g.min(), g.max()
+            ax.plot(med.index, med.to_numpy(), color=colors(i), label=arm)
+            ax.fill_between(med.index, lo.to_numpy(), hi.to_numpy(), color=colors(i), alpha=0.15, lw=0)
+            last = f[f.step == f.step.max()]["value"]
+            parts.append(f"{arm}: median {last.median():.2g} at step {fmt_steps(f.step.max())} "
+                         f"({f.seed.nunique()} seeds)")
+        if logx:
+            ax.set_xscale("symlog", linthresh=100)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("step t")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="x-small")
+    axes[0, 0].set_ylabel(label)
+    fig.tight_layout()
+    return fig, (f"{label[0].upper()}{label[1:]} over training: the median over seeds, band from the smallest "
+                 "to the largest seed. " + "; ".join(parts) + ".")

@@ -154,6 +154,9 @@ def _opening(key, observable, records, spec_steps, reduced, needs: str = ""):
     for r in records:
         if not hasattr(r, "config") or not hasattr(r, "history"):
             raise ValueError(f"records must have .config and .history, got {type(r).__name__}")
+    records = [r for r in records if r.config.model in seed_report.TABLE1]  # the seed's models: the claims' subject
+    if not records:
+        raise ValueError(f"records hold none of the seed's models: claim {key!r} is about {sorted(seed_report.TABLE1)}")
     T = int(min(r.history["step"][-1] for r in records))
     short = spec_steps is not None and T < spec_steps
     horizon = (f"T {T:,} of SPEC's {spec_steps:,}" if short else

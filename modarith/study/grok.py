@@ -395,3 +395,44 @@ def _censored_normal_fit(X, y, observed, start):
     if not (res.success and np.isfinite(res.fun)):
         return None
     return np.append(res.x[:-1], np.exp(res.x[-1]))
+
+
+def arms_frame(arms: dict[str, list[Record]], threshold: float = GROK_THRESHOLD, stay: int | None = None,
+               window: int | None = None):
+    """:func:`grok_frame` of several arms (name -> its runs' records), with an ``arm`` column and,
+    where the runs recorded it, ``final_train_collapse`` and ``max_train_collapse`` (the fraction
+    of training samples whose float32 softmax collapsed, at T and at its largest)."""
+    import pandas as pd
+
+    parts = []
+    for name, records in arms.items():
+        f = grok_frame(records, threshold, stay, window)
+        f.insert(0, "arm", name)
+        if all("train_collapse" in r.history for r in records):
+            f["final_train_collapse"] = [float(r.history["train_collapse"][-1]) for r in records]
+            f["max_train_collapse"] = [max(map(float, r.history["train_collapse"])) for r in records]
+        parts.append(f)
+    if not parts:
+        raise ValueError("arms is empty: expected arm names mapped to their records")
+    return pd.concat(parts, ignore_index=True)
+
+
+def arms_history(arms: dict[str, list[Record]], key: str):
+    """One logged value of several arms' runs over training, long: ``arm, seed, step, value``."""
+    import pandas as pd
+
+    rows = [{"arm": name, "seed": r.config.seed, "step": s, "value": float(v)}
+            for name, records in arms.items() for r in records
+            for s, v in zip(r.history["step"], r.history[key])]
+    return pd.DataFrame(rows, columns=["arm", "seed", "step", "value"])
+
+
+def choose_lr(frame, reference: float):
+    """The learning rate of one arm chosen on its tuning runs (``frame``: one row per run with
+    ``lr, time, observed``): the most runs grokked, then the shortest mean time (censored runs
+    at T), then the rate closest to ``reference`` in log (the base arm's rate)."""
+    if frame.empty:
+        raise ValueError("frame is empty: expected the tuning runs of one arm")
+    g = frame.groupby("lr").agg(n=("observed", "sum"), t=("time", "mean")).reset_index()
+    g["far"] = (g.lr.map(math.log) - math.log(reference)).abs()
+    return float(g.sort_values(["n", "t", "far"], ascending=[False, True, True]).lr.iloc[0])

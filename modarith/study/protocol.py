@@ -330,6 +330,118 @@ def time_law_configs(profile: str) -> list[RunConfig]:
             for a in k["alphas"] for wd in k["weight_decays"] for s in k["seeds"]]
 
 
+# =========================================================================== softmax collapse (51_softmax_collapse)
+# Notebook 51_softmax_collapse as data: the numerical-stability paper's headline first, at its authors'
+# setting (positive controls), then the weight-decay question on the LSTM. Fixed arms on paired seeds;
+# grokked = A_val >= threshold held for `window` consecutive evaluations (grok.grok_step).
+# Their setting (Prieto et al. 2025, LucasPrietoAl/grokking-at-the-edge-of-numerical-stability: utils.py,
+# models.py, grokking_experiments.py, run_main_experiments.sh Fig. 1): MLP 2 × 200 ReLU without biases on
+# one-hot pairs, x + y mod 113, 40 % train, full batch, AdamW lr 1e-2, wd 0, β₂ 0.99 and ε 1e-25 (their
+# defaults), no clipping. Their Fig. 1 runs: StableMax 8·10⁴ steps at β₂ 0.999; ⊥Grad 300 steps with the
+# flag β₂ 0.99 — but their OrthoGrad wrapper builds its AdamW with lr and wd only and then loads the
+# state dict into the wrapper, not into the AdamW that steps: the ⊥Grad run trains with AdamW's defaults
+# β₂ 0.999, ε 1e-8 (checked by running their orthograd.py) — the arm below is what their code runs;
+# float64 softmax 8·10⁴ steps.
+COLLAPSE_MLP = {"model": "mlp", "p": 113, "r_train": 0.4, "num_layers": 2, "d_model": 200, "lr": 1e-2,
+                "weight_decay": 0.0, "beta2": 0.99, "eps": 1e-25, "clip_norm": 0.0, "batch_size": 100_000,
+                "record_collapse": True, "eval_dense": 0}
+COLLAPSE_MLP_ARMS = {"softmax (float32)": {}, "float64 softmax": {"loss": "softmax64"},
+                     "StableMax": {"loss": "stablemax", "beta2": 0.999},
+                     "⊥Grad": {"orthograd": True, "beta2": 0.999, "eps": 1e-8}}
+#: their horizons (run_main_experiments.sh, Fig. 1), in full-batch steps
+COLLAPSE_REPORTED_T = {"softmax (float32)": 80_000, "float64 softmax": 80_000, "StableMax": 80_000, "⊥Grad": 300}
+# The LSTM of the weight-decay question: L 2, d 64, p 31, r 0.5, full batch, clipping 1, AdamW (0.9, 0.999);
+# the positive control (η, λ) = (1.2·10⁻², ½) grokked on every pilot seed by 3,000 steps (50_beyond's pilots).
+COLLAPSE_LSTM = {"model": "lstm", "p": 31, "r_train": 0.5, "num_layers": 2, "d_model": 64, "batch_size": 512,
+                 "record_collapse": True, "eval_dense": 0, "eval_every": 50}
+COLLAPSE_LSTM_FIXED = {"AdamW, λ ½": {"lr": 1.2e-2, "weight_decay": 0.5},
+                       "AdamW, λ 0": {"lr": 1.2e-2, "weight_decay": 0.0}}
+# Grokfast, fairly: a 2 × 2 on our GPT (SPEC's GPT and AdamW otherwise), filter off/on × weight decay 0 / their
+# 0.005; their EMA filter α 0.98, λ 2 (Lee et al. 2024; SPEC "Reference settings").
+COLLAPSE_GROKFAST = {"model": "gpt", "eval_dense": 0, "eval_every": 50, "record_collapse": True}
+COLLAPSE_GROKFAST_ARMS = {"AdamW, λ 0": {"weight_decay": 0.0},
+                          "AdamW, λ 0.005": {"weight_decay": 0.005},
+                          "Grokfast-EMA, λ 0": {"weight_decay": 0.0, "grokfast_alpha": 0.98, "grokfast_lamb": 2.0},
+                          "Grokfast-EMA, λ 0.005": {"weight_decay": 0.005, "grokfast_alpha": 0.98,
+                                                    "grokfast_lamb": 2.0}}
+COLLAPSE_LSTM_TUNED = {"⊥Grad, λ 0": {"orthograd": True, "weight_decay": 0.0},
+                       "StableMax, λ 0": {"loss": "stablemax", "weight_decay": 0.0},
+                       "⊥Grad + StableMax, λ 0": {"orthograd": True, "loss": "stablemax", "weight_decay": 0.0}}
+
+_COLLAPSE = {
+    "smoke": {"mlp_short": {"base": {"p": 7, "d_model": 16, "steps": 30, "eval_every": 5},
+                            "arms": ("⊥Grad", "softmax (float32)"), "seeds": (0, 1)},
+              "mlp_long": {"base": {"p": 7, "d_model": 16, "steps": 30, "eval_every": 5},
+                           "arms": ("softmax (float32)", "float64 softmax", "StableMax"), "seeds": (0, 1)},
+              "lstm": {"base": {"p": 7, "num_layers": 1, "d_model": 8, "steps": 30, "eval_every": 5},
+                       "fixed": ("AdamW, λ ½", "AdamW, λ 0"), "tuned": ("⊥Grad, λ 0", "StableMax, λ 0"),
+                       "lr_grid": (1.2e-2, 3e-2), "tuning_seeds": (200,), "seeds": (0, 1),
+                       "planned_lr": {"⊥Grad, λ 0": 1.2e-2, "StableMax, λ 0": 1.2e-2}},
+              "grokfast": {"base": {"p": 7, "num_layers": 1, "d_model": 16, "steps": 30, "eval_every": 5, "lr": 1e-2},
+                           "seeds": (0, 1)},
+              "threshold": 0.99, "window": 2},
+    "quick": {"mlp_short": {"base": {"steps": 300, "eval_every": 10}, "arms": ("⊥Grad", "softmax (float32)"),
+                            "seeds": tuple(range(6)), "pilot_seeds": (100, 101)},
+              "mlp_long": {"base": {"p": 31, "steps": 3_000, "eval_every": 50},
+                           "arms": ("softmax (float32)", "float64 softmax", "StableMax"),
+                           "seeds": tuple(range(6)), "pilot_seeds": (100, 101)},
+              # no fixed AdamW arms in quick (their 12 runs × 75 CPU-s would double the budget): full has them
+              "lstm": {"base": {"steps": 1_500}, "fixed": (),
+                       "tuned": ("⊥Grad, λ 0", "StableMax, λ 0"), "lr_grid": (3e-3, 1.2e-2),
+                       "tuning_seeds": (200,), "seeds": tuple(range(6)), "pilot_seeds": (100, 101),
+                       "planned_lr": {"⊥Grad, λ 0": 1.2e-2, "StableMax, λ 0": 1.2e-2}},
+              "threshold": 0.99, "window": 3},
+    "full": {"mlp_short": {"base": {"steps": 300, "eval_every": 10}, "arms": ("⊥Grad", "softmax (float32)"),
+                           "seeds": tuple(range(8))},
+             "mlp_long": {"base": {"steps": 80_000, "eval_every": 500},
+                          "arms": ("softmax (float32)", "float64 softmax", "StableMax"), "seeds": tuple(range(8))},
+             "lstm": {"base": {"steps": 10_000}, "fixed": tuple(COLLAPSE_LSTM_FIXED),
+                      "tuned": tuple(COLLAPSE_LSTM_TUNED), "lr_grid": (3e-3, 1.2e-2, 3e-2),
+                      "tuning_seeds": (200, 201), "seeds": tuple(range(8)),
+                      "planned_lr": dict.fromkeys(COLLAPSE_LSTM_TUNED, 1.2e-2)},
+             "grokfast": {"base": {}, "seeds": tuple(range(8))},
+             "threshold": 0.99, "window": 3},
+}
+
+
+def collapse_knobs(profile: str) -> dict:
+    """Notebook 51_softmax_collapse's knobs in ``profile`` (plain data: the blocks ``mlp_short``,
+    ``mlp_long``, ``lstm``, the bar and the window)."""
+    return _COLLAPSE[check_choice("profile", profile, PROFILES)]
+
+
+def collapse_arms(profile: str) -> dict[str, dict[str, dict]]:
+    """Block -> arm name -> RunConfig keyword arguments (all but the seed; the LSTM's tuned arms
+    once per rate of its grid, named ``"<arm> @ η <lr>"``)."""
+    k = collapse_knobs(profile)
+    mlp = {b: {a: {**COLLAPSE_MLP, **k[b]["base"], **COLLAPSE_MLP_ARMS[a]} for a in k[b]["arms"]}
+           for b in ("mlp_short", "mlp_long")}
+    lstm = {a: {**COLLAPSE_LSTM, **k["lstm"]["base"], **COLLAPSE_LSTM_FIXED[a]} for a in k["lstm"]["fixed"]}
+    lstm.update({f"{a} @ η {lr:g}": {**COLLAPSE_LSTM, **k["lstm"]["base"], **COLLAPSE_LSTM_TUNED[a], "lr": lr}
+                 for a in k["lstm"]["tuned"] for lr in k["lstm"]["lr_grid"]})
+    out = {**mlp, "lstm": lstm}
+    if "grokfast" in k:
+        out["grokfast"] = {a: {**COLLAPSE_GROKFAST, **k["grokfast"]["base"], **ch} for a, ch in COLLAPSE_GROKFAST_ARMS.items()}
+    return out
+
+
+def collapse_configs(profile: str) -> list[RunConfig]:
+    """Every run of notebook 51_softmax_collapse, for a plan made before tuning: each arm × its
+    measured seeds, the LSTM's tuned arms at every rate of the grid on the tuning seeds, and their
+    measured runs at the rate the pilot chose (``planned_lr``; if tuning chooses another rate,
+    those runs train in addition when the notebook runs)."""
+    k, arms = collapse_knobs(profile), collapse_arms(profile)
+    out = [RunConfig(**kw, seed=s) for b in ("mlp_short", "mlp_long", "grokfast") if b in k
+           for kw in arms[b].values() for s in k[b]["seeds"]]
+    lstm = k["lstm"]
+    for name, kw in arms["lstm"].items():
+        arm = name.split(" @ ")[0]
+        seeds = lstm["seeds"] if arm in lstm["fixed"] else lstm["tuning_seeds"] + (
+            lstm["seeds"] if kw["lr"] == lstm["planned_lr"][arm] else ())
+        out += [RunConfig(**kw, seed=s) for s in seeds]
+    return out
+
+
 # =========================================================================== the report's notebooks
 @dataclass(frozen=True)
 class Experiment:
@@ -381,6 +493,9 @@ EXPERIMENTS: dict[str, Experiment] = {
                                 ("orders GPT (binary + ternary)", "orders", "gpt", {}),
                                 ("model-size GPT", "model_size", "gpt", "size_pick")), keys=("4.8",)),
     "fidelity": Experiment("", "Fidelity — the seed's claims against our runs", "49_fidelity"),
+    "collapse": Experiment("", "Softmax collapse — ⊥Grad and StableMax where their authors showed them, then on "
+                               "the LSTM", "51_softmax_collapse", design=collapse_configs,
+                           keys=("stablemax", "orthograd")),
     "time_law": Experiment("", "The time to grok against the initial scale and η·λ", "52_time_law",
                            design=time_law_configs, keys=("law",)),
 }

@@ -213,3 +213,15 @@ def describe_median(m: dict) -> str:
     else:
         med = f"median {fmt_steps(m['median'])} steps (CI {fmt_steps(m['ci_low'])} to {fmt_steps(m['ci_high'])})"
     return f"{med}, {m['n_grokked']}/{m['n']} runs grokked"
+
+
+def rate_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Clopper–Pearson interval of a per-seed rate from ``k`` events in ``n`` seeds
+    (``scipy.stats.binomtest(...).proportion_ci(method="exact")``): with no event, its upper end
+    is the largest rate the seeds do not rule out (0 of 6: 46 % at 95 %)."""
+    from scipy.stats import binomtest
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or not 0 <= k <= n:
+        raise ValueError(f"(k, n) = ({k!r}, {n!r}) is invalid: expected integers 0 <= k <= n, n >= 1")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=_check_level(level), method="exact")
+    return float(ci.low), float(ci.high)
