@@ -42,10 +42,10 @@
 # seeds do not rule out.
 
 # %% tags=["report-hide"]
-# Colab only: install modarith (a fork: MODARITH_REPO_URL; a branch, tag or commit: MODARITH_REF, else the default branch).
+# Colab only: install modarith at its release (a fork: MODARITH_REPO_URL; another branch, tag or commit: MODARITH_REF).
 import os, subprocess, sys  # noqa: E401, I001
 if "google.colab" in sys.modules:
-    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + (f"@{ref}" if (ref := os.environ.get("MODARITH_REF")) else "")
+    url = os.environ.get("MODARITH_REPO_URL", "https://github.com/modarith/modarith") + "@" + (os.environ.get("MODARITH_REF") or "v0.1.0")
     print(f"installing modarith from {url} …", flush=True)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"modarith[notebook] @ git+{url}"], capture_output=True, text=True)
     if pip.returncode:  # one message with pip's reason, not pip's output followed by an ImportError below
