@@ -68,7 +68,8 @@ def get_loss_and_accuracy(
     of :func:`stablemax_log_probs` (float64 loss; the accuracy is the same, s is increasing);
     ``loss="softmax64"``: the softmax cross-entropy computed in float64 (the paper's
     ``cross_entropy_float64``: the logits upcast, so its gradient does not vanish where float32's does).
-    Pure tensor ops, so it works under ``torch.vmap``.
+    Pure tensor ops, so it works under ``torch.vmap``. Over 60 lines: the three losses and the
+    reductions read best side by side.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")

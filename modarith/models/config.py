@@ -108,7 +108,7 @@ class RunConfig:
     stop_window: int = 1
 
     def __post_init__(self):
-        # (over 60 lines: one check per field, in field order, each naming the field)
+        """Over 60 lines: one check per field, in field order, each naming the field."""
         if self.model not in registry.REGISTRY:  # the registered models, read at each check
             names = tuple(registry.REGISTRY)
             raise _bad("model", self.model, f"one of {names}", names)

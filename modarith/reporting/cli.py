@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    # (over 60 lines: the command's steps in order: parse, check every option, run, report)
+    """Over 60 lines: the command's steps in order (parse, check every option, run, report)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])

@@ -296,6 +296,8 @@ def fit_log_linear(frame, terms: tuple[str, ...], n_boot: int = 2000, level: flo
 
     Returns ``coef``, ``low``, ``high`` (dicts: ``intercept`` and each term), ``sigma``, ``n_runs``,
     ``n_seeds``, ``n_censored``, ``n_asked``, ``n_boot``, ``n_skipped``, ``n_failed``, ``flag``.
+    Over 60 lines: the fit, its checks and the counted bootstrap
+    read best as one procedure.
     """
     import numpy as np
 

@@ -15,8 +15,7 @@ Every notebook of the report is a row of :data:`EXPERIMENTS` (title, ``--only`` 
 with no models trains nothing (the parameter counts, the fidelity summary). A notebook's
 settings (folders, Google Drive) are :mod:`modarith.reporting.notebook`'s.
 
-(Over 400 lines: the protocol is data — every profile's knobs and every notebook's row — and
-reads best as one table of tables.)
+(Long: the protocol is data — every profile's knobs, every notebook's row — one table of tables.)
 """
 
 from __future__ import annotations
