@@ -183,8 +183,8 @@ def configs(experiment: str, profile: str) -> list[RunConfig]:
     """Run configs of ``experiment`` in ``profile``: what its notebook trains (its grid, or its
     ``design``; [] for a row that trains nothing)."""
     e = EXPERIMENTS[check_choice("experiment", experiment, EXPERIMENTS)]
-    if e.design is not None:
-        return e.design(check_choice("profile", profile, PROFILES))
+    if e.design is not None:  # distinct runs, in the design's order (two of its blocks may share a run)
+        return list(dict.fromkeys(e.design(check_choice("profile", profile, PROFILES))))
     return knobs(experiment, profile).configs()
 
 
